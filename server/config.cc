@@ -1,0 +1,205 @@
+#include "server/config.h"
+
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+// Defaults here are the product's defaults; Config's initialisers match.
+ABSL_FLAG(std::string, bind, "0.0.0.0",
+          "Address the data port listens on (IPv4 or IPv6 literal)");
+ABSL_FLAG(int32_t, data_port, 9999,
+          "TCP port of the upper-casing data service; 0 picks a free one");
+ABSL_FLAG(upper::Mode, mode, upper::Mode::kThread,
+          "Worker mode for new connections: fork or thread");
+ABSL_FLAG(int32_t, max_connections, 10000,
+          "Connections served at once; the next one is accepted, closed "
+          "and counted as rejected");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
+          "Close a connection with no progress for this long; 0 = never");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long live connections may finish");
+ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
+
+namespace upper {
+namespace {
+
+// Every flag upperd reads, in --help order.
+constexpr absl::string_view kFlagNames[] = {
+    "bind",         "data_port",     "mode",      "max_connections",
+    "idle_timeout", "drain_timeout", "log_format"};
+
+bool IsOurFlag(absl::string_view name) {
+  for (absl::string_view known : kFlagNames) {
+    if (known == name) return true;
+  }
+  return false;
+}
+
+std::string EnvName(absl::string_view flag) {
+  return absl::StrCat("UPPER_", absl::AsciiStrToUpper(flag));
+}
+
+absl::Status SetFlagFromText(absl::string_view source, absl::string_view name,
+                             absl::string_view value) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr || !IsOurFlag(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unknown flag (see --help)"));
+  }
+  std::string error;
+  if (!flag->ParseFrom(value, &error)) {
+    // absl prefixes "Illegal value 'x' specified for flag 'y'; " when the
+    // type's parser gave its own reason: keep just the reason.
+    absl::string_view reason = error;
+    if (const size_t cut = reason.find("; ");
+        cut != absl::string_view::npos &&
+        absl::StartsWith(reason, "Illegal value")) {
+      reason.remove_prefix(cut + 2);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", reason));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", port, " is out of range (0..65535)"));
+  }
+  *out = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  Config c;
+  c.bind = absl::GetFlag(FLAGS_bind);
+  if (c.bind.empty()) {
+    return absl::InvalidArgumentError("--bind: must not be empty");
+  }
+  if (absl::Status s = ValidatePort("data_port", absl::GetFlag(FLAGS_data_port),
+                                    &c.data_port);
+      !s.ok()) {
+    return s;
+  }
+  c.mode = absl::GetFlag(FLAGS_mode);
+  if (c.mode != Mode::kFork && c.mode != Mode::kThread) {
+    return absl::InvalidArgumentError("--mode: expected fork or thread");
+  }
+  const int32_t max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (max_connections < 1 || max_connections > 1000000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_connections: ", max_connections,
+                     " is out of range (1..1000000)"));
+  }
+  c.max_connections = static_cast<uint32_t>(max_connections);
+  c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (c.idle_timeout < absl::ZeroDuration() ||
+      c.idle_timeout > absl::Hours(24 * 24)) {
+    return absl::InvalidArgumentError(
+        "--idle_timeout: must be between 0 (off) and 576h");
+  }
+  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  if (c.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_timeout: must not be negative");
+  }
+  const std::string log_format = absl::GetFlag(FLAGS_log_format);
+  if (!ParseLogFormat(log_format, &c.log_format)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_format: '", log_format,
+                     "' is not a format (expected text or "
+                     "json)"));
+  }
+  return c;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](absl::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
+                                                   const char* const* argv,
+                                                   const EnvLookup& env) {
+  ParsedCommandLine parsed;
+  // Environment first, so that flags parsed afterwards override it.
+  for (absl::string_view name : kFlagNames) {
+    const std::string var = EnvName(name);
+    if (std::optional<std::string> value = env(var)) {
+      if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
+      parsed.action = ParsedCommandLine::Action::kHelp;
+      return parsed;
+    }
+    if (arg == "--version") {
+      parsed.action = ParsedCommandLine::Action::kVersion;
+      return parsed;
+    }
+    if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg, "' (upperd takes only flags)"));
+    }
+    arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
+    absl::string_view name = arg;
+    absl::string_view value;
+    bool has_value = false;
+    if (const size_t eq = arg.find('='); eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const std::string source = absl::StrCat("--", name);
+    if (!IsOurFlag(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": unknown flag (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": missing value"));
+      }
+      value = argv[++i];
+    }
+    if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
+      return s;
+    }
+  }
+  absl::StatusOr<Config> config = ConfigFromFlags();
+  if (!config.ok()) return config.status();
+  parsed.config = *std::move(config);
+  return parsed;
+}
+
+std::string UsageText() {
+  std::string out =
+      "usage: upperd [--flag=value ...]\n"
+      "Serves TCP on --data_port: every byte sent comes back upper-cased.\n"
+      "Each flag may also be set as UPPER_<FLAG> in the environment; flags "
+      "win.\n\n";
+  for (absl::string_view name : kFlagNames) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    absl::StrAppend(&out, "  --", name, " (default ", flag->DefaultValue(),
+                    ", env ", EnvName(name), ")\n      ", flag->Help(), "\n");
+  }
+  return out;
+}
+
+}  // namespace upper

@@ -1,0 +1,24 @@
+// The fork server: a small single-threaded process whose only job is to
+// fork one child per fork-mode connection and reap it.
+//
+// Why a separate process: upperd runs gRPC and civetweb threads, and forking
+// a multi-threaded process risks inheriting locks held by other threads and
+// copies big page tables on every connection (see ../shared/design.md,
+// "Forking next to gRPC"). This process is exec'd fresh from upperd's binary,
+// so it holds no thread, no gRPC state and no listening socket; its children
+// hold only stdio and their connection. They keep serving even if upperd is
+// killed, which lets a new upperd bind at once.
+//
+// Single-threaded; children run only async-signal-safe code (ChildMain).
+#pragma once
+
+namespace upper {
+
+// True when argv asks for the fork server role (see fork_protocol.h).
+bool IsForkServerInvocation(int argc, const char* const* argv);
+
+// Runs the fork server until upperd closes the control socket and every child
+// has been reaped. Returns the process exit code.
+int RunForkServer(int argc, const char* const* argv);
+
+}  // namespace upper

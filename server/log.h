@@ -1,0 +1,51 @@
+// Structured event log: one line per event on stderr, as text
+//   2026-11-25T11:03:21.123Z info listening service=data addr=0.0.0.0:9999
+// or, with --log_format=json,
+//   {"ts":"2026-11-25T11:03:21.123Z","level":"info","event":"listening",...}
+//
+// Thread-safe: each line is formatted first and written with one write(2).
+// Not async-signal-safe: fork children never log.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace upper {
+
+enum class LogFormat { kText, kJson };
+enum class LogLevel { kInfo, kWarning, kError };
+
+// Set once at start-up, before other threads exist.
+void SetLogFormat(LogFormat format);
+bool ParseLogFormat(absl::string_view text, LogFormat* format);
+
+// One key=value pair of an event.
+struct LogField {
+  LogField(absl::string_view k, absl::string_view v) : key(k), value(v) {}
+  LogField(absl::string_view k, const char* v) : key(k), value(v) {}
+  LogField(absl::string_view k, const std::string& v) : key(k), value(v) {}
+  LogField(absl::string_view k, int64_t v);
+  LogField(absl::string_view k, uint64_t v);
+  LogField(absl::string_view k, int v) : LogField(k, int64_t{v}) {}
+  LogField(absl::string_view k, unsigned v) : LogField(k, uint64_t{v}) {}
+  LogField(absl::string_view k, long long v)
+      : LogField(k, static_cast<int64_t>(v)) {}
+  LogField(absl::string_view k, unsigned long long v)
+      : LogField(k, static_cast<uint64_t>(v)) {}
+
+  std::string key;
+  std::string value;
+};
+
+void LogEvent(LogLevel level, absl::string_view event,
+              std::initializer_list<LogField> fields = {});
+
+// Formats one line without writing it (for tests).
+std::string FormatLogLine(LogFormat format, LogLevel level,
+                          absl::string_view event,
+                          std::initializer_list<LogField> fields);
+
+}  // namespace upper

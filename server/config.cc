@@ -27,14 +27,32 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long live connections may finish");
 ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
+ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
+          "Address of the gRPC admin endpoint (the container image sets "
+          "0.0.0.0)");
+ABSL_FLAG(int32_t, admin_port, 50051,
+          "TCP port of the gRPC admin endpoint; 0 picks a free one");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding the bearer token every AdminService call must carry; "
+          "empty = no token");
+ABSL_FLAG(std::string, admin_tls_cert, "",
+          "PEM certificate for TLS on the admin port (with --admin_tls_key)");
+ABSL_FLAG(std::string, admin_tls_key, "",
+          "PEM private key for TLS on the admin port (with --admin_tls_cert)");
+ABSL_FLAG(std::string, metrics_bind, "0.0.0.0",
+          "Address of the Prometheus /metrics endpoint");
+ABSL_FLAG(int32_t, metrics_port, 9464,
+          "TCP port of the Prometheus /metrics endpoint; 0 picks a free one");
 
 namespace upper {
 namespace {
 
 // Every flag upperd reads, in --help order.
 constexpr absl::string_view kFlagNames[] = {
-    "bind",         "data_port",     "mode",      "max_connections",
-    "idle_timeout", "drain_timeout", "log_format"};
+    "bind",         "data_port",        "mode",           "max_connections",
+    "idle_timeout", "drain_timeout",    "log_format",     "admin_bind",
+    "admin_port",   "admin_token_file", "admin_tls_cert", "admin_tls_key",
+    "metrics_bind", "metrics_port"};
 
 bool IsOurFlag(absl::string_view name) {
   for (absl::string_view known : kFlagNames) {
@@ -78,6 +96,33 @@ absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
   return absl::OkStatus();
 }
 
+absl::Status AdminAndMetricsFromFlags(Config& c) {
+  c.admin_bind = absl::GetFlag(FLAGS_admin_bind);
+  if (c.admin_bind.empty()) {
+    return absl::InvalidArgumentError("--admin_bind: must not be empty");
+  }
+  if (absl::Status s = ValidatePort(
+          "admin_port", absl::GetFlag(FLAGS_admin_port), &c.admin_port);
+      !s.ok()) {
+    return s;
+  }
+  c.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  c.admin_tls_cert = absl::GetFlag(FLAGS_admin_tls_cert);
+  c.admin_tls_key = absl::GetFlag(FLAGS_admin_tls_key);
+  if (c.admin_tls_cert.empty() != c.admin_tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        c.admin_tls_cert.empty()
+            ? "--admin_tls_cert: required when --admin_tls_key is set"
+            : "--admin_tls_key: required when --admin_tls_cert is set");
+  }
+  c.metrics_bind = absl::GetFlag(FLAGS_metrics_bind);
+  if (c.metrics_bind.empty()) {
+    return absl::InvalidArgumentError("--metrics_bind: must not be empty");
+  }
+  return ValidatePort("metrics_port", absl::GetFlag(FLAGS_metrics_port),
+                      &c.metrics_port);
+}
+
 absl::StatusOr<Config> ConfigFromFlags() {
   Config c;
   c.bind = absl::GetFlag(FLAGS_bind);
@@ -117,6 +162,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
                      "' is not a format (expected text or "
                      "json)"));
   }
+  if (absl::Status s = AdminAndMetricsFromFlags(c); !s.ok()) return s;
   return c;
 }
 
@@ -134,7 +180,13 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
                                                    const char* const* argv,
                                                    const EnvLookup& env) {
   ParsedCommandLine parsed;
-  // Environment first, so that flags parsed afterwards override it.
+  // Start from the defaults, so the result depends only on argv and env.
+  for (absl::string_view name : kFlagNames) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string ignored;
+    flag->ParseFrom(flag->DefaultValue(), &ignored);
+  }
+  // Environment next, so that flags parsed afterwards override it.
   for (absl::string_view name : kFlagNames) {
     const std::string var = EnvName(name);
     if (std::optional<std::string> value = env(var)) {

@@ -27,6 +27,18 @@ struct Config {
   absl::Duration idle_timeout = absl::Seconds(300);  // zero = off
   absl::Duration drain_timeout = absl::Seconds(30);
   LogFormat log_format = LogFormat::kText;
+
+  // Admin plane (gRPC). Loopback by default: it can close connections and
+  // switch modes, so exposing it is a deliberate choice (the image does).
+  std::string admin_bind = "127.0.0.1";
+  uint16_t admin_port = 50051;   // 0 = any free port (tests)
+  std::string admin_token_file;  // empty = no token required
+  std::string admin_tls_cert;    // PEM; both or neither with the key
+  std::string admin_tls_key;
+
+  // Prometheus /metrics. Read-only, so reachable by default.
+  std::string metrics_bind = "0.0.0.0";
+  uint16_t metrics_port = 9464;  // 0 = any free port (tests)
 };
 
 // What the command line asks for.

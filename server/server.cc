@@ -146,8 +146,28 @@ int Server::Run() {
   }
   thread_workers_->WaitIdle(kCloseGrace);
   fork_workers_->Stop(kCloseGrace);
-  LogEvent(LogLevel::kInfo, "stopped");
+  LogFinalTotals();
   return 0;
+}
+
+void Server::LogFinalTotals() const {
+  const TableTotals t = table_->ReadTotals();
+  uint64_t accepted = 0, closed = 0, rejected = 0, bytes_in = 0, bytes_out = 0;
+  for (int m = 0; m < kModeCount; ++m) {
+    accepted += t.accepted_total[m];
+    for (uint64_t n : t.closed_total[m]) closed += n;
+    bytes_in += t.bytes_in_total[m];
+    bytes_out += t.bytes_out_total[m];
+  }
+  for (uint64_t n : t.rejected_total) rejected += n;
+  LogEvent(LogLevel::kInfo, "stopped",
+           {{"accepted", accepted},
+            {"closed", closed},
+            {"rejected", rejected},
+            {"active", t.ActiveTotal()},
+            {"bytes_in", bytes_in},
+            {"bytes_out", bytes_out},
+            {"worker_crashes", t.worker_crashes_total}});
 }
 
 absl::Duration Server::PollTimeout() const {

@@ -63,6 +63,8 @@ class Server {
   void StartDrain();
   void CloseAll();
   absl::Duration PollTimeout() const;
+  // One last line with what this run served, for operators and tests.
+  void LogFinalTotals() const;
 
   const Config config_;
   UniqueFd signals_;

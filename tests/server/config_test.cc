@@ -47,6 +47,37 @@ TEST_F(ConfigTest, DefaultsMatchTheDesign) {
   EXPECT_EQ(c.idle_timeout, absl::Seconds(300));
   EXPECT_EQ(c.drain_timeout, absl::Seconds(30));
   EXPECT_EQ(c.log_format, LogFormat::kText);
+  EXPECT_EQ(c.admin_bind, "127.0.0.1");
+  EXPECT_EQ(c.admin_port, 50051);
+  EXPECT_EQ(c.admin_token_file, "");
+  EXPECT_EQ(c.metrics_bind, "0.0.0.0");
+  EXPECT_EQ(c.metrics_port, 9464);
+}
+
+TEST_F(ConfigTest, AdminAndMetricsFlagsAndEnvironment) {
+  env_["UPPER_ADMIN_BIND"] = "0.0.0.0";
+  env_["UPPER_METRICS_PORT"] = "9000";
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--admin_port=0", "--admin_token_file=/run/token",
+             "--admin_tls_cert=c.pem", "--admin_tls_key=k.pem"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = parsed->config;
+  EXPECT_EQ(c.admin_bind, "0.0.0.0");
+  EXPECT_EQ(c.admin_port, 0);
+  EXPECT_EQ(c.admin_token_file, "/run/token");
+  EXPECT_EQ(c.admin_tls_cert, "c.pem");
+  EXPECT_EQ(c.admin_tls_key, "k.pem");
+  EXPECT_EQ(c.metrics_port, 9000);
+}
+
+TEST_F(ConfigTest, AdminAndMetricsErrorsNameTheFlag) {
+  EXPECT_EQ(ErrorOf({"--admin_port=65536"}),
+            "--admin_port: 65536 is out of range (0..65535)");
+  EXPECT_EQ(ErrorOf({"--metrics_port=-5"}),
+            "--metrics_port: -5 is out of range (0..65535)");
+  EXPECT_EQ(ErrorOf({"--admin_tls_cert=c.pem"}),
+            "--admin_tls_key: required when --admin_tls_cert is set");
+  EXPECT_EQ(ErrorOf({"--admin_bind="}), "--admin_bind: must not be empty");
 }
 
 TEST_F(ConfigTest, FlagsInBothSpellings) {

@@ -45,6 +45,7 @@ class Server {
 
   ConnectionTable& table() { return *table_; }
   const std::string& data_address() const { return listener_.address(); }
+  uint16_t data_port() const { return listener_.port(); }
   bool draining() const { return draining_.load(); }
 
   // Sets the mode for new connections; returns the previous one.

@@ -7,8 +7,9 @@
 #    image debian:bookworm-slim made with debootstrap (nothing can be pulled).
 # 2. Builds docker/Dockerfile and checks the image's metadata (non-root user,
 #    ports, healthcheck, exec-form entrypoint, admin bound to 0.0.0.0).
-# 3. Runs it with --network host on free loopback ports and proves the data
-#    port upper-cases (from the host and with upper-client inside), the
+# 3. Runs it with --network host on free loopback ports, locked down as the
+#    Helm chart locks the pod, in fork mode, and proves the data port
+#    upper-cases (from the host and with upper-client inside), the
 #    process runs as non-root and is PID 1, upperctl and /metrics answer
 #    (skipped with the reason while the image has no upperctl or metrics),
 #    and `docker stop` drains: the listener closes, a live connection keeps
@@ -99,18 +100,22 @@ admin=$(e2e_free_port "$data")
 metrics=$(e2e_free_port "$data" "$admin")
 e2e_log "docker run: data $data, admin $admin, metrics $metrics (loopback)"
 # Flags for what today's upperd knows; admin and metrics settings through
-# the environment, which upperd ignores until it has them.
+# the environment, which upperd ignores until it has them. Restricted as the
+# Helm chart's securityContext restricts the pod (read-only root, no
+# capabilities, no privilege escalation), in fork mode, so the fork server
+# and its children are proven to work under it.
 docker run -d --name "$CONTAINER" --network host \
+  --read-only --cap-drop ALL --security-opt no-new-privileges \
   -e UPPER_ADMIN_PORT="$admin" -e UPPER_ADMIN_BIND=127.0.0.1 \
   -e UPPER_METRICS_PORT="$metrics" -e UPPER_METRICS_BIND=127.0.0.1 \
-  "$IMAGE" --bind=127.0.0.1 --data_port="$data" \
+  "$IMAGE" --bind=127.0.0.1 --data_port="$data" --mode=fork \
   --drain_timeout="${DRAIN_TIMEOUT_S}s" >/dev/null
 
 if ! e2e_wait 30 e2e_port_answers 127.0.0.1 "$data"; then
   docker logs "$CONTAINER" 2>&1 | tail -20
   e2e_die "data port $data never answered"
 fi
-e2e_check "data port upper-cases from the host" \
+e2e_check "data port upper-cases from the host (fork mode, read-only root, no capabilities)" \
   e2e_upper_roundtrip 127.0.0.1 "$data" "hello, docker! 123 {~}"
 reply=$(docker exec "$CONTAINER" sh -c \
   "printf 'abc xyz\\n' | upper-client --addr 127.0.0.1:$data")

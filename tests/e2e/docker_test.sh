@@ -55,7 +55,8 @@ e2e_log "docker $(docker version -f '{{.Server.Version}}'), $(docker-compose ver
 # ---- 2. The image ----------------------------------------------------------
 e2e_log "docker build -f docker/Dockerfile -t $IMAGE (log: $E2E_LOG_DIR/build.log)"
 t0=$SECONDS
-if ! timeout 1200 docker build --network host -f docker/Dockerfile -t "$IMAGE" . \
+if ! timeout 1200 docker build --network host -f docker/Dockerfile -t "$IMAGE" \
+  --build-arg UPPER_REVISION="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" . \
   >"$E2E_LOG_DIR/build.log" 2>&1; then
   tail -40 "$E2E_LOG_DIR/build.log"
   e2e_die "docker build failed"

@@ -17,6 +17,8 @@ namespace upper {
 
 inline constexpr absl::string_view kForkServerRoleFlag =
     "--internal_fork_server";
+// The fork server's own program, looked for beside upperd's binary.
+inline constexpr absl::string_view kForkServerProgram = "upperd-fork-server";
 inline constexpr int kTableFd = 3;
 inline constexpr int kControlFd = 4;
 

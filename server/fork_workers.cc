@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -30,6 +31,23 @@ absl::StatusOr<UniqueFd> DupAbove(int fd, int floor) {
   UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, floor));
   if (!copy) return ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno);
   return copy;
+}
+
+// The program to run as the fork server: upperd-fork-server from the
+// directory of `executable` (a small static binary that forks several times
+// faster, see fork_server_main.cc) when it is there, else `executable`
+// itself, which runs the same code in its helper role.
+std::string ForkServerProgram(const std::string& executable) {
+  char resolved[PATH_MAX];
+  const ssize_t n =
+      readlink(executable.c_str(), resolved, sizeof(resolved) - 1);
+  const std::string path =
+      n > 0 ? std::string(resolved, static_cast<std::size_t>(n)) : executable;
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return executable;
+  std::string helper =
+      absl::StrCat(path.substr(0, slash + 1), kForkServerProgram);
+  return access(helper.c_str(), X_OK) == 0 ? helper : executable;
 }
 
 }  // namespace
@@ -89,13 +107,14 @@ absl::Status ForkWorkers::Spawn() {
   std::vector<char*> argv = {const_cast<char*>("upperd"),
                              const_cast<char*>(role.c_str()),
                              const_cast<char*>(format.c_str()), nullptr};
+  const std::string program = ForkServerProgram(executable_);
   pid_t pid = -1;
-  const int err = posix_spawn(&pid, executable_.c_str(), &actions, &attr,
-                              argv.data(), environ);
+  const int err =
+      posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0) {
-    return ErrnoStatus(absl::StrCat("posix_spawn(", executable_, ")"), err);
+    return ErrnoStatus(absl::StrCat("posix_spawn(", program, ")"), err);
   }
   pid_ = pid;
   control_ = std::move(ours);

@@ -27,7 +27,8 @@ namespace upper {
 
 class ForkWorkers {
  public:
-  // Spawns the fork server from `executable` (upperd's own binary).
+  // Spawns the fork server: upperd-fork-server from the directory of
+  // `executable` (upperd's own binary) if present, else `executable`.
   static absl::StatusOr<std::unique_ptr<ForkWorkers>> Start(
       ConnectionTable& table, std::string executable, LogFormat log_format);
   ~ForkWorkers();

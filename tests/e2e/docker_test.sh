@@ -126,6 +126,10 @@ uid=$(docker exec "$CONTAINER" id -u)
 e2e_check "process runs as uid $uid, not root" eval '[[ $uid != 0 ]]'
 pid1=$(docker exec "$CONTAINER" cat /proc/1/comm)
 e2e_check "upperd is PID 1 (gets SIGTERM directly): $pid1" eval '[[ $pid1 == upperd ]]'
+# Fork mode spawns the small static fork server next to upperd; without it
+# upperd falls back to itself and every fork costs several times more.
+e2e_check "the image ships upperd-fork-server next to upperd" \
+  docker exec "$CONTAINER" test -x /usr/local/bin/upperd-fork-server
 
 if ((has_upperctl)); then
   ctl() { docker exec "$CONTAINER" upperctl --addr "127.0.0.1:$admin" "$@"; }

@@ -174,7 +174,8 @@ def drive_load(upperds, stop):
             try:
                 exchange(u.data_port, payload)
             except Exception as e:  # noqa: BLE001 - reported, never hidden
-                fail(f"load on {u.mode} upperd: {e}")
+                if not stop.is_set():  # not the shutdown racing the last one
+                    fail(f"load on {u.mode} upperd: {e}")
                 return
         time.sleep(0.02)
 
@@ -190,6 +191,17 @@ def query(prometheus, expr):
         return http_json(url)
     except urllib.error.HTTPError as e:  # 400/422: the error is in the body
         return json.load(e)
+
+
+def scrape_value(metrics_port, series):
+    """The value of one series in upperd's own /metrics, or None."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == series:
+                return float(value)
+    return None
 
 
 def dashboard_expressions(dashboard):
@@ -270,6 +282,7 @@ def main():
     work = tempfile.mkdtemp(prefix="upper_prometheus_test_")
     held = []
     stop_load = threading.Event()
+    load = None
     try:
         # 2. Two upperds, one per mode; a small limit so refusals happen.
         upperds = [Upperd(args.upperd, mode, ["--max_connections=8"])
@@ -306,10 +319,18 @@ def main():
         for u in upperds:
             for _ in range(3):
                 held.append(exchange(u.data_port, b"held open", hold=True))
+            # 3 + 6 open at once > 8: at least one is refused (limit).
             over = [socket.create_connection(("127.0.0.1", u.data_port), timeout=10)
-                    for _ in range(6)]  # 3 + 6 > 8: some are refused
+                    for _ in range(6)]
+            refused = 'upper_connections_rejected_total{reason="limit"}'
+            wait_until(f"{u.mode} upperd refusing over the limit",
+                       lambda: scrape_value(u.metrics_port, refused) >= 1, 30)
             for s in over:
                 s.close()
+            # The load below must not race the burst for the last slots.
+            active = f'upper_connections_active{{mode="{u.mode}"}}'
+            wait_until(f"{u.mode} upperd back to 3 active",
+                       lambda: scrape_value(u.metrics_port, active) == 3, 30)
         load = threading.Thread(target=drive_load, args=(upperds, stop_load), daemon=True)
         load.start()
 
@@ -361,6 +382,8 @@ def main():
         fail(f"{type(e).__name__}: {e}")
     finally:
         stop_load.set()
+        if load is not None:
+            load.join(timeout=15)  # before the upperds stop under it
         for s in held:
             s.close()
         cleanup()

@@ -23,17 +23,18 @@ namespace {
 // another (civetweb's default would start 50).
 constexpr int kExposerThreads = 2;
 
-// "host:port", with brackets around an IPv6 host (civetweb's syntax too).
 std::string JoinHostPort(const std::string& host, int port) {
-  return host.find(':') == std::string::npos
-             ? absl::StrCat(host, ":", port)
-             : absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
 }
 
-bool IsIpAddress(const std::string& host) {
+bool IsIpv4Address(const std::string& host) {
+  in_addr address;
+  return inet_pton(AF_INET, host.c_str(), &address) == 1;
+}
+
+bool IsIpv6Address(const std::string& host) {
   in6_addr address;
-  return inet_pton(AF_INET, host.c_str(), &address) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &address) == 1;
+  return inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
 }  // namespace
@@ -43,10 +44,16 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (sources.table == nullptr) {
     return absl::InvalidArgumentError("metrics: no connection table");
   }
-  if (!IsIpAddress(config.metrics_bind)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics_bind: '", config.metrics_bind,
-                     "' is not an IPv4 or IPv6 address"));
+  // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): an
+  // IPv6 address would fail as a vague bind error, so say why up front.
+  if (IsIpv6Address(config.metrics_bind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_bind: '", config.metrics_bind,
+        "' is IPv6; the metrics server (civetweb) listens on IPv4 only"));
+  }
+  if (!IsIpv4Address(config.metrics_bind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_bind: '", config.metrics_bind, "' is not an IPv4 address"));
   }
   const std::string requested =
       JoinHostPort(config.metrics_bind, config.metrics_port);

@@ -57,7 +57,8 @@ class MetricsServer {
  public:
   // Listens on config.metrics_bind:config.metrics_port (port 0: any free
   // port) and logs `listening service=metrics addr=<ip:port>`.
-  // Errors: InvalidArgument when --metrics_bind is not an IP address;
+  // Errors: InvalidArgument when --metrics_bind is not an IPv4 address
+  // (Debian's civetweb has no IPv6);
   // Unavailable naming the address and --metrics_port when it cannot listen.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const Config& config, MetricsSources sources);
@@ -65,7 +66,7 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // "ip:port" with the real port, e.g. "127.0.0.1:9464" or "[::1]:9464".
+  // "ip:port" with the real port, e.g. "127.0.0.1:9464".
   const std::string& address() const { return address_; }
 
  private:

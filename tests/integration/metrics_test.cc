@@ -337,16 +337,24 @@ TEST(MetricsStartupTest, MetricsPortInUseIsAStartupErrorNamingIt) {
       << (*upperd)->Log();
 }
 
-TEST(MetricsStartupTest, MetricsBindThatIsNotAnAddressIsAFlagError) {
+class MetricsBindTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MetricsBindTest, MetricsBindThatIsNotAnIpv4AddressIsAFlagError) {
   absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd = UpperdProcess::Start(
-      {.args = {"--metrics_bind=localhost"}, .wait_until_listening = false});
+      {.args = {absl::StrCat("--metrics_bind=", GetParam())},
+       .wait_until_listening = false});
   ASSERT_TRUE(upperd.ok()) << upperd.status();
   absl::StatusOr<int> code = (*upperd)->WaitExit(absl::Seconds(20));
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 2) << (*upperd)->Log();
-  EXPECT_TRUE(absl::StrContains((*upperd)->Log(), "--metrics_bind"))
+  EXPECT_TRUE(absl::StrContains((*upperd)->Log(),
+                                absl::StrCat("--metrics_bind: '", GetParam())))
       << (*upperd)->Log();
 }
+
+// A name, and IPv6 (which Debian's civetweb cannot listen on).
+INSTANTIATE_TEST_SUITE_P(NotIpv4, MetricsBindTest,
+                         ::testing::Values("localhost", "::1"));
 
 }  // namespace
 }  // namespace upper::testing

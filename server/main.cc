@@ -2,13 +2,16 @@
 // failures to exit codes (2: bad flag or environment value; 1: cannot start,
 // e.g. the port is in use).
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "server/build_info.h"
 #include "server/config.h"
 #include "server/fork_server.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -41,5 +44,19 @@ int main(int argc, char** argv) {
                  std::string(server.status().message()).c_str());
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  return (*server)->Run();
+  // After Server::Create: civetweb starts threads; the fork server and the
+  // signal mask must come first.
+  upper::Server& data_plane = **server;
+  upper::MetricsSources metrics_sources;
+  metrics_sources.table = &data_plane.table();
+  metrics_sources.draining = [&data_plane] { return data_plane.draining(); };
+  absl::StatusOr<std::unique_ptr<upper::MetricsServer>> metrics =
+      upper::MetricsServer::Start(parsed->config, std::move(metrics_sources));
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "upperd: %s\n",
+                 std::string(metrics.status().message()).c_str());
+    return metrics.status().code() == absl::StatusCode::kInvalidArgument ? 2
+                                                                         : 1;
+  }
+  return data_plane.Run();
 }

@@ -1,0 +1,96 @@
+#include "server/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "prometheus/exposer.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/metrics_process_collector.h"
+#include "server/metrics_table_collector.h"
+
+namespace upper {
+namespace {
+
+// Scrapes are rare and cheap; two threads let a slow scraper not block
+// another (civetweb's default would start 50).
+constexpr int kExposerThreads = 2;
+
+std::string JoinHostPort(const std::string& host, int port) {
+  return absl::StrCat(host, ":", port);
+}
+
+bool IsIpv4Address(const std::string& host) {
+  in_addr address;
+  return inet_pton(AF_INET, host.c_str(), &address) == 1;
+}
+
+bool IsIpv6Address(const std::string& host) {
+  in6_addr address;
+  return inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const Config& config, MetricsSources sources) {
+  if (sources.table == nullptr) {
+    return absl::InvalidArgumentError("metrics: no connection table");
+  }
+  // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): an
+  // IPv6 address would fail as a vague bind error, so say why up front.
+  if (IsIpv6Address(config.metrics_bind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_bind: '", config.metrics_bind,
+        "' is IPv6; the metrics server (civetweb) listens on IPv4 only"));
+  }
+  if (!IsIpv4Address(config.metrics_bind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_bind: '", config.metrics_bind, "' is not an IPv4 address"));
+  }
+  const std::string requested =
+      JoinHostPort(config.metrics_bind, config.metrics_port);
+  // prometheus-cpp reports a failure to listen by throwing from the
+  // constructor (civetweb returns no context); turn it into a status here.
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(requested, kExposerThreads);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "--metrics_port: cannot listen on ", requested, ": ", e.what()));
+  }
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  if (ports.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        "--metrics_port: cannot listen on ", requested, ": no listening port"));
+  }
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables = {
+      std::make_shared<TableCollector>(std::move(sources)),
+      std::make_shared<ProcessCollector>()};
+  for (const auto& collectable : collectables) {
+    exposer->RegisterCollectable(collectable);
+  }
+  std::string address = JoinHostPort(config.metrics_bind, ports.front());
+  LogEvent(LogLevel::kInfo, "listening",
+           {{"service", "metrics"}, {"addr", address}, {"path", "/metrics"}});
+  return std::unique_ptr<MetricsServer>(new MetricsServer(
+      std::move(collectables), std::move(exposer), std::move(address)));
+}
+
+MetricsServer::MetricsServer(
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
+    std::unique_ptr<prometheus::Exposer> exposer, std::string address)
+    : collectables_(std::move(collectables)),
+      exposer_(std::move(exposer)),
+      address_(std::move(address)) {}
+
+MetricsServer::~MetricsServer() = default;
+
+}  // namespace upper

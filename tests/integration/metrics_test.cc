@@ -1,0 +1,360 @@
+// /metrics against a real upperd, in both modes: gauges and counters match
+// exactly what the test did (connections opened, bytes exchanged, closes,
+// refusals), every family and label is present from the start, the format
+// passes `promtool check metrics`, and start-up errors name the flag.
+// Workers and the reaper update the shared table asynchronously, so values
+// are awaited (bounded) and then compared exactly.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/support/metrics_scrape.h"
+#include "tests/support/tcp.h"
+#include "tests/support/upperd_process.h"
+
+namespace upper::testing {
+namespace {
+
+constexpr absl::Duration kSettle = absl::Seconds(10);
+
+// Scrapes until `series` equals `expected` or kSettle passes; returns the
+// last value seen (-1 when missing), so EXPECT_EQ shows what was there.
+double AwaitValue(uint16_t port, const std::string& series, double expected) {
+  double last = -1;
+  Eventually(
+      [&] {
+        absl::StatusOr<Scrape> scrape = Scrape::Get(port);
+        if (!scrape.ok()) return false;
+        last = scrape->Value(series);
+        return last == expected;
+      },
+      kSettle);
+  return last;
+}
+
+Scrape MustScrape(uint16_t port) {
+  absl::StatusOr<Scrape> scrape = Scrape::Get(port);
+  EXPECT_TRUE(scrape.ok()) << scrape.status();
+  return scrape.ok() ? *std::move(scrape) : Scrape();
+}
+
+std::string Labelled(const std::string& name, const std::string& labels) {
+  return absl::StrCat(name, "{", labels, "}");
+}
+
+class MetricsTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string mode() const { return GetParam(); }
+  std::string other_mode() const {
+    return GetParam() == "fork" ? "thread" : "fork";
+  }
+  std::string ModeLabel() const {
+    return absl::StrCat("mode=\"", mode(), "\"");
+  }
+
+  // Starts upperd in this test's mode and finds its metrics port.
+  bool StartUpperd(std::vector<std::string> args = {}) {
+    args.push_back(absl::StrCat("--mode=", mode()));
+    absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+        UpperdProcess::Start({.args = args});
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (!started.ok()) return false;
+    upperd_ = *std::move(started);
+    absl::StatusOr<uint16_t> port = upperd_->Port("metrics");
+    EXPECT_TRUE(port.ok()) << port.status() << "\n" << upperd_->Log();
+    if (!port.ok()) return false;
+    metrics_port_ = *port;
+    return true;
+  }
+
+  // Opens `n` connections and waits until upperd serves all of them.
+  std::vector<UniqueFd> OpenConnections(int n) {
+    std::vector<UniqueFd> fds;
+    for (int i = 0; i < n; ++i) {
+      absl::StatusOr<UniqueFd> fd = Connect(upperd_->data_port());
+      EXPECT_TRUE(fd.ok()) << fd.status();
+      if (fd.ok()) fds.push_back(*std::move(fd));
+    }
+    return fds;
+  }
+
+  std::unique_ptr<UpperdProcess> upperd_;
+  uint16_t metrics_port_ = 0;
+};
+
+TEST_P(MetricsTest, OpenConnectionsAreActiveInTheirModeOnly) {
+  ASSERT_TRUE(StartUpperd());
+  constexpr int kOpen = 5;
+  std::vector<UniqueFd> fds = OpenConnections(kOpen);
+  ASSERT_EQ(fds.size(), kOpen);
+  const std::string active = Labelled("upper_connections_active", ModeLabel());
+  EXPECT_EQ(AwaitValue(metrics_port_, active, kOpen), kOpen);
+  const Scrape scrape = MustScrape(metrics_port_);
+  EXPECT_EQ(scrape.Value(Labelled("upper_connections_active",
+                                  absl::StrCat("mode=\"", other_mode(), "\""))),
+            0);
+  // Counted once the worker exists (in fork mode, after the fork).
+  const std::string accepted =
+      Labelled("upper_connections_accepted_total", ModeLabel());
+  EXPECT_EQ(AwaitValue(metrics_port_, accepted, kOpen), kOpen);
+  fds.clear();  // closes them all
+  EXPECT_EQ(AwaitValue(metrics_port_, active, 0), 0);
+}
+
+TEST_P(MetricsTest, ByteTotalsGrowByExactlyTheBytesExchanged) {
+  ASSERT_TRUE(StartUpperd());
+  const std::string received =
+      Labelled("upper_received_bytes_total", ModeLabel());
+  const std::string sent = Labelled("upper_sent_bytes_total", ModeLabel());
+  const Scrape before = MustScrape(metrics_port_);
+  constexpr int kClients = 4;
+  std::vector<UniqueFd> fds = OpenConnections(kClients);
+  ASSERT_EQ(fds.size(), kClients);
+  double total = 0;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < kClients; ++i) {
+    const std::string payload = RandomPayload(1000 + 7919 * i, i);
+    ASSERT_TRUE(SendSegmented(fds[i].get(), payload, 4096, rng,
+                              /*half_close=*/false)
+                    .ok());
+    // Read it all back while the connection stays open: the figures must
+    // not wait for a close.
+    absl::StatusOr<std::string> reply = ReadExactly(
+        fds[i].get(), payload.size(), absl::Now() + absl::Seconds(20));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_TRUE(*reply == ExpectedUpper(payload));
+    total += payload.size();
+  }
+  EXPECT_EQ(AwaitValue(metrics_port_, received, before.Value(received) + total),
+            before.Value(received) + total);
+  EXPECT_EQ(AwaitValue(metrics_port_, sent, before.Value(sent) + total),
+            before.Value(sent) + total);
+  // The other mode served nothing.
+  const Scrape after = MustScrape(metrics_port_);
+  const std::string other = absl::StrCat("mode=\"", other_mode(), "\"");
+  EXPECT_EQ(after.Value(Labelled("upper_received_bytes_total", other)), 0);
+  EXPECT_EQ(after.Value(Labelled("upper_sent_bytes_total", other)), 0);
+}
+
+TEST_P(MetricsTest, EachClosedConnectionIsOneObservationAndOneClientClose) {
+  ASSERT_TRUE(StartUpperd());
+  const std::string count =
+      Labelled("upper_connection_duration_seconds_count", ModeLabel());
+  const std::string closed =
+      Labelled("upper_connections_closed_total",
+               absl::StrCat(ModeLabel(), ",reason=\"client\""));
+  const Scrape before = MustScrape(metrics_port_);
+  constexpr int kClients = 6;
+  for (int i = 0; i < kClients; ++i) {
+    const std::string payload = RandomPayload(100 * i, i);
+    absl::StatusOr<std::string> reply =
+        Exchange(upperd_->data_port(), payload, 64, i, absl::Seconds(20));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+  }
+  EXPECT_EQ(AwaitValue(metrics_port_, count, before.Value(count) + kClients),
+            before.Value(count) + kClients);
+  EXPECT_EQ(AwaitValue(metrics_port_, closed, before.Value(closed) + kClients),
+            before.Value(closed) + kClients);
+  const Scrape after = MustScrape(metrics_port_);
+  EXPECT_EQ(after.Value(Labelled("upper_connection_duration_seconds_bucket",
+                                 absl::StrCat(ModeLabel(), ",le=\"+Inf\""))),
+            kClients);
+  EXPECT_GT(after.Value(
+                Labelled("upper_connection_duration_seconds_sum", ModeLabel())),
+            0);
+  EXPECT_EQ(after.Value(Labelled("upper_connection_duration_seconds_count",
+                                 absl::StrCat("mode=\"", other_mode(), "\""))),
+            0);
+  // Forks are timed one per connection; threads are not forked.
+  EXPECT_EQ(after.Value("upper_fork_latency_seconds_count"),
+            mode() == "fork" ? kClients : 0);
+}
+
+TEST_P(MetricsTest, ConnectionsOverTheLimitAreCountedAsRejected) {
+  ASSERT_TRUE(StartUpperd({"--max_connections=2"}));
+  std::vector<UniqueFd> held = OpenConnections(2);
+  ASSERT_EQ(AwaitValue(metrics_port_,
+                       Labelled("upper_connections_active", ModeLabel()), 2),
+            2);
+  constexpr int kRefused = 3;
+  std::vector<UniqueFd> refused = OpenConnections(kRefused);
+  const std::string limit =
+      Labelled("upper_connections_rejected_total", "reason=\"limit\"");
+  EXPECT_EQ(AwaitValue(metrics_port_, limit, kRefused), kRefused);
+  const Scrape scrape = MustScrape(metrics_port_);
+  EXPECT_EQ(scrape.Value("upper_connections_limit"), 2);
+  const std::string accepted =
+      Labelled("upper_connections_accepted_total", ModeLabel());
+  EXPECT_EQ(AwaitValue(metrics_port_, accepted, 2), 2);
+}
+
+TEST_P(MetricsTest, FreshServerShowsEveryFamilyAndLabelAndItsMode) {
+  ASSERT_TRUE(StartUpperd());
+  const Scrape scrape = MustScrape(metrics_port_);
+  EXPECT_EQ(scrape.Value(Labelled("upper_mode", ModeLabel())), 1);
+  EXPECT_EQ(scrape.Value(Labelled("upper_mode",
+                                  absl::StrCat("mode=\"", other_mode(), "\""))),
+            0);
+  for (const char* reason :
+       {"limit", "fork_failed", "thread_failed", "fd_exhausted", "draining"}) {
+    EXPECT_EQ(scrape.Value(Labelled("upper_connections_rejected_total",
+                                    absl::StrCat("reason=\"", reason, "\""))),
+              0)
+        << reason;
+  }
+  for (const char* m : {"fork", "thread"}) {
+    for (const char* reason :
+         {"client", "idle_timeout", "killed", "error", "drain"}) {
+      EXPECT_EQ(scrape.Value(Labelled(
+                    "upper_connections_closed_total",
+                    absl::StrCat("mode=\"", m, "\",reason=\"", reason, "\""))),
+                0)
+          << m << " " << reason;
+    }
+  }
+  for (const char* series :
+       {"upper_mode_switches_total", "upper_worker_crashes_total",
+        "upper_fork_server_restarts_total", "upper_draining"}) {
+    EXPECT_EQ(scrape.Value(series), 0) << series;
+  }
+  EXPECT_TRUE(absl::StrContains(scrape.text(), "upper_build_info{revision=\""))
+      << scrape.text();
+  // The process is upperd: started within the last minute, with some memory
+  // and descriptors, under a descriptor limit.
+  const double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  EXPECT_NEAR(scrape.Value("process_start_time_seconds"), now, 60);
+  EXPECT_GT(scrape.Value("process_resident_memory_bytes"), 1e6);
+  EXPECT_GE(scrape.Value("process_virtual_memory_bytes"),
+            scrape.Value("process_resident_memory_bytes"));
+  EXPECT_GE(scrape.Value("process_cpu_seconds_total"), 0);
+  EXPECT_GT(scrape.Value("process_open_fds"), 3);
+  EXPECT_GE(scrape.Value("process_max_fds"), scrape.Value("process_open_fds"));
+  // No admin plane wired in yet: its family is left out, not shown empty.
+  EXPECT_FALSE(absl::StrContains(scrape.text(), "upper_admin_requests_total"));
+}
+
+TEST_P(MetricsTest, DrainingGaugeIsOneWhileShuttingDown) {
+  ASSERT_TRUE(StartUpperd({"--drain_timeout=30s"}));
+  std::vector<UniqueFd> held = OpenConnections(1);
+  ASSERT_EQ(AwaitValue(metrics_port_,
+                       Labelled("upper_connections_active", ModeLabel()), 1),
+            1);
+  upperd_->Signal(SIGTERM);
+  EXPECT_EQ(AwaitValue(metrics_port_, "upper_draining", 1), 1);
+  held.clear();  // the last connection ends, so the drain completes
+  absl::StatusOr<int> code = upperd_->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << upperd_->Log();
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, MetricsTest,
+                         ::testing::Values("fork", "thread"));
+
+// Runs `command` through the shell; its exit status and combined output.
+std::pair<int, std::string> RunShell(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen(absl::StrCat(command, " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, n);
+  }
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(MetricsFormatTest, PromtoolFindsNoProblemInARealScrape) {
+  if (RunShell("command -v promtool").first != 0) {
+    GTEST_SKIP() << "promtool not installed (Debian package prometheus; "
+                    ".ci/bootstrap installs it)";
+  }
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+      UpperdProcess::Start({.args = {"--mode=fork"}});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<uint16_t> port = (*upperd)->Port("metrics");
+  ASSERT_TRUE(port.ok()) << port.status();
+  // Some traffic first, so histograms and counters hold real values.
+  ASSERT_TRUE(Exchange((*upperd)->data_port(), RandomPayload(10000, 1), 512, 1,
+                       absl::Seconds(20))
+                  .ok());
+  absl::StatusOr<std::string> body =
+      HttpGet(*port, "/metrics", absl::Seconds(10));
+  ASSERT_TRUE(body.ok()) << body.status();
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/upper_metrics_", getpid(), ".txt");
+  {
+    std::ofstream out(path);
+    out << *body;
+    ASSERT_TRUE(out.good()) << path;
+  }
+  const auto [status, output] =
+      RunShell(absl::StrCat("promtool check metrics < '", path, "'"));
+  std::remove(path.c_str());
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_EQ(output, "") << *body;
+}
+
+TEST(MetricsStartupTest, MetricsPortInUseIsAStartupErrorNamingIt) {
+  // Hold a listening socket on a free loopback port.
+  UniqueFd holder(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(holder);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      bind(holder.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(holder.get(), 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(holder.get(), reinterpret_cast<sockaddr*>(&addr), &len),
+            0);
+  const int port = ntohs(addr.sin_port);
+
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+      UpperdProcess::Start({.args = {absl::StrCat("--metrics_port=", port)},
+                            .wait_until_listening = false});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<int> code = (*upperd)->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1) << (*upperd)->Log();
+  EXPECT_TRUE(absl::StrContains(
+      (*upperd)->Log(),
+      absl::StrCat("--metrics_port: cannot listen on 127.0.0.1:", port)))
+      << (*upperd)->Log();
+}
+
+class MetricsBindTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MetricsBindTest, MetricsBindThatIsNotAnIpv4AddressIsAFlagError) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd = UpperdProcess::Start(
+      {.args = {absl::StrCat("--metrics_bind=", GetParam())},
+       .wait_until_listening = false});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<int> code = (*upperd)->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 2) << (*upperd)->Log();
+  EXPECT_TRUE(absl::StrContains((*upperd)->Log(),
+                                absl::StrCat("--metrics_bind: '", GetParam())))
+      << (*upperd)->Log();
+}
+
+// A name, and IPv6 (which Debian's civetweb cannot listen on).
+INSTANTIATE_TEST_SUITE_P(NotIpv4, MetricsBindTest,
+                         ::testing::Values("localhost", "::1"));
+
+}  // namespace
+}  // namespace upper::testing

@@ -178,22 +178,22 @@ TEST_P(DataPlaneTest, ConnectionPastMaxConnectionsIsClosedAndCounted) {
 }
 
 TEST_P(DataPlaneTest, IdleConnectionIsClosedButATalkingOneIsNot) {
-  auto upperd = StartUpperd({"--idle_timeout=400ms"});
+  auto upperd = StartUpperd({"--idle_timeout=1s"});
   ASSERT_NE(upperd, nullptr);
   absl::StatusOr<UniqueFd> idle = Connect(upperd->data_port());
   absl::StatusOr<UniqueFd> talker = Connect(upperd->data_port());
   ASSERT_TRUE(idle.ok() && talker.ok());
   const absl::Time start = absl::Now();
-  for (int i = 0; i < 8; ++i) {  // 1.6 s of a byte every 200 ms
+  for (int i = 0; i < 10; ++i) {  // 2.5 s of a byte every 250 ms
     ASSERT_EQ(send(talker->get(), "a", 1, MSG_NOSIGNAL), 1);
     ASSERT_EQ(ReadExactly(talker->get(), 1, absl::Now() + absl::Seconds(5))
                   .value_or(""),
               "A")
         << "talking connection was closed after " << absl::Now() - start;
-    absl::SleepFor(absl::Milliseconds(200));
+    absl::SleepFor(absl::Milliseconds(250));
   }
   absl::StatusOr<std::string> rest =
-      ReadUntilEof(idle->get(), start + absl::Seconds(5));
+      ReadUntilEof(idle->get(), start + absl::Seconds(10));
   EXPECT_TRUE(rest.ok() && rest->empty()) << rest.status();
 }
 

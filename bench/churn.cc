@@ -173,15 +173,9 @@ class Worker {
 }  // namespace
 
 Report RunChurn(const Options& o, const Endpoint& e, Errors& errors) {
-  std::vector<Worker> workers;
-  workers.reserve(static_cast<std::size_t>(o.threads));
-  for (int t = 0; t < o.threads; ++t) workers.emplace_back(o, errors);
   const uint64_t start = NowNs();
   const uint64_t stop = start + SecondsToNs(o.seconds);
-  RunThreads(o.threads, [&](int t) {
-    const auto [begin, end] = Share(o.connections, o.threads, t);
-    workers[static_cast<std::size_t>(t)].Run(e, end - begin, stop);
-  });
+  const std::vector<Worker> workers = RunWorkers<Worker>(o, e, errors, stop);
   const double elapsed = static_cast<double>(NowNs() - start) / 1e9;
   Histogram all;
   uint64_t completed = 0;

@@ -154,14 +154,8 @@ class Worker {
 }  // namespace
 
 Report RunPingpong(const Options& o, const Endpoint& e, Errors& errors) {
-  std::vector<Worker> workers;
-  workers.reserve(static_cast<std::size_t>(o.threads));
-  for (int t = 0; t < o.threads; ++t) workers.emplace_back(o, errors);
   const uint64_t stop = NowNs() + SecondsToNs(o.seconds);
-  RunThreads(o.threads, [&](int t) {
-    const auto [begin, end] = Share(o.connections, o.threads, t);
-    workers[static_cast<std::size_t>(t)].Run(e, end - begin, stop);
-  });
+  const std::vector<Worker> workers = RunWorkers<Worker>(o, e, errors, stop);
   // The window runs from the last thread's first request to the stop time;
   // the few requests that finish after it are a rounding error.
   Histogram all;

@@ -130,6 +130,22 @@ void RunThreads(int n, const std::function<void(int)>& fn);
 // Which connections thread `t` of `threads` drives: [begin, end).
 std::pair<int, int> Share(int connections, int threads, int t);
 
+// The common driver of the epoll scenarios: one Worker(o, errors) per client
+// thread, each running Run(endpoint, its share of o.connections, stop_ns).
+// Returns the workers so the scenario can sum their figures.
+template <typename Worker>
+std::vector<Worker> RunWorkers(const Options& o, const Endpoint& e,
+                               Errors& errors, uint64_t stop_ns) {
+  std::vector<Worker> workers;
+  workers.reserve(static_cast<std::size_t>(o.threads));
+  for (int t = 0; t < o.threads; ++t) workers.emplace_back(o, errors);
+  RunThreads(o.threads, [&](int t) {
+    const auto [begin, end] = Share(o.connections, o.threads, t);
+    workers[static_cast<std::size_t>(t)].Run(e, end - begin, stop_ns);
+  });
+  return workers;
+}
+
 // Memory of the server under test, from /proc.
 struct MemorySample {
   double server_rss_kib = 0;       // VmRSS of the server process

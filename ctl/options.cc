@@ -209,6 +209,13 @@ absl::StatusOr<std::string> RealReadFile(const std::string& path) {
 absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& argv,
                                            const Getenv& getenv,
                                            const ReadFile& read_file) {
+  // Each parse starts from the defaults, so a second parse in one process
+  // (tests) sees nothing of the first.
+  for (const std::string& name : FlagNames()) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string ignored;
+    if (flag != nullptr) flag->ParseFrom(flag->DefaultValue(), &ignored);
+  }
   Invocation invocation;
   std::vector<std::string> positional;
   bool flags_ended = false;

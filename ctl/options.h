@@ -4,8 +4,8 @@
 // The ABSL_FLAGs live in options.cc and nothing else reads them. Parsing is
 // upperctl's own loop over abseil's flag registry rather than
 // absl::ParseCommandLine, because that one exits with status 1 on a bad flag
-// and upperctl promises 2 (exit_codes.h). Flags are process-wide: parse once
-// per process (tests use absl::FlagSaver).
+// and upperctl promises 2 (exit_codes.h). Flags are process-wide: each parse
+// resets them to their defaults first; not thread-safe.
 #pragma once
 
 #include <cstdint>

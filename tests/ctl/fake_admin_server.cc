@@ -27,6 +27,15 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
                          const admin::GetStatusRequest*,
                          admin::ServerStatus* response) override {
     if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+    std::shared_ptr<StatusGate> gate;
+    {
+      std::lock_guard lock(mu_);
+      gate = gate_;
+    }
+    if (gate && !gate->ArriveAndWait()) {
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "the other instances' calls never came");
+    }
     std::lock_guard lock(mu_);
     *response = status_;
     return grpc::Status::OK;
@@ -140,7 +149,16 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
   std::vector<admin::Connection> connections_;  // under mu_
   std::vector<std::string> authorizations_;     // under mu_
   int end_watch_after_ = 0;                     // under mu_
+  std::shared_ptr<StatusGate> gate_;            // under mu_
 };
+
+bool StatusGate::ArriveAndWait() {
+  std::unique_lock lock(mu);
+  ++arrived;
+  all_here.notify_all();
+  return all_here.wait_for(lock, std::chrono::seconds(10),
+                           [&] { return arrived >= expected; });
+}
 
 FakeAdminServer::FakeAdminServer(std::string token)
     : service_(std::make_unique<Service>(std::move(token))) {
@@ -249,6 +267,11 @@ void FakeAdminServer::SetConnections(
 
 void FakeAdminServer::SetServing(bool serving) {
   server_->GetHealthCheckService()->SetServingStatus(serving);
+}
+
+void FakeAdminServer::SetStatusGate(std::shared_ptr<StatusGate> gate) {
+  std::lock_guard lock(service_->mu_);
+  service_->gate_ = std::move(gate);
 }
 
 void FakeAdminServer::EndWatchAfter(int updates) {

@@ -14,6 +14,7 @@
 // Thread-safe: gRPC threads serve while the test changes the state.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,20 @@
 #include "upper/admin/v1/admin.grpc.pb.h"
 
 namespace upper::testing {
+
+// A meeting point for GetStatus calls across servers: each call waits (up
+// to 10 s) until `expected` calls have arrived, and fails with ABORTED if
+// they do not. A client that queries a fleet one instance after the other
+// can never get past it; one that queries concurrently always does.
+struct StatusGate {
+  explicit StatusGate(int expected) : expected(expected) {}
+  bool ArriveAndWait();
+
+  const int expected;
+  std::mutex mu;
+  std::condition_variable all_here;
+  int arrived = 0;  // under mu
+};
 
 class FakeAdminServer {
  public:
@@ -45,6 +60,8 @@ class FakeAdminServer {
   void SetServing(bool serving);
   // WatchStatus ends with OK after this many updates (as on drain); 0: never.
   void EndWatchAfter(int updates);
+  // Every GetStatus passes `gate` first (shared by several servers).
+  void SetStatusGate(std::shared_ptr<StatusGate> gate);
 
   upper::admin::v1::ServerStatus status() const;
   std::vector<upper::admin::v1::Connection> connections() const;

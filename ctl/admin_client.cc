@@ -1,0 +1,117 @@
+#include "ctl/admin_client.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ctl/health_check.h"
+#include "google/protobuf/duration.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+
+namespace upper::ctl {
+namespace {
+
+namespace admin = ::upper::admin::v1;
+
+std::shared_ptr<grpc::Channel> MakeChannel(const Target& target,
+                                           const Options& options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_ca_pem;  // empty: gRPC's default roots
+    credentials = grpc::SslCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  // Each upperctl call is one shot: a refused connection should fail the
+  // call now, not after reconnect back-off.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // A private subchannel per channel: the fleet view wants one connection
+  // per instance, never a shared one.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target.channel_target, credentials, args);
+}
+
+}  // namespace
+
+AdminClient::AdminClient(const Target& target, const Options& options)
+    : target_(target), token_(options.token), timeout_(options.timeout) {
+  if (!target_.resolve_error.ok()) return;
+  channel_ = MakeChannel(target_, options);
+  stub_ = admin::AdminService::NewStub(channel_);
+}
+
+void AdminClient::Prepare(grpc::ClientContext& context, bool deadline) const {
+  if (!token_.empty()) {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+  }
+  if (deadline)
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+}
+
+grpc::Status AdminClient::Unresolved() const {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      std::string(target_.resolve_error.message()));
+}
+
+grpc::Status AdminClient::GetStatus(admin::ServerStatus* status) {
+  if (!stub_) return Unresolved();
+  grpc::ClientContext context;
+  Prepare(context);
+  return stub_->GetStatus(&context, admin::GetStatusRequest(), status);
+}
+
+grpc::Status AdminClient::ListConnections(admin::Mode mode,
+                                          admin::ListConnectionsResponse* out) {
+  if (!stub_) return Unresolved();
+  grpc::ClientContext context;
+  Prepare(context);
+  admin::ListConnectionsRequest request;
+  request.set_mode(mode);
+  return stub_->ListConnections(&context, request, out);
+}
+
+grpc::Status AdminClient::SetMode(admin::Mode mode,
+                                  admin::SetModeResponse* out) {
+  if (!stub_) return Unresolved();
+  grpc::ClientContext context;
+  Prepare(context);
+  admin::SetModeRequest request;
+  request.set_mode(mode);
+  return stub_->SetMode(&context, request, out);
+}
+
+grpc::Status AdminClient::CloseConnection(uint64_t id,
+                                          admin::CloseConnectionResponse* out) {
+  if (!stub_) return Unresolved();
+  grpc::ClientContext context;
+  Prepare(context);
+  admin::CloseConnectionRequest request;
+  request.set_id(id);
+  return stub_->CloseConnection(&context, request, out);
+}
+
+grpc::Status AdminClient::CheckHealth(std::string* serving) {
+  if (!channel_) return Unresolved();
+  grpc::ClientContext context;
+  Prepare(context);
+  return upper::ctl::CheckHealth(channel_, &context, "", serving);
+}
+
+std::unique_ptr<grpc::ClientReader<admin::ServerStatus>>
+AdminClient::WatchStatus(grpc::ClientContext* context,
+                         absl::Duration interval) {
+  if (!stub_) return nullptr;
+  admin::WatchStatusRequest request;
+  const int64_t nanos = absl::ToInt64Nanoseconds(interval);
+  request.mutable_interval()->set_seconds(nanos / 1000000000);
+  request.mutable_interval()->set_nanos(
+      static_cast<int32_t>(nanos % 1000000000));
+  return stub_->WatchStatus(context, request);
+}
+
+}  // namespace upper::ctl

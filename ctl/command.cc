@@ -1,0 +1,43 @@
+#include "ctl/command.h"
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "ctl/errors.h"
+#include "ctl/format/json.h"
+#include "google/protobuf/message.h"
+
+namespace upper::ctl {
+
+int CommandContext::UsageError(absl::string_view problem) const {
+  err << "upperctl: " << problem << "; usage: upperctl " << command.usage
+      << '\n';
+  return kExitUsage;
+}
+
+int CommandContext::CallFailed(absl::string_view address,
+                               const grpc::Status& status) const {
+  err << "upperctl: " << ErrorLine(address, status) << '\n';
+  return ExitCodeFor(status);
+}
+
+int CommandContext::PrintJson(const google::protobuf::Message& message) const {
+  absl::StatusOr<std::string> json = ToJson(message);
+  if (!json.ok()) {
+    err << "upperctl: " << json.status().message() << '\n';
+    return kExitServerError;
+  }
+  out << *json << '\n';
+  return kExitOk;
+}
+
+bool CommandContext::RequireSingleTarget(int* exit_code) const {
+  if (targets.list.size() == 1 && !targets.fleet) return true;
+  *exit_code = UsageError(
+      absl::StrCat(command.name, " works on one instance; --addr names ",
+                   targets.list.size() == 1 ? "a fleet" : "several"));
+  return false;
+}
+
+}  // namespace upper::ctl

@@ -5,11 +5,22 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/admin_server.h"
 #include "server/build_info.h"
 #include "server/config.h"
 #include "server/fork_server.h"
 #include "server/log.h"
 #include "server/server.h"
+
+namespace {
+
+// Prints a start-up failure and returns its exit code.
+int StartupFailure(const absl::Status& status) {
+  std::fprintf(stderr, "upperd: %s\n", std::string(status.message()).c_str());
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (upper::IsForkServerInvocation(argc, argv)) {
@@ -34,12 +45,14 @@ int main(int argc, char** argv) {
       break;
   }
   upper::SetLogFormat(parsed->config.log_format);
+  // First: it starts the fork server before any thread exists.
   absl::StatusOr<std::unique_ptr<upper::Server>> server =
       upper::Server::Create(parsed->config);
-  if (!server.ok()) {
-    std::fprintf(stderr, "upperd: %s\n",
-                 std::string(server.status().message()).c_str());
-    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
-  return (*server)->Run();
+  if (!server.ok()) return StartupFailure(server.status());
+  absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
+      upper::AdminServer::Start(parsed->config, **server);
+  if (!admin.ok()) return StartupFailure(admin.status());
+  const int code = (*server)->Run();
+  (*admin)->Stop();
+  return code;
 }

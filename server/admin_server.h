@@ -44,8 +44,10 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   // Reports NOT_SERVING and ends WatchStatus streams, then stops serving:
-  // calls still running after `grace` are cancelled. Idempotent.
-  void Stop(absl::Duration grace = absl::Seconds(1));
+  // calls still running after `grace` are cancelled. gRPC also waits that
+  // long for clients that keep their channel open, so the grace is short:
+  // by now streams have ended and unary calls take microseconds. Idempotent.
+  void Stop(absl::Duration grace = absl::Milliseconds(250));
 
   // The bound address, e.g. "127.0.0.1:50051".
   const std::string& address() const { return address_; }

@@ -180,15 +180,31 @@ grpc::Status AdminServiceImpl::WatchStatus(
         absl::StrCat("interval ", absl::FormatDuration(interval),
                      " is too short (at least 100ms; unset means 1s)"));
   }
+  const absl::Time started = absl::Now();
+  uint64_t sent = 0;
+  const absl::string_view why =
+      StreamStatuses(*context, interval, *writer, sent);
+  LogEvent(LogLevel::kInfo, "watch_ended",
+           {{"reason", why},
+            {"statuses", sent},
+            {"duration", absl::FormatDuration(absl::Now() - started)},
+            {"peer", context->peer()}});
+  return grpc::Status::OK;
+}
+
+absl::string_view AdminServiceImpl::StreamStatuses(
+    grpc::ServerContext& context, absl::Duration interval,
+    grpc::ServerWriter<admin::v1::ServerStatus>& writer, uint64_t& sent) {
   for (;;) {
     // Read before the status, so the last status sent says draining.
     const bool last = watches_ended();
-    if (!writer->Write(CurrentStatus())) return grpc::Status::OK;  // gone
-    if (last) return grpc::Status::OK;
+    if (!writer.Write(CurrentStatus())) return "client_gone";
+    ++sent;
+    if (last) return "draining";
     const absl::Time next = absl::Now() + interval;
     std::unique_lock lock(mu_);
     while (!watches_ended_) {
-      if (context->IsCancelled()) return grpc::Status::OK;
+      if (context.IsCancelled()) return "cancelled";
       const absl::Duration left = next - absl::Now();
       if (left <= absl::ZeroDuration()) break;
       watches_wakeup_.wait_for(

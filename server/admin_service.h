@@ -14,9 +14,12 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
@@ -57,6 +60,12 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   grpc::Status Authorize(const grpc::ServerContext& context) const;
   admin::v1::ServerStatus CurrentStatus() const;
   bool watches_ended() const;
+  // WatchStatus's loop: writes a status every `interval` until the client
+  // cancels or goes, or EndWatches(); counts statuses in `sent` and says why
+  // it ended ("cancelled", "client_gone", "draining").
+  absl::string_view StreamStatuses(
+      grpc::ServerContext& context, absl::Duration interval,
+      grpc::ServerWriter<admin::v1::ServerStatus>& writer, uint64_t& sent);
 
   Server& server_;
   const uint32_t max_connections_;

@@ -67,6 +67,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second upperd would then share the
+  // port silently and answer half the calls. A port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int selected_port = 0;
   builder.AddListeningPort(HostPort(config.admin_bind, config.admin_port),
                            *credentials, &selected_port);

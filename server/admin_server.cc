@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   if (!credentials.ok()) return credentials.status();
 
   std::unique_ptr<AdminServer> admin(new AdminServer());
+  admin->server_ = &server;
   admin->rpc_stats_ = std::make_unique<RpcStats>();
   admin->service_ =
       std::make_unique<AdminServiceImpl>(server, config, std::move(token));
@@ -90,7 +91,6 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
       admin->grpc_server_->GetHealthCheckService();
   for (const char* name : kHealthNames) health->SetServingStatus(name, true);
 
-  admin->server_ = &server;
   AdminServer* raw = admin.get();
   server.SetDrainListener([raw] { raw->OnDrain(); });
   LogEvent(LogLevel::kInfo, "listening",

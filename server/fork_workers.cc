@@ -148,9 +148,15 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   return absl::OkStatus();  // our copy of fd closes; the fork server has one
 }
 
-bool ForkWorkers::Shutdown(uint32_t slot) {
+bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id) {
+  // The slot's id and pid are read together (the table detects a reuse while
+  // reading). The pid is free for reuse only between the reaper's waitpid and
+  // its freeing the slot, microseconds; Linux hands pids out in sequence, so
+  // hitting another process would need the whole pid space to wrap then.
   const std::optional<ConnectionInfo> info = table_.Read(slot);
-  if (!info || info->mode != Mode::kFork || info->pid <= 0) return false;
+  if (!info || info->id != id || info->mode != Mode::kFork || info->pid <= 0) {
+    return false;
+  }
   return kill(info->pid, SIGTERM) == 0;
 }
 

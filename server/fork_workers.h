@@ -38,8 +38,9 @@ class ForkWorkers {
   // slot. The fork server counts its own failures (fork EAGAIN) in the table.
   absl::Status Dispatch(UniqueFd fd, uint32_t slot);
 
-  // Asks the child serving `slot` to end (SIGTERM). False if no child yet.
-  bool Shutdown(uint32_t slot);
+  // Asks the child serving connection `id` in `slot` to end (SIGTERM). False
+  // if that connection has no child yet or is gone.
+  bool Shutdown(uint32_t slot, uint64_t id);
 
   // A child of upperd exited: the fork server itself (then it is restarted,
   // at most once a second) or an orphaned fork child. Returns false if `pid`

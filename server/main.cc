@@ -7,12 +7,23 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "server/admin_server.h"
 #include "server/build_info.h"
 #include "server/config.h"
 #include "server/fork_server.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/server.h"
+
+namespace {
+
+// Prints a start-up failure and returns its exit code.
+int StartupFailure(const absl::Status& status) {
+  std::fprintf(stderr, "upperd: %s\n", std::string(status.message()).c_str());
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (upper::IsForkServerInvocation(argc, argv)) {
@@ -37,26 +48,24 @@ int main(int argc, char** argv) {
       break;
   }
   upper::SetLogFormat(parsed->config.log_format);
+  // First: it starts the fork server before any thread exists.
   absl::StatusOr<std::unique_ptr<upper::Server>> server =
       upper::Server::Create(parsed->config);
-  if (!server.ok()) {
-    std::fprintf(stderr, "upperd: %s\n",
-                 std::string(server.status().message()).c_str());
-    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
-  // After Server::Create: civetweb starts threads; the fork server and the
-  // signal mask must come first.
+  if (!server.ok()) return StartupFailure(server.status());
+  // Threads may start from here on: Server::Create has spawned the fork
+  // server and set the signal mask they inherit.
   upper::Server& data_plane = **server;
-  upper::MetricsSources metrics_sources;
-  metrics_sources.table = &data_plane.table();
-  metrics_sources.draining = [&data_plane] { return data_plane.draining(); };
+  absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
+      upper::AdminServer::Start(parsed->config, data_plane);
+  if (!admin.ok()) return StartupFailure(admin.status());
   absl::StatusOr<std::unique_ptr<upper::MetricsServer>> metrics =
-      upper::MetricsServer::Start(parsed->config, std::move(metrics_sources));
-  if (!metrics.ok()) {
-    std::fprintf(stderr, "upperd: %s\n",
-                 std::string(metrics.status().message()).c_str());
-    return metrics.status().code() == absl::StatusCode::kInvalidArgument ? 2
-                                                                         : 1;
-  }
-  return data_plane.Run();
+      upper::MetricsServer::Start(
+          parsed->config,
+          {.table = &data_plane.table(),
+           .draining = [&data_plane] { return data_plane.draining(); },
+           .admin_requests = upper::AdminRequestsFrom((*admin)->rpc_stats())});
+  if (!metrics.ok()) return StartupFailure(metrics.status());
+  const int code = data_plane.Run();
+  (*admin)->Stop();
+  return code;
 }

@@ -10,11 +10,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "prometheus/exposer.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics_process_collector.h"
 #include "server/metrics_table_collector.h"
+#include "server/rpc_stats.h"
 
 namespace upper {
 namespace {
@@ -92,5 +94,18 @@ MetricsServer::MetricsServer(
       address_(std::move(address)) {}
 
 MetricsServer::~MetricsServer() = default;
+
+std::function<std::vector<RequestCount>()> AdminRequestsFrom(
+    const RpcStats& stats) {
+  return [&stats] {
+    std::vector<RequestCount> counts;
+    for (const RpcCount& c : stats.Snapshot()) {
+      absl::string_view method = c.method;
+      absl::ConsumePrefix(&method, "/");
+      counts.push_back({std::string(method), StatusCodeName(c.code), c.count});
+    }
+    return counts;
+  };
+}
 
 }  // namespace upper

@@ -32,6 +32,7 @@ class Exposer;
 namespace upper {
 
 class ConnectionTable;
+class RpcStats;
 struct Config;
 
 // How many requests of one RPC method ended with one status code.
@@ -52,6 +53,12 @@ struct MetricsSources {
   // unset (no admin plane).
   std::function<std::vector<RequestCount>()> admin_requests;
 };
+
+// The admin plane's RPC counts as a MetricsSources::admin_requests source;
+// `stats` must outlive the MetricsServer. Methods are labelled by their full
+// name without the leading slash ("upper.admin.v1.AdminService/GetStatus").
+std::function<std::vector<RequestCount>()> AdminRequestsFrom(
+    const RpcStats& stats);
 
 class MetricsServer {
  public:

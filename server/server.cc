@@ -29,6 +29,9 @@ constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(50);
 constexpr absl::Duration kCloseGrace = absl::Seconds(5);
 // While draining, how often to look at the active count.
 constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
+// How long CloseConnection() waits for the worker of a connection that was
+// just accepted (its thread is starting, or its child is being forked).
+constexpr absl::Duration kWorkerStartWait = absl::Seconds(1);
 
 }  // namespace
 
@@ -66,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
 Server::Server(const Config& config, UniqueFd signals,
                std::unique_ptr<ConnectionTable> table, Listener listener)
     : config_(config),
+      started_at_(absl::Now()),
       signals_(std::move(signals)),
       table_(std::move(table)),
       listener_(std::move(listener)),
@@ -87,13 +91,27 @@ Mode Server::SetMode(Mode mode) {
 }
 
 bool Server::CloseConnection(uint64_t id, CloseReason reason) {
-  for (const ConnectionInfo& c : table_->Snapshot()) {
-    if (c.id != id) continue;
-    if (!table_->RequestClose(c.slot, c.id, reason)) return false;
-    if (c.mode == Mode::kThread) return thread_workers_->Shutdown(c.slot);
-    return fork_workers_->Shutdown(c.slot);
+  std::optional<ConnectionInfo> target;
+  for (ConnectionInfo& c : table_->Snapshot()) {
+    if (c.id == id) target = std::move(c);
   }
-  return false;
+  if (!target) return false;
+  // The slot is listed from accept on, but its worker registers a moment
+  // later: until then there is nothing to shut down, so retry briefly.
+  const absl::Time deadline = absl::Now() + kWorkerStartWait;
+  for (;;) {
+    // Ended (or the slot reused) meanwhile: not live any more.
+    if (!table_->RequestClose(target->slot, id, reason)) return false;
+    const bool signalled = target->mode == Mode::kThread
+                               ? thread_workers_->Shutdown(target->slot, id)
+                               : fork_workers_->Shutdown(target->slot, id);
+    if (signalled) return true;
+    // A worker that never starts ends the connection anyway (the slot is
+    // abandoned); one that is slower than this still sees the close request
+    // counted as `reason` when it ends.
+    if (absl::Now() >= deadline) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 int Server::Run() {
@@ -281,6 +299,7 @@ void Server::StartDrain() {
     table_->CountRejected(RejectReason::kDraining);
   }
   listener_.Close();
+  if (drain_listener_) drain_listener_();
 }
 
 void Server::CloseAll() {
@@ -291,9 +310,9 @@ void Server::CloseAll() {
   for (const ConnectionInfo& c : table_->Snapshot()) {
     if (!table_->RequestClose(c.slot, c.id, CloseReason::kDrain)) continue;
     if (c.mode == Mode::kThread) {
-      thread_workers_->Shutdown(c.slot);
+      thread_workers_->Shutdown(c.slot, c.id);
     } else {
-      fork_workers_->Shutdown(c.slot);
+      fork_workers_->Shutdown(c.slot, c.id);
     }
   }
 }

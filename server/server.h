@@ -10,13 +10,14 @@
 //               fork children: SIGTERM) and return 0;
 //   2nd signal: close the rest at once.
 // SetMode(), CloseConnection() and table() are thread-safe, for the admin and
-// metrics planes.
+// metrics planes; SetDrainListener() tells them when the drain starts.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,10 +48,21 @@ class Server {
   const std::string& data_address() const { return listener_.address(); }
   uint16_t data_port() const { return listener_.port(); }
   bool draining() const { return draining_.load(); }
+  absl::Time started_at() const { return started_at_; }
+
+  // `listener` runs once, on the event loop's thread, when the drain starts
+  // (after the data port is closed), e.g. to report NOT_SERVING. It must not
+  // block. Set it before Run().
+  void SetDrainListener(std::function<void()> listener) {
+    drain_listener_ = std::move(listener);
+  }
 
   // Sets the mode for new connections; returns the previous one.
   Mode SetMode(Mode mode);
-  // Closes connection `id` if live; false if not found.
+  // Closes connection `id` if live (threads: shutdown of its socket; fork:
+  // SIGTERM to its child); its worker then ends and frees the slot, counted
+  // as `reason`. False if `id` is not live. May wait up to a second for a
+  // connection accepted a moment ago whose worker does not exist yet.
   bool CloseConnection(uint64_t id, CloseReason reason);
 
  private:
@@ -68,6 +80,7 @@ class Server {
   void LogFinalTotals() const;
 
   const Config config_;
+  const absl::Time started_at_;
   UniqueFd signals_;
   std::unique_ptr<ConnectionTable> table_;  // outlives the workers below
   Listener listener_;
@@ -75,6 +88,7 @@ class Server {
   std::unique_ptr<ForkWorkers> fork_workers_;
 
   std::atomic<bool> draining_{false};
+  std::function<void()> drain_listener_;
   bool closing_ = false;  // CloseAll() has been called
   absl::Time drain_deadline_ = absl::InfiniteFuture();
   absl::Time close_deadline_ = absl::InfiniteFuture();

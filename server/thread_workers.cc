@@ -80,10 +80,14 @@ void ThreadWorkers::Run(int raw_fd, uint32_t slot) {
   idle_.notify_all();  // under the lock: `this` may be destroyed right after
 }
 
-bool ThreadWorkers::Shutdown(uint32_t slot) {
+bool ThreadWorkers::Shutdown(uint32_t slot, uint64_t id) {
   std::lock_guard lock(mu_);
   const auto it = fds_.find(slot);
   if (it == fds_.end()) return false;
+  // A worker unregisters (under mu_) before it releases its slot, so while
+  // the slot is registered here the table's id is that worker's connection.
+  const std::optional<ConnectionInfo> info = table_.Read(slot);
+  if (!info || info->id != id) return false;
   shutdown(it->second, SHUT_RDWR);
   return true;
 }

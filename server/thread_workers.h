@@ -40,9 +40,10 @@ class ThreadWorkers {
   // nothing was started, `fd` is closed, and the caller abandons the slot.
   absl::Status Start(UniqueFd fd, uint32_t slot);
 
-  // Shuts down the connection served in `slot` (both directions); its worker
-  // then ends. Returns false if no worker serves that slot.
-  bool Shutdown(uint32_t slot);
+  // Shuts down connection `id`, served in `slot` (both directions); its
+  // worker then ends. Returns false if no worker serves that slot or the slot
+  // holds another connection by now.
+  bool Shutdown(uint32_t slot, uint64_t id);
 
   // Workers still running.
   std::size_t live() const;

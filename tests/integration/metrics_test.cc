@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
@@ -243,8 +244,24 @@ TEST_P(MetricsTest, FreshServerShowsEveryFamilyAndLabelAndItsMode) {
   EXPECT_GE(scrape.Value("process_cpu_seconds_total"), 0);
   EXPECT_GT(scrape.Value("process_open_fds"), 3);
   EXPECT_GE(scrape.Value("process_max_fds"), scrape.Value("process_open_fds"));
-  // No admin plane wired in yet: its family is left out, not shown empty.
-  EXPECT_FALSE(absl::StrContains(scrape.text(), "upper_admin_requests_total"));
+}
+
+TEST_P(MetricsTest, AdminCallsAreCountedByMethodAndCode) {
+  ASSERT_TRUE(StartUpperd());
+  absl::StatusOr<uint16_t> admin_port = upperd_->Port("admin");
+  ASSERT_TRUE(admin_port.ok()) << admin_port.status();
+  auto stub = admin::v1::AdminService::NewStub(AdminChannel(*admin_port));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(GetStatus(*stub).ok());
+  admin::v1::SetModeRequest bad;  // MODE_UNSPECIFIED: INVALID_ARGUMENT
+  admin::v1::SetModeResponse ignored;
+  EXPECT_FALSE(stub->SetMode(Context().get(), bad, &ignored).ok());
+  const Scrape scrape = MustScrape(metrics_port_);
+  EXPECT_EQ(scrape.Value("upper_admin_requests_total{code=\"OK\","
+                         "method=\"upper.admin.v1.AdminService/GetStatus\"}"),
+            3);
+  EXPECT_EQ(scrape.Value("upper_admin_requests_total{code=\"INVALID_ARGUMENT\","
+                         "method=\"upper.admin.v1.AdminService/SetMode\"}"),
+            1);
 }
 
 TEST_P(MetricsTest, DrainingGaugeIsOneWhileShuttingDown) {

@@ -1,11 +1,6 @@
 // upperctl against real upperd processes, end to end: real connections in
 // both modes seen by `status` and `connections`, a live mode switch, close,
 // health, watch, token auth, and the fleet view over two upperds.
-//
-// MERGE GUARD: upperd gains its admin port on the `admin` branch. Until
-// then upperd logs no "listening service=admin" line and every test here
-// SKIPs (AdminPortOrSkip). Once the branch is merged they run for real;
-// the lead removes the guard then, so that a missing admin port fails.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -42,9 +37,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr char kNoAdminPort[] =
-    "upperd logs no 'listening service=admin' line: its admin port comes "
-    "with the admin branch; this test runs once that is merged";
+constexpr char kNoAdminPort[] = "upperd logged no admin port";
 
 ProcessResult Upperctl(std::vector<std::string> args,
                        std::map<std::string, std::string> env = {}) {
@@ -68,10 +61,13 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-// The admin port, or nullopt when this upperd has none yet (MERGE GUARD).
+// The admin port from upperd's "listening service=admin" line.
 std::optional<uint16_t> AdminPort(UpperdProcess& upperd) {
-  absl::StatusOr<uint16_t> port = upperd.Port("admin", absl::Seconds(3));
-  if (!port.ok()) return std::nullopt;
+  absl::StatusOr<uint16_t> port = upperd.Port("admin");
+  if (!port.ok()) {
+    ADD_FAILURE() << port.status() << "\n" << upperd.Log();
+    return std::nullopt;
+  }
   return *port;
 }
 
@@ -112,7 +108,7 @@ TEST_P(UpperctlE2eTest, StatusAndConnectionsShowTheRealClients) {
   auto upperd = StartUpperd({absl::StrCat("--mode=", GetParam())});
   ASSERT_NE(upperd, nullptr);
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
-  if (!admin_port) GTEST_SKIP() << kNoAdminPort;
+  if (!admin_port) FAIL() << kNoAdminPort;
   const admin::Mode mode =
       GetParam() == "fork" ? admin::MODE_FORK : admin::MODE_THREAD;
 
@@ -154,7 +150,7 @@ TEST_P(UpperctlE2eTest, ModeSwitchAppliesToNewConnections) {
   auto upperd = StartUpperd({absl::StrCat("--mode=", GetParam())});
   ASSERT_NE(upperd, nullptr);
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
-  if (!admin_port) GTEST_SKIP() << kNoAdminPort;
+  if (!admin_port) FAIL() << kNoAdminPort;
   const std::string other = GetParam() == "fork" ? "thread" : "fork";
 
   UniqueFd before = OpenTalkedConnection(upperd->data_port(), "a");
@@ -179,7 +175,7 @@ TEST_P(UpperctlE2eTest, CloseEndsThatClientOnly) {
   auto upperd = StartUpperd({absl::StrCat("--mode=", GetParam())});
   ASSERT_NE(upperd, nullptr);
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
-  if (!admin_port) GTEST_SKIP() << kNoAdminPort;
+  if (!admin_port) FAIL() << kNoAdminPort;
   UniqueFd keep = OpenTalkedConnection(upperd->data_port(), "keep");
   UniqueFd victim = OpenTalkedConnection(upperd->data_port(), "victim");
   auto list = ParseJson<admin::ListConnectionsResponse>(
@@ -211,7 +207,7 @@ TEST_P(UpperctlE2eTest, HealthAndWatch) {
   auto upperd = StartUpperd({absl::StrCat("--mode=", GetParam())});
   ASSERT_NE(upperd, nullptr);
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
-  if (!admin_port) GTEST_SKIP() << kNoAdminPort;
+  if (!admin_port) FAIL() << kNoAdminPort;
   ProcessResult run = Upperctl({"health", AddrFlag(*admin_port)});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, "SERVING\n");
@@ -226,7 +222,7 @@ TEST_P(UpperctlE2eTest, StoppedServerIsUnreachable) {
   auto upperd = StartUpperd({absl::StrCat("--mode=", GetParam())});
   ASSERT_NE(upperd, nullptr);
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
-  if (!admin_port) GTEST_SKIP() << kNoAdminPort;
+  if (!admin_port) FAIL() << kNoAdminPort;
   upperd->Signal(SIGTERM);
   ASSERT_TRUE(upperd->WaitExit(absl::Seconds(20)).ok());
   ProcessResult run = Upperctl({"status", AddrFlag(*admin_port)});
@@ -249,7 +245,7 @@ TEST(UpperctlE2eAuth, TokenIsRequiredWhenConfiguredButNotForHealth) {
   const std::optional<uint16_t> admin_port = AdminPort(*upperd);
   if (!admin_port) {
     unlink(path.c_str());
-    GTEST_SKIP() << kNoAdminPort;
+    FAIL() << kNoAdminPort;
   }
   ProcessResult run = Upperctl({"status", AddrFlag(*admin_port)});
   EXPECT_EQ(run.exit_code, 4) << run.err;
@@ -272,7 +268,7 @@ TEST(UpperctlE2eFleet, TwoUpperdsGetARowEachAndATotal) {
   ASSERT_TRUE(first && second);
   const std::optional<uint16_t> port1 = AdminPort(*first);
   const std::optional<uint16_t> port2 = AdminPort(*second);
-  if (!port1 || !port2) GTEST_SKIP() << kNoAdminPort;
+  if (!port1 || !port2) FAIL() << kNoAdminPort;
   std::vector<UniqueFd> clients;
   clients.push_back(OpenTalkedConnection(first->data_port(), "one"));
   clients.push_back(OpenTalkedConnection(second->data_port(), "two"));

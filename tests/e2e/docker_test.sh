@@ -84,16 +84,10 @@ in_image() {
   docker run --rm --network none --entrypoint /bin/sh "$IMAGE" -c "$1" \
     >>"$E2E_LOG_DIR/in-image.log" 2>&1
 }
-e2e_check "upperd and upper-client are in the image" \
-  in_image 'command -v upperd && command -v upper-client'
+e2e_check "upperd, upperctl and upper-client are in the image" \
+  in_image 'command -v upperd && command -v upperctl && command -v upper-client'
 e2e_check "upperd runs in the runtime image (all libraries present)" \
   in_image 'upperd --version'
-# upperctl and /metrics arrive with the admin and metrics work: their checks
-# run when the image has them (upperctl present; upperd knows --metrics_port).
-has_upperctl=0
-in_image 'command -v upperctl' && has_upperctl=1
-has_metrics=0
-in_image 'upperd --help | grep -q -- --metrics_port' && has_metrics=1
 
 # ---- 3. docker run -----------------------------------------------------------
 data=$(e2e_free_port)
@@ -131,19 +125,15 @@ e2e_check "upperd is PID 1 (gets SIGTERM directly): $pid1" eval '[[ $pid1 == upp
 e2e_check "the image ships upperd-fork-server next to upperd" \
   docker exec "$CONTAINER" test -x /usr/local/bin/upperd-fork-server
 
-if ((has_upperctl)); then
-  ctl() { docker exec "$CONTAINER" upperctl --addr "127.0.0.1:$admin" "$@"; }
-  if e2e_wait 20 eval 'ctl health >/dev/null 2>&1'; then
-    e2e_pass "upperctl health exits 0 inside the container"
-  else
-    e2e_fail "upperctl health never succeeded"
-  fi
-  e2e_check "upperctl status answers" eval 'ctl status >"$E2E_LOG_DIR/status.txt"'
-  e2e_check "docker's HEALTHCHECK reports healthy" e2e_wait 60 eval \
-    '[[ $(docker inspect -f "{{.State.Health.Status}}" "$CONTAINER") == healthy ]]'
+ctl() { docker exec "$CONTAINER" upperctl --addr "127.0.0.1:$admin" "$@"; }
+if e2e_wait 20 eval 'ctl health >/dev/null 2>&1'; then
+  e2e_pass "upperctl health exits 0 inside the container"
 else
-  e2e_skip "upperctl in the container: the image has no upperctl (admin CLI not in this tree yet)"
+  e2e_fail "upperctl health never succeeded"
 fi
+e2e_check "upperctl status answers" eval 'ctl status >"$E2E_LOG_DIR/status.txt"'
+e2e_check "docker's HEALTHCHECK reports healthy" e2e_wait 60 eval \
+  '[[ $(docker inspect -f "{{.State.Health.Status}}" "$CONTAINER") == healthy ]]'
 
 # metrics_ok PORT: GET /metrics on 127.0.0.1:PORT answers 200 with upper_
 # metrics in it.
@@ -155,11 +145,7 @@ metrics_ok() {
   exec {fd}>&-
   [[ $body == "HTTP/1."?" 200"*"upper_"* ]]
 }
-if ((has_metrics)); then
-  e2e_check "/metrics serves upper_ metrics" e2e_wait 15 metrics_ok "$metrics"
-else
-  e2e_skip "/metrics: this upperd has no --metrics_port (metrics not in this tree yet)"
-fi
+e2e_check "/metrics serves upper_ metrics" e2e_wait 15 metrics_ok "$metrics"
 
 # Drain on docker stop: hold one connection open, stop, and check that the
 # listener closes, the live connection still works, and upperd exits 0 as
@@ -231,20 +217,12 @@ else
 fi
 cuid=$(dc exec -T upperd id -u)
 e2e_check "compose: runs as uid $cuid, not root" eval '[[ $cuid != 0 ]]'
-if ((has_upperctl)); then
-  e2e_check "compose: docker-compose exec upperd upperctl status" \
-    e2e_wait 20 eval 'dc exec -T upperd upperctl status >/dev/null 2>&1'
-  e2e_check "compose: upperctl on the host reaches the published admin port" \
-    eval 'docker run --rm --network host --entrypoint upperctl "$IMAGE" --addr "127.0.0.1:$cadmin" health >/dev/null 2>&1'
-else
-  e2e_skip "compose: upperctl status: the image has no upperctl yet"
-fi
-if ((has_metrics)); then
-  e2e_check "compose: /metrics through the published port" \
-    e2e_wait 15 metrics_ok "$cmetrics"
-else
-  e2e_skip "compose: /metrics: this upperd has no --metrics_port yet"
-fi
+e2e_check "compose: docker-compose exec upperd upperctl status" \
+  e2e_wait 20 eval 'dc exec -T upperd upperctl status >/dev/null 2>&1'
+e2e_check "compose: upperctl on the host reaches the published admin port" \
+  eval 'docker run --rm --network host --entrypoint upperctl "$IMAGE" --addr "127.0.0.1:$cadmin" health >/dev/null 2>&1'
+e2e_check "compose: /metrics through the published port" \
+  e2e_wait 15 metrics_ok "$cmetrics"
 # An idle connection during the drain: cut after the 2 s drain timeout, and
 # upperd still exits 0.
 exec {held}<>"/dev/tcp/127.0.0.1/$cdata"

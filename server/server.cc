@@ -30,6 +30,10 @@ constexpr absl::Duration kCloseGrace = absl::Seconds(5);
 // While draining, how often to look at the active count.
 constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
 
+uint64_t Rejected(const TableTotals& t, RejectReason reason) {
+  return t.rejected_total[static_cast<int>(reason)];
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
@@ -160,14 +164,22 @@ void Server::LogFinalTotals() const {
     bytes_out += t.bytes_out_total[m];
   }
   for (uint64_t n : t.rejected_total) rejected += n;
-  LogEvent(LogLevel::kInfo, "stopped",
-           {{"accepted", accepted},
-            {"closed", closed},
-            {"rejected", rejected},
-            {"active", t.ActiveTotal()},
-            {"bytes_in", bytes_in},
-            {"bytes_out", bytes_out},
-            {"worker_crashes", t.worker_crashes_total}});
+  LogEvent(
+      LogLevel::kInfo, "stopped",
+      {{"accepted", accepted},
+       {"closed", closed},
+       {"rejected", rejected},
+       {"active", t.ActiveTotal()},
+       {"bytes_in", bytes_in},
+       {"bytes_out", bytes_out},
+       {"worker_crashes", t.worker_crashes_total},
+       // Refusals by reason, so operators and tests can tell a full
+       // table from fd or process exhaustion without the metrics plane.
+       {"rejected_limit", Rejected(t, RejectReason::kLimit)},
+       {"rejected_fork_failed", Rejected(t, RejectReason::kForkFailed)},
+       {"rejected_thread_failed", Rejected(t, RejectReason::kThreadFailed)},
+       {"rejected_fd_exhausted", Rejected(t, RejectReason::kFdExhausted)},
+       {"rejected_draining", Rejected(t, RejectReason::kDraining)}});
 }
 
 absl::Duration Server::PollTimeout() const {

@@ -230,28 +230,36 @@ void Server::ReapChildren() {
 }
 
 void Server::AcceptConnections() {
+  // At the fd limit every queued connection is refused in this one pass (each
+  // costs a few syscalls), so a burst is told "no" at once instead of one
+  // connection per back-off; then the loop pauses.
+  bool fd_exhausted = false;
   for (int i = 0; i < kAcceptBatch; ++i) {
     Accepted accepted = listener_.Accept();
     switch (accepted.kind) {
       case Accepted::Kind::kConnection:
         Dispatch(std::move(accepted));
         continue;
-      case Accepted::Kind::kNone:
-        return;
       case Accepted::Kind::kFdExhausted:
         table_->CountRejected(RejectReason::kFdExhausted);
-        [[fallthrough]];
+        fd_exhausted = true;
+        continue;
+      case Accepted::Kind::kNone:
+        if (fd_exhausted) PauseAccepting("fd_exhausted");
+        return;
       case Accepted::Kind::kBackoff:
-        accept_backoff_until_ = absl::Now() + kAcceptBackoff;
-        if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
-          last_refusal_log_ = absl::Now();
-          LogEvent(LogLevel::kWarning, "accept_paused",
-                   {{"reason", accepted.kind == Accepted::Kind::kFdExhausted
-                                   ? "fd_exhausted"
-                                   : "kernel_memory"}});
-        }
+        PauseAccepting(fd_exhausted ? "fd_exhausted" : "kernel_memory");
         return;
     }
+  }
+  if (fd_exhausted) PauseAccepting("fd_exhausted");
+}
+
+void Server::PauseAccepting(absl::string_view reason) {
+  accept_backoff_until_ = absl::Now() + kAcceptBackoff;
+  if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
+    last_refusal_log_ = absl::Now();
+    LogEvent(LogLevel::kWarning, "accept_paused", {{"reason", reason}});
   }
 }
 

@@ -52,10 +52,13 @@ absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
     args.push_back("--");
   }
   const std::string program = args.empty() ? UpperdPath() : args.front();
-  for (const char* arg :
-       {UpperdPath(), "--bind=127.0.0.1", "--data_port=0", "--admin_port=0",
-        "--metrics_port=0", "--metrics_bind=127.0.0.1"}) {
-    args.push_back(arg);
+  args.push_back(UpperdPath());
+  if (options.default_endpoint_flags) {
+    for (const char* arg :
+         {"--bind=127.0.0.1", "--data_port=0", "--admin_port=0",
+          "--metrics_port=0", "--metrics_bind=127.0.0.1"}) {
+      args.push_back(arg);
+    }
   }
   args.insert(args.end(), options.args.begin(), options.args.end());
   std::vector<std::string> env;

@@ -35,6 +35,9 @@ struct UpperdOptions {
   std::vector<std::string> args;           // extra flags, e.g. "--mode=fork"
   std::map<std::string, std::string> env;  // added to the environment
   bool wait_until_listening = true;        // false for start-up failures
+  // false: pass none of the harness's --bind=127.0.0.1 and --*_port=0 flags
+  // (they would override UPPER_BIND, UPPER_DATA_PORT... under test).
+  bool default_endpoint_flags = true;
   // RLIMIT_NOFILE (soft and hard) upperd starts with. posix_spawn cannot set
   // limits, so upperd is started through util-linux `prlimit`, which sets
   // the limit and execs upperd in the same process: race-free, same pid.

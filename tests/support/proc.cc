@@ -101,6 +101,23 @@ std::optional<int64_t> RssKib(pid_t pid) {
   return StatusField(*status, "VmRSS");
 }
 
+std::optional<int64_t> SharedRssKib(pid_t pid) {
+  const std::optional<std::string> status =
+      ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status) return std::nullopt;
+  return StatusField(*status, "RssShmem");
+}
+
+std::optional<int64_t> PrivateRssKib(pid_t pid) {
+  const std::optional<std::string> status =
+      ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status) return std::nullopt;
+  const std::optional<int64_t> anon = StatusField(*status, "RssAnon");
+  const std::optional<int64_t> file = StatusField(*status, "RssFile");
+  if (!anon || !file) return std::nullopt;
+  return *anon + *file;
+}
+
 int CountThreads(pid_t pid) {
   const std::string path = absl::StrCat("/proc/", pid, "/task");
   if (access(path.c_str(), F_OK) != 0) return -1;

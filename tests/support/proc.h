@@ -29,6 +29,11 @@ std::optional<double> CpuSeconds(pid_t pid);
 
 // Resident set size in KiB (VmRSS); nullopt if it is gone.
 std::optional<int64_t> RssKib(pid_t pid);
+// The shared-memory part of it (RssShmem: for upperd, the connection table's
+// pages touched so far) and the rest (RssAnon + RssFile: heap, stacks,
+// binary), in KiB.
+std::optional<int64_t> SharedRssKib(pid_t pid);
+std::optional<int64_t> PrivateRssKib(pid_t pid);
 
 // Threads of `pid` (entries of /proc/pid/task); -1 if it is gone.
 int CountThreads(pid_t pid);

@@ -135,11 +135,20 @@ Accepted Listener::Accept() {
         // Free one fd, take the pending connection off the queue and close
         // it, so its client sees a prompt close instead of a hang and the
         // loop does not wake again for the same connection.
+        // accept4 fails with EMFILE before it looks at the queue, so an
+        // empty queue shows up here too: then nothing was refused.
         reserve_.Reset();
         UniqueFd refused(accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        const int err = refused.valid() ? 0 : errno;
         refused.Reset();
         reserve_.Reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-        result.kind = Accepted::Kind::kFdExhausted;
+        if (err == 0) {
+          result.kind = Accepted::Kind::kFdExhausted;
+        } else if (err == EAGAIN) {
+          result.kind = Accepted::Kind::kNone;
+        } else {  // no reserve to give up (reopening it failed): back off
+          result.kind = Accepted::Kind::kBackoff;
+        }
         return result;
       }
       default:  // ENOBUFS, ENOMEM and anything unexpected

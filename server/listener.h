@@ -6,8 +6,9 @@
 // EAGAIN means "no more for now"; EINTR, ECONNABORTED and the network errors
 // accept(2) passes through are retried; EMFILE/ENFILE use a reserve fd (close
 // it, accept and close the pending connection so it is refused rather than
-// left waiting, reopen the reserve) and ask the caller to back off; ENOBUFS/
-// ENOMEM ask for a back-off too. Not thread-safe: one accepting thread.
+// left waiting, reopen the reserve); the caller refuses what is queued that
+// way, then backs off; ENOBUFS/ENOMEM ask for a back-off too. Not
+// thread-safe: one accepting thread.
 #pragma once
 
 #include <netinet/in.h>
@@ -25,7 +26,8 @@ struct Accepted {
   enum class Kind {
     kConnection,   // `fd` and `peer` hold a new connection
     kNone,         // nothing pending
-    kFdExhausted,  // one connection was refused for lack of fds; back off
+    kFdExhausted,  // one connection was refused for lack of fds; call
+                   // again to refuse the next queued one, then back off
     kBackoff,      // transient kernel shortage (ENOBUFS, ENOMEM); back off
   };
   Kind kind = Kind::kNone;

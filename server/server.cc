@@ -33,6 +33,10 @@ constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
 // just accepted (its thread is starting, or its child is being forked).
 constexpr absl::Duration kWorkerStartWait = absl::Seconds(1);
 
+uint64_t Rejected(const TableTotals& t, RejectReason reason) {
+  return t.rejected_total[static_cast<int>(reason)];
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
@@ -178,14 +182,22 @@ void Server::LogFinalTotals() const {
     bytes_out += t.bytes_out_total[m];
   }
   for (uint64_t n : t.rejected_total) rejected += n;
-  LogEvent(LogLevel::kInfo, "stopped",
-           {{"accepted", accepted},
-            {"closed", closed},
-            {"rejected", rejected},
-            {"active", t.ActiveTotal()},
-            {"bytes_in", bytes_in},
-            {"bytes_out", bytes_out},
-            {"worker_crashes", t.worker_crashes_total}});
+  LogEvent(
+      LogLevel::kInfo, "stopped",
+      {{"accepted", accepted},
+       {"closed", closed},
+       {"rejected", rejected},
+       {"active", t.ActiveTotal()},
+       {"bytes_in", bytes_in},
+       {"bytes_out", bytes_out},
+       {"worker_crashes", t.worker_crashes_total},
+       // Refusals by reason, so operators and tests can tell a full
+       // table from fd or process exhaustion without the metrics plane.
+       {"rejected_limit", Rejected(t, RejectReason::kLimit)},
+       {"rejected_fork_failed", Rejected(t, RejectReason::kForkFailed)},
+       {"rejected_thread_failed", Rejected(t, RejectReason::kThreadFailed)},
+       {"rejected_fd_exhausted", Rejected(t, RejectReason::kFdExhausted)},
+       {"rejected_draining", Rejected(t, RejectReason::kDraining)}});
 }
 
 absl::Duration Server::PollTimeout() const {
@@ -236,28 +248,36 @@ void Server::ReapChildren() {
 }
 
 void Server::AcceptConnections() {
+  // At the fd limit every queued connection is refused in this one pass (each
+  // costs a few syscalls), so a burst is told "no" at once instead of one
+  // connection per back-off; then the loop pauses.
+  bool fd_exhausted = false;
   for (int i = 0; i < kAcceptBatch; ++i) {
     Accepted accepted = listener_.Accept();
     switch (accepted.kind) {
       case Accepted::Kind::kConnection:
         Dispatch(std::move(accepted));
         continue;
-      case Accepted::Kind::kNone:
-        return;
       case Accepted::Kind::kFdExhausted:
         table_->CountRejected(RejectReason::kFdExhausted);
-        [[fallthrough]];
+        fd_exhausted = true;
+        continue;
+      case Accepted::Kind::kNone:
+        if (fd_exhausted) PauseAccepting("fd_exhausted");
+        return;
       case Accepted::Kind::kBackoff:
-        accept_backoff_until_ = absl::Now() + kAcceptBackoff;
-        if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
-          last_refusal_log_ = absl::Now();
-          LogEvent(LogLevel::kWarning, "accept_paused",
-                   {{"reason", accepted.kind == Accepted::Kind::kFdExhausted
-                                   ? "fd_exhausted"
-                                   : "kernel_memory"}});
-        }
+        PauseAccepting(fd_exhausted ? "fd_exhausted" : "kernel_memory");
         return;
     }
+  }
+  if (fd_exhausted) PauseAccepting("fd_exhausted");
+}
+
+void Server::PauseAccepting(absl::string_view reason) {
+  accept_backoff_until_ = absl::Now() + kAcceptBackoff;
+  if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
+    last_refusal_log_ = absl::Now();
+    LogEvent(LogLevel::kWarning, "accept_paused", {{"reason", reason}});
   }
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/config.h"
 #include "server/connection_table.h"
@@ -72,6 +73,9 @@ class Server {
   void HandleSignals();
   void ReapChildren();
   void AcceptConnections();
+  // Stops polling the listener for kAcceptBackoff, so that a queue we cannot
+  // take from (fd limit, kernel memory) never makes the loop spin.
+  void PauseAccepting(absl::string_view reason);
   void Dispatch(Accepted accepted);
   void StartDrain();
   void CloseAll();

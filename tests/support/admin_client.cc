@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "tests/support/proc.h"
 
 namespace upper::testing {
 namespace {
@@ -145,16 +146,8 @@ absl::StatusOr<std::vector<std::string>> ReflectionFilesForSymbol(
 }
 
 pid_t ParentPid(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  const size_t close_paren = text.rfind(')');
-  if (close_paren == std::string::npos) return -1;
-  std::istringstream rest(text.substr(close_paren + 2));
-  char state = 0;
-  long parent = -1;
-  rest >> state >> parent;
-  return rest ? static_cast<pid_t>(parent) : -1;
+  const std::optional<ProcStat> stat = ReadProcStat(pid);
+  return stat ? stat->ppid : -1;
 }
 
 bool IsThreadOf(pid_t pid, pid_t tid) {

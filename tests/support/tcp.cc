@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <future>
 #include <sstream>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/support/proc.h"
 
 namespace upper::testing {
 namespace {
@@ -38,16 +38,11 @@ absl::Status WaitReady(int fd, short events, absl::Time deadline) {
 
 // Parent pid and state letter from /proc/<pid>/stat.
 bool ReadStat(pid_t pid, pid_t* ppid, char* state) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  const size_t close_paren = text.rfind(')');
-  if (close_paren == std::string::npos) return false;
-  std::istringstream rest(text.substr(close_paren + 2));
-  long parent = 0;
-  rest >> *state >> parent;
-  *ppid = static_cast<pid_t>(parent);
-  return static_cast<bool>(rest);
+  const std::optional<ProcStat> stat = ReadProcStat(pid);
+  if (!stat) return false;
+  *ppid = stat->ppid;
+  *state = stat->state;
+  return true;
 }
 
 std::vector<pid_t> AllPids() {

@@ -24,13 +24,42 @@ extern char** environ;
 
 namespace upper::testing {
 
+namespace {
+
+// util-linux, in every Debian image (package util-linux, Essential: yes).
+constexpr char kPrlimitPath[] = "/usr/bin/prlimit";
+constexpr char kSetprivPath[] = "/usr/bin/setpriv";
+
+}  // namespace
+
 const char* UpperdPath() { return UPPERD_PATH; }
 
 absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
     UpperdOptions options) {
-  std::vector<std::string> args = {
-      UpperdPath(),     "--bind=127.0.0.1", "--data_port=0",
-      "--admin_port=0", "--metrics_port=0", "--metrics_bind=127.0.0.1"};
+  // Wrappers that exec in place (same pid) go first, upperd last.
+  std::vector<std::string> args;
+  if (options.rlimit_nofile) {
+    args.push_back(kPrlimitPath);
+    args.push_back(absl::StrCat("--nofile=", *options.rlimit_nofile, ":",
+                                *options.rlimit_nofile));
+    args.push_back("--");
+  }
+  if (options.run_as_uid) {
+    args.push_back(kSetprivPath);
+    args.push_back(absl::StrCat("--reuid=", *options.run_as_uid));
+    args.push_back(absl::StrCat("--regid=", *options.run_as_uid));
+    args.push_back("--clear-groups");
+    args.push_back("--");
+  }
+  const std::string program = args.empty() ? UpperdPath() : args.front();
+  args.push_back(UpperdPath());
+  if (options.default_endpoint_flags) {
+    for (const char* arg :
+         {"--bind=127.0.0.1", "--data_port=0", "--admin_port=0",
+          "--metrics_port=0", "--metrics_bind=127.0.0.1"}) {
+      args.push_back(arg);
+    }
+  }
   args.insert(args.end(), options.args.begin(), options.args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -64,8 +93,8 @@ absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = -1;
-  const int err = posix_spawn(&pid, UpperdPath(), &actions, &attr, argv.data(),
-                              envp.data());
+  const int err = posix_spawn(&pid, program.c_str(), &actions, &attr,
+                              argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(pipe_fds[1]);

@@ -35,6 +35,17 @@ struct UpperdOptions {
   std::vector<std::string> args;           // extra flags, e.g. "--mode=fork"
   std::map<std::string, std::string> env;  // added to the environment
   bool wait_until_listening = true;        // false for start-up failures
+  // false: pass none of the harness's --bind=127.0.0.1 and --*_port=0 flags
+  // (they would override UPPER_BIND, UPPER_DATA_PORT... under test).
+  bool default_endpoint_flags = true;
+  // RLIMIT_NOFILE (soft and hard) upperd starts with. posix_spawn cannot set
+  // limits, so upperd is started through util-linux `prlimit`, which sets
+  // the limit and execs upperd in the same process: race-free, same pid.
+  std::optional<uint64_t> rlimit_nofile;
+  // Run upperd under this uid and gid (no supplementary groups) through
+  // util-linux `setpriv`, which also execs in place. For limits root
+  // ignores (RLIMIT_NPROC). Needs root.
+  std::optional<uint32_t> run_as_uid;
 };
 
 class UpperdProcess {

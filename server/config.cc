@@ -1,7 +1,11 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdlib>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 // Defaults here are the product's defaults; Config's initialisers match.
 ABSL_FLAG(std::string, bind, "0.0.0.0",
@@ -87,6 +92,18 @@ absl::Status SetFlagFromText(absl::string_view source, absl::string_view name,
   return absl::OkStatus();
 }
 
+// "0.0.0.0", "::1" or "[::1]": what the data listener can bind without a
+// name lookup.
+bool IsIpLiteral(absl::string_view address) {
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  const std::string text(address);
+  in6_addr ignored;
+  return inet_pton(AF_INET, text.c_str(), &ignored) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), &ignored) == 1;
+}
+
 absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
@@ -126,8 +143,9 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
 absl::StatusOr<Config> ConfigFromFlags() {
   Config c;
   c.bind = absl::GetFlag(FLAGS_bind);
-  if (c.bind.empty()) {
-    return absl::InvalidArgumentError("--bind: must not be empty");
+  if (!IsIpLiteral(c.bind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bind: '", c.bind, "' is not an IPv4 or IPv6 address"));
   }
   if (absl::Status s = ValidatePort("data_port", absl::GetFlag(FLAGS_data_port),
                                     &c.data_port);
@@ -166,6 +184,20 @@ absl::StatusOr<Config> ConfigFromFlags() {
   return c;
 }
 
+// Validation errors start with "--<flag>: "; when that flag's value came
+// from UPPER_<FLAG>, say so instead.
+absl::Status NameTheVariable(const absl::Status& error,
+                             const std::set<std::string>& from_env) {
+  absl::string_view message = error.message();
+  if (!absl::ConsumePrefix(&message, "--")) return error;
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return error;
+  const std::string flag(message.substr(0, colon));
+  if (!from_env.contains(flag)) return error;
+  return absl::Status(error.code(),
+                      absl::StrCat(EnvName(flag), message.substr(colon)));
+}
+
 }  // namespace
 
 EnvLookup ProcessEnvironment() {
@@ -186,6 +218,9 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
     std::string ignored;
     flag->ParseFrom(flag->DefaultValue(), &ignored);
   }
+  // Flags whose value came from the environment, so that a range error
+  // names the variable the operator actually set.
+  std::set<std::string> from_env;
   // Environment next, so that flags parsed afterwards override it.
   for (absl::string_view name : kFlagNames) {
     const std::string var = EnvName(name);
@@ -193,6 +228,7 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
       if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
         return s;
       }
+      from_env.insert(std::string(name));
     }
   }
   for (int i = 1; i < argc; ++i) {
@@ -233,9 +269,10 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
     if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
       return s;
     }
+    from_env.erase(std::string(name));
   }
   absl::StatusOr<Config> config = ConfigFromFlags();
-  if (!config.ok()) return config.status();
+  if (!config.ok()) return NameTheVariable(config.status(), from_env);
   parsed.config = *std::move(config);
   return parsed;
 }

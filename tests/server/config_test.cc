@@ -116,6 +116,25 @@ TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
             "UPPER_MODE: 'spoon' is not a mode (expected fork or thread)");
 }
 
+TEST_F(ConfigTest, OutOfRangeEnvironmentValueNamesTheVariable) {
+  env_["UPPER_DATA_PORT"] = "65536";
+  EXPECT_EQ(ErrorOf({}), "UPPER_DATA_PORT: 65536 is out of range (0..65535)");
+  // The same value given as a flag names the flag, even with the variable
+  // set to something valid.
+  env_["UPPER_DATA_PORT"] = "80";
+  EXPECT_EQ(ErrorOf({"--data_port=65536"}),
+            "--data_port: 65536 is out of range (0..65535)");
+}
+
+TEST_F(ConfigTest, BindMustBeAnIpLiteral) {
+  EXPECT_EQ(ErrorOf({"--bind=localhost"}),
+            "--bind: 'localhost' is not an IPv4 or IPv6 address");
+  env_["UPPER_BIND"] = "";
+  EXPECT_EQ(ErrorOf({}), "UPPER_BIND: '' is not an IPv4 or IPv6 address");
+  absl::StatusOr<ParsedCommandLine> bracketed = Parse({"--bind=[::1]"});
+  EXPECT_TRUE(bracketed.ok()) << bracketed.status();
+}
+
 TEST_F(ConfigTest, PortOutOfRange) {
   EXPECT_EQ(ErrorOf({"--data_port=70000"}),
             "--data_port: 70000 is out of range (0..65535)");

@@ -218,12 +218,15 @@ void Server::HandleSignals() {
     if (n != sizeof(info)) break;             // EAGAIN: all read
     if (info.ssi_signo == SIGCHLD) continue;  // reaped below
     if (!draining_) {
+      // Drain first, then say so: whoever reads the line (an operator, a
+      // test) may rely on the drain having begun (no new connections,
+      // SetMode refused, health NOT_SERVING).
+      StartDrain();
       LogEvent(
           LogLevel::kInfo, "draining",
           {{"signal", strsignal(static_cast<int>(info.ssi_signo))},
            {"active", table_->ReadTotals().ActiveTotal()},
            {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
-      StartDrain();
     } else if (!closing_) {
       LogEvent(LogLevel::kInfo, "drain_cut_short",
                {{"signal", strsignal(static_cast<int>(info.ssi_signo))}});

@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -266,6 +267,30 @@ MemorySample SampleMemory(int pid) {
   }
   sample.tree_pss_kib = own_pss + sample.descendants_pss_kib;
   return sample;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\u%04x", c);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string Number(double v) {
+  std::ostringstream out;
+  out.precision(v == std::floor(v) && std::fabs(v) < 1e15 ? 15 : 6);
+  out << v;
+  return out.str();
 }
 
 }  // namespace upper::bench

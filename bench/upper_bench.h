@@ -155,6 +155,10 @@ struct MemorySample {
 };
 MemorySample SampleMemory(int pid);
 
+// JSON output: a string literal with escapes, and a number (integers exact).
+std::string JsonString(const std::string& s);
+std::string Number(double v);
+
 Report RunPingpong(const Options& o, const Endpoint& e, Errors& errors);
 Report RunStream(const Options& o, const Endpoint& e, Errors& errors);
 Report RunChurn(const Options& o, const Endpoint& e, Errors& errors);

@@ -86,30 +86,6 @@ bool ApplyFlag(std::string arg, Options& o, std::string* why) {
   return true;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "\\u%04x", c);
-      out += hex;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string Number(double v) {
-  std::ostringstream out;
-  out.precision(v == std::floor(v) && std::fabs(v) < 1e15 ? 15 : 6);
-  out << v;
-  return out.str();
-}
-
 // Room for many connections: the soft fd limit up to the hard one.
 void RaiseFdLimit() {
   rlimit limit;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -44,8 +45,17 @@ std::optional<uint64_t> BootTimeSeconds() {
   return std::nullopt;
 }
 
-// Entries of /proc/self/fd, less the one opendir itself holds.
+// Open file descriptors. Linux >= 6.2 reports their number as the size of
+// /proc/self/fd, a popcount of the fd bitmap: microseconds at any count.
+// Reading the directory instead costs a dentry per fd (12 ms at 10,000
+// connections in thread mode, most of a scrape), so that is only the
+// fallback for older kernels, which report size 0.
 std::optional<uint64_t> OpenFds() {
+  struct stat fd_dir;
+  if (stat("/proc/self/fd", &fd_dir) == 0 && fd_dir.st_size > 0) {
+    return static_cast<uint64_t>(fd_dir.st_size);
+  }
+  // Entries of /proc/self/fd, less the one opendir itself holds.
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return std::nullopt;
   uint64_t entries = 0;

@@ -1,9 +1,14 @@
 #include "server/metrics_process_collector.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <set>
 #include <string>
+#include <vector>
+
+#include "server/unique_fd.h"
 
 namespace upper {
 namespace {
@@ -47,6 +52,30 @@ TEST(ProcessCollector, ReportsTheStandardProcessMetricsOfThisProcess) {
                 "process_cpu_seconds_total", "process_max_fds",
                 "process_open_fds", "process_resident_memory_bytes",
                 "process_start_time_seconds", "process_virtual_memory_bytes"}));
+}
+
+double OpenFdsGauge() {
+  for (const prometheus::MetricFamily& family : ProcessCollector().Collect()) {
+    if (family.name == "process_open_fds") return family.metric[0].gauge.value;
+  }
+  ADD_FAILURE() << "no process_open_fds";
+  return -1;
+}
+
+// Counts exactly, whether from the size of /proc/self/fd (Linux >= 6.2) or
+// by reading the directory: every fd opened here shows, none more.
+TEST(ProcessCollector, OpenFdsCountsEveryOpenDescriptor) {
+  const double before = OpenFdsGauge();
+  ASSERT_GT(before, 0);
+  constexpr int kExtra = 64;
+  std::vector<UniqueFd> extra;
+  for (int i = 0; i < kExtra; ++i) {
+    extra.emplace_back(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(extra.back().valid());
+  }
+  EXPECT_EQ(OpenFdsGauge(), before + kExtra);
+  extra.clear();
+  EXPECT_EQ(OpenFdsGauge(), before);
 }
 
 }  // namespace

@@ -4,13 +4,17 @@
 #include <netinet/in.h>
 
 #include <exception>
+#include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "CivetServer.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "civetweb.h"
 #include "prometheus/exposer.h"
 #include "server/config.h"
 #include "server/log.h"
@@ -39,6 +43,37 @@ bool IsIpv6Address(const std::string& host) {
   return inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
+// Ports of metrics servers being stopped. prometheus-cpp's ~Exposer removes
+// the /metrics handler before it stops civetweb, so a scrape arriving in
+// between would get a 404, which reads as "this target has no metrics". The
+// gate answers those scrapes 503 instead: an honest "shutting down". Keyed
+// by port because civetweb's callbacks get no pointer of ours (prometheus-cpp
+// passes no user data); any thread may read it, the destructor writes it.
+std::mutex stopping_mu;
+std::set<int>& StoppingPorts() {
+  static std::set<int>* ports = new std::set<int>;  // never destroyed
+  return *ports;
+}
+
+// civetweb's begin_request: 0 lets the request through to its handler; a
+// status code means this callback has answered it.
+int RefuseWhileStopping(mg_connection* connection) {
+  const mg_request_info* request = mg_get_request_info(connection);
+  {
+    std::lock_guard lock(stopping_mu);
+    if (request == nullptr || !StoppingPorts().contains(request->server_port)) {
+      return 0;
+    }
+  }
+  constexpr char kBody[] = "upperd is shutting down\n";
+  mg_printf(connection,
+            "HTTP/1.1 503 Service Unavailable\r\n"
+            "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n%s",
+            sizeof(kBody) - 1, kBody);
+  return 503;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
@@ -63,7 +98,11 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   // constructor (civetweb returns no context); turn it into a status here.
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(requested, kExposerThreads);
+    // civetweb copies the callbacks when it starts.
+    CivetCallbacks callbacks;
+    callbacks.begin_request = RefuseWhileStopping;
+    exposer = std::make_unique<prometheus::Exposer>(requested, kExposerThreads,
+                                                    &callbacks);
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat(
         "--metrics_port: cannot listen on ", requested, ": ", e.what()));
@@ -93,7 +132,16 @@ MetricsServer::MetricsServer(
       exposer_(std::move(exposer)),
       address_(std::move(address)) {}
 
-MetricsServer::~MetricsServer() = default;
+MetricsServer::~MetricsServer() {
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  {
+    std::lock_guard lock(stopping_mu);
+    StoppingPorts().insert(ports.begin(), ports.end());
+  }
+  exposer_.reset();  // civetweb has stopped: no callback runs after this
+  std::lock_guard lock(stopping_mu);
+  for (int port : ports) StoppingPorts().erase(port);
+}
 
 std::function<std::vector<RequestCount>()> AdminRequestsFrom(
     const RpcStats& stats) {

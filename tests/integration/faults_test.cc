@@ -3,8 +3,9 @@
 // reset at once, SIGTERM under load, SIGKILL of upperd in fork mode, and a
 // client that resets while the server writes. Each checks that the fault
 // costs only the connection it hits: others keep being served, slots, fds,
-// threads and processes come back, refusals are counted (upperd's final
-// "stopped" line), and upperd never crashes or spins.
+// threads and processes come back, refusals are counted (GetStatus and
+// /metrics while upperd runs, its final "stopped" line as it exits), and
+// upperd never crashes or spins.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,7 +31,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
 #include "tests/support/final_totals.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/proc.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
@@ -44,6 +47,44 @@ void StopCleanly(UpperdProcess& upperd) {
   absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(30));
   ASSERT_TRUE(code.ok()) << code.status() << "\n" << upperd.Log();
   EXPECT_EQ(*code, 0) << upperd.Log();
+}
+
+// upperd's live status from its admin port, once `predicate` holds (workers
+// and the reaper update the table a moment after a client sees its bytes);
+// nullopt if it never does within 10 s, with the last status in `last`.
+template <typename F>
+std::optional<admin::v1::ServerStatus> StatusWhen(
+    UpperdProcess& upperd, F predicate,
+    admin::v1::ServerStatus* last = nullptr) {
+  absl::StatusOr<uint16_t> port = upperd.Port("admin");
+  if (!port.ok()) return std::nullopt;
+  auto stub = admin::v1::AdminService::NewStub(AdminChannel(*port));
+  admin::v1::ServerStatus seen;
+  const bool held = Eventually(
+      [&] {
+        absl::StatusOr<admin::v1::ServerStatus> s = GetStatus(*stub);
+        if (!s.ok()) return false;
+        seen = *std::move(s);
+        return predicate(seen);
+      },
+      absl::Seconds(10));
+  if (last != nullptr) *last = seen;
+  if (!held) return std::nullopt;
+  return seen;
+}
+
+// Zero active connections by GetStatus, and every accepted one closed.
+void ExpectNoneActiveByGetStatus(UpperdProcess& upperd) {
+  admin::v1::ServerStatus last;
+  EXPECT_TRUE(StatusWhen(
+                  upperd,
+                  [](const admin::v1::ServerStatus& s) {
+                    return s.active_connections() == 0 &&
+                           s.closed_total() == s.accepted_total();
+                  },
+                  &last)
+                  .has_value())
+      << "GetStatus: " << last.ShortDebugString();
 }
 
 // Sends one byte and expects its upper-case echo: the connection is served.
@@ -233,6 +274,17 @@ TEST(ForkChildKill, KilledChildEndsOnlyItsConnectionAndFreesItsSlot) {
   others.clear();
   replacement.Reset();
   victim->Reset();
+  // The crash is counted where operators look: /metrics and GetStatus.
+  absl::StatusOr<uint16_t> metrics_port = upperd.Port("metrics");
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  absl::StatusOr<Scrape> scrape = Scrape::Get(*metrics_port);
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  EXPECT_EQ(scrape->Value("upper_worker_crashes_total"), 1);
+  ExpectNoneActiveByGetStatus(upperd);
+  const std::optional<admin::v1::ServerStatus> status =
+      StatusWhen(upperd, [](const admin::v1::ServerStatus&) { return true; });
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->worker_crashes_total(), 1u);
   StopCleanly(upperd);
   EXPECT_EQ(FinalTotal(upperd, "worker_crashes"), 1u) << upperd.Log();
   EXPECT_EQ(FinalTotal(upperd, "active"), 0u);
@@ -309,6 +361,7 @@ TEST(FdLimit, ConnectionsPastTheLimitAreRefusedCountedCheaplyThenRecover) {
                    .value_or("") == "BACK";
       },
       absl::Seconds(5)));
+  ExpectNoneActiveByGetStatus(upperd);
   StopCleanly(upperd);
   EXPECT_GE(FinalTotal(upperd, "rejected_fd_exhausted").value_or(0),
             uint64_t{1 + kBurst})
@@ -376,6 +429,17 @@ TEST(ProcessLimit, ForkFailureAtRlimitNprocIsRefusedCountedAndSurvived) {
       },
       absl::Seconds(5)));
   held.clear();
+  admin::v1::ServerStatus last;
+  EXPECT_TRUE(StatusWhen(
+                  upperd,
+                  [](const admin::v1::ServerStatus& s) {
+                    return s.active_connections() == 0 &&
+                           s.rejected_by_reason().contains("fork_failed") &&
+                           s.rejected_by_reason().at("fork_failed") >= kRefused;
+                  },
+                  &last)
+                  .has_value())
+      << last.ShortDebugString();
   StopCleanly(upperd);
   EXPECT_GE(FinalTotal(upperd, "rejected_fork_failed").value_or(0),
             uint64_t{kRefused});
@@ -424,6 +488,7 @@ TEST_P(FaultsTest, ClientThatNeverReadsIsThrottledWhileOthersAreServed) {
   ASSERT_TRUE(echo.ok()) << echo.status();
   EXPECT_TRUE(*echo == UpperAlphabet(check));
   hog->Reset();
+  ExpectNoneActiveByGetStatus(*upperd);
   StopCleanly(*upperd);
   EXPECT_EQ(FinalTotal(*upperd, "active"), 0u);
 }
@@ -454,6 +519,7 @@ TEST_P(FaultsTest, ThousandConnectsThatResetAtOnceLeaveNothingBehind) {
       << "), " << CountFds(upperd->pid()) << " fds (idle " << idle.fds << "), "
       << Descendants(upperd->pid()).size() << " descendants";
   EXPECT_TRUE(ZombieDescendants(upperd->pid()).empty());
+  ExpectNoneActiveByGetStatus(*upperd);
   StopCleanly(*upperd);
   EXPECT_EQ(FinalTotal(*upperd, "active"), 0u);
   EXPECT_EQ(FinalTotal(*upperd, "accepted"), FinalTotal(*upperd, "closed"));
@@ -479,6 +545,7 @@ TEST_P(FaultsTest, ClientResetWhileServerWritesEndsOnlyThatConnection) {
   other->Reset();
   EXPECT_TRUE(
       Eventually([&] { return BackToIdle(*upperd, idle); }, absl::Seconds(5)));
+  ExpectNoneActiveByGetStatus(*upperd);
   StopCleanly(*upperd);
   EXPECT_EQ(FinalTotal(*upperd, "active"), 0u);
   EXPECT_EQ(FinalTotal(*upperd, "accepted"),
@@ -580,7 +647,16 @@ TEST(UpperdKill, ForkChildrenHoldNoListenerAndANewUpperdBindsAtOnce) {
       UpperdProcess::Start({.args = {"--mode=fork"}});
   ASSERT_TRUE(first.ok()) << first.status();
   const uint16_t port = (*first)->data_port();
+  absl::StatusOr<uint16_t> admin_port = (*first)->Port("admin");
+  absl::StatusOr<uint16_t> metrics_port = (*first)->Port("metrics");
+  ASSERT_TRUE(admin_port.ok() && metrics_port.ok()) << (*first)->Log();
   const pid_t fork_server = ForkServerPid(**first);
+  // Both endpoints in use before the kill, so the new upperd binds them
+  // with the old connections' TIME_WAIT entries still there.
+  auto first_admin =
+      admin::v1::AdminService::NewStub(AdminChannel(*admin_port));
+  ASSERT_TRUE(GetStatus(*first_admin).ok());
+  ASSERT_TRUE(Scrape::Get(*metrics_port).ok());
 
   constexpr int kClients = 3;
   std::vector<UniqueFd> clients;
@@ -613,11 +689,37 @@ TEST(UpperdKill, ForkChildrenHoldNoListenerAndANewUpperdBindsAtOnce) {
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, -SIGKILL);
 
-  // A new upperd binds the same port at once, no retry, while the old
-  // children still serve their clients.
+  // A new upperd binds the same data, admin and metrics ports at once, no
+  // retry, while the old children still serve their clients.
   absl::StatusOr<std::unique_ptr<UpperdProcess>> second = UpperdProcess::Start(
-      {.args = {"--mode=fork", absl::StrCat("--data_port=", port)}});
+      {.args = {"--mode=fork", absl::StrCat("--data_port=", port),
+                absl::StrCat("--admin_port=", *admin_port),
+                absl::StrCat("--metrics_port=", *metrics_port)}});
   ASSERT_TRUE(second.ok()) << second.status();
+  for (pid_t child : children) EXPECT_EQ(kill(child, 0), 0);
+  EXPECT_EQ((*second)->Port("admin").value_or(0), *admin_port)
+      << (*second)->Log();
+  EXPECT_EQ((*second)->Port("metrics").value_or(0), *metrics_port);
+  auto second_admin =
+      admin::v1::AdminService::NewStub(AdminChannel(*admin_port));
+  // gRPC clients share connections per target process-wide, so the first
+  // call may still go out on the connection to the killed upperd and fail
+  // UNAVAILABLE ("Socket closed"); the next one connects afresh.
+  first_admin.reset();
+  absl::StatusOr<admin::v1::ServerStatus> second_status;
+  Eventually(
+      [&] {
+        second_status = GetStatus(*second_admin);
+        return second_status.ok();
+      },
+      absl::Seconds(5));
+  ASSERT_TRUE(second_status.ok()) << second_status.status();
+  EXPECT_EQ(second_status->pid(), (*second)->pid());
+  // The old children's connections are not the new upperd's.
+  EXPECT_EQ(second_status->active_connections(), 0u);
+  absl::StatusOr<Scrape> second_scrape = Scrape::Get(*metrics_port);
+  ASSERT_TRUE(second_scrape.ok()) << second_scrape.status();
+  EXPECT_EQ(second_scrape->Value("upper_connections_active{mode=\"fork\"}"), 0);
   for (pid_t child : children) EXPECT_EQ(kill(child, 0), 0);
   for (UniqueFd& fd : clients) {
     const std::string payload = RandomPayload(50000, fd.get());

@@ -87,32 +87,6 @@ Upperd StartUpperd(std::vector<std::string> args) {
   return u;
 }
 
-const admin::v1::ModeStats& PerMode(const ServerStatus& s,
-                                    admin::v1::Mode mode) {
-  for (const admin::v1::ModeStats& m : s.per_mode()) {
-    if (m.mode() == mode) return m;
-  }
-  static const admin::v1::ModeStats kNone;
-  ADD_FAILURE() << "no per_mode entry for " << admin::v1::Mode_Name(mode);
-  return kNone;
-}
-
-// GetStatus, polled until `predicate` holds (workers and the reaper update
-// the table a moment after a client sees its last byte).
-template <typename F>
-ServerStatus StatusWhen(AdminService::Stub& stub, F predicate) {
-  ServerStatus last;
-  Eventually(
-      [&] {
-        absl::StatusOr<ServerStatus> s = GetStatus(stub);
-        if (!s.ok()) return false;
-        last = *std::move(s);
-        return predicate(last);
-      },
-      absl::Seconds(10));
-  return last;
-}
-
 absl::StatusOr<LoadFigures> Combine(
     std::vector<std::future<absl::StatusOr<LoadFigures>>>& drivers) {
   LoadFigures total;

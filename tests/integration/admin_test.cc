@@ -51,33 +51,6 @@ Admined StartAdmined(std::vector<std::string> args) {
   return a;
 }
 
-const admin::v1::ModeStats& PerMode(const ServerStatus& s,
-                                    admin::v1::Mode mode) {
-  for (const admin::v1::ModeStats& m : s.per_mode()) {
-    if (m.mode() == mode) return m;
-  }
-  static const admin::v1::ModeStats kNone;
-  ADD_FAILURE() << "no per_mode entry for " << admin::v1::Mode_Name(mode);
-  return kNone;
-}
-
-// Polls GetStatus until `predicate` holds (the table is updated by workers a
-// moment after the client sees its bytes); returns the last status.
-template <typename F>
-ServerStatus StatusWhen(AdminService::Stub& stub, F predicate,
-                        absl::Duration timeout = absl::Seconds(10)) {
-  ServerStatus last;
-  Eventually(
-      [&] {
-        absl::StatusOr<ServerStatus> s = GetStatus(stub);
-        if (!s.ok()) return false;
-        last = *std::move(s);
-        return predicate(last);
-      },
-      timeout);
-  return last;
-}
-
 // Sends `data` and reads the upper-cased copy back on an open connection.
 void Echo(int fd, const std::string& data) {
   ASSERT_EQ(send(fd, data.data(), data.size(), MSG_NOSIGNAL),

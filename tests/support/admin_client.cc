@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "tests/support/proc.h"
 
 namespace upper::testing {
@@ -143,6 +144,16 @@ absl::StatusOr<std::vector<std::string>> ReflectionFilesForSymbol(
     names.push_back(file.name());
   }
   return names;
+}
+
+const admin::v1::ModeStats& PerMode(const admin::v1::ServerStatus& status,
+                                    admin::v1::Mode mode) {
+  for (const admin::v1::ModeStats& m : status.per_mode()) {
+    if (m.mode() == mode) return m;
+  }
+  static const admin::v1::ModeStats kNone;
+  ADD_FAILURE() << "no per_mode entry for " << admin::v1::Mode_Name(mode);
+  return kNone;
 }
 
 pid_t ParentPid(pid_t pid) {

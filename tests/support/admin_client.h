@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
@@ -56,6 +57,30 @@ absl::StatusOr<std::vector<std::string>> ReflectionFilesForSymbol(
 
 // The parent of `pid` (from /proc/pid/stat), or -1.
 pid_t ParentPid(pid_t pid);
+
+// The per_mode entry of `mode` in a status (a test failure if absent).
+const admin::v1::ModeStats& PerMode(const admin::v1::ServerStatus& status,
+                                    admin::v1::Mode mode);
+
+// Polls GetStatus until `predicate` holds or `timeout` passes (workers and
+// the reaper update the table a moment after a client sees its last byte);
+// returns the last status read.
+template <typename F>
+admin::v1::ServerStatus StatusWhen(admin::v1::AdminService::Stub& stub,
+                                   F predicate,
+                                   absl::Duration timeout = absl::Seconds(10)) {
+  admin::v1::ServerStatus last;
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    absl::StatusOr<admin::v1::ServerStatus> s = GetStatus(stub);
+    if (s.ok()) {
+      last = *std::move(s);
+      if (predicate(last)) return last;
+    }
+    if (absl::Now() >= deadline) return last;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
 // Whether `tid` is a thread of process `pid`.
 bool IsThreadOf(pid_t pid, pid_t tid);
 // The local port of a connected socket (the peer port upperd sees).

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/final_totals.h"
+#include "tests/support/mode_test_base.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -40,17 +41,7 @@ bool Echoes(int fd, char c) {
          want;
 }
 
-class BadInputTest : public ::testing::TestWithParam<std::string> {
- protected:
-  std::unique_ptr<UpperdProcess> StartUpperd(
-      std::vector<std::string> args = {}) {
-    args.push_back(absl::StrCat("--mode=", GetParam()));
-    absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
-        UpperdProcess::Start({.args = args});
-    EXPECT_TRUE(upperd.ok()) << upperd.status();
-    return upperd.ok() ? *std::move(upperd) : nullptr;
-  }
-};
+class BadInputTest : public ModeTest {};
 
 TEST_P(BadInputTest, EveryByteValueComesBackWithOnlyAsciiLettersChanged) {
   auto upperd = StartUpperd();

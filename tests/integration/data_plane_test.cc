@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/mode_test_base.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -39,17 +40,7 @@ void StopCleanly(UpperdProcess& upperd) {
   EXPECT_EQ(*code, 0) << upperd.Log();
 }
 
-class DataPlaneTest : public ::testing::TestWithParam<std::string> {
- protected:
-  std::unique_ptr<UpperdProcess> StartUpperd(
-      std::vector<std::string> args = {}) {
-    args.push_back(absl::StrCat("--mode=", GetParam()));
-    absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
-        UpperdProcess::Start({.args = args});
-    EXPECT_TRUE(upperd.ok()) << upperd.status();
-    return upperd.ok() ? *std::move(upperd) : nullptr;
-  }
-};
+class DataPlaneTest : public ModeTest {};
 
 TEST_P(DataPlaneTest, ManyConcurrentClientsGetTheirOwnBytesUpperCased) {
   auto upperd = StartUpperd();

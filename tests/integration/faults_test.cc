@@ -34,6 +34,7 @@
 #include "tests/support/admin_client.h"
 #include "tests/support/final_totals.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/mode_test_base.h"
 #include "tests/support/proc.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
@@ -202,17 +203,7 @@ bool BackToIdle(UpperdProcess& upperd, const IdleBaseline& idle) {
          Descendants(upperd.pid()) == idle.descendants;
 }
 
-class FaultsTest : public ::testing::TestWithParam<std::string> {
- protected:
-  std::unique_ptr<UpperdProcess> StartUpperd(
-      std::vector<std::string> args = {}) {
-    args.push_back(absl::StrCat("--mode=", GetParam()));
-    absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
-        UpperdProcess::Start({.args = args});
-    EXPECT_TRUE(upperd.ok()) << upperd.status();
-    return upperd.ok() ? *std::move(upperd) : nullptr;
-  }
-};
+class FaultsTest : public ModeTest {};
 
 TEST(ForkChildKill, KilledChildEndsOnlyItsConnectionAndFreesItsSlot) {
   absl::StatusOr<std::unique_ptr<UpperdProcess>> started =

@@ -10,7 +10,9 @@
 // Process- and thread-safety: every field is a naturally aligned 32- or 64-bit
 // integer accessed only through std::atomic_ref (lock-free, address-free, so
 // valid across processes). Writers per field:
-//   - Allocate()/Abandon(): upperd's listener thread only (the one allocator).
+//   - Allocate(): upperd's listener thread only (the one allocator).
+//   - Abandon(): whoever holds a slot whose worker never started: the
+//     listener, or the fork server the listener handed it to.
 //   - SlotWriter (bytes, activity, close reason): the connection's worker,
 //     a thread in upperd or a fork child. Async-signal-safe: no locks, no
 //     allocation, only atomics and clock_gettime.
@@ -219,7 +221,8 @@ class ConnectionTable {
   int memfd() const { return memfd_; }
   uint32_t capacity() const { return capacity_; }
 
-  // --- Allocator (upperd's listener thread only) ---
+  // --- Allocator (upperd's listener thread only; Abandon() also by the
+  // fork server for a slot handed to it) ---
   // Takes a free slot for a connection from `peer`, to be served in `mode`.
   // Returns the slot index, or nullopt when all slots are taken.
   std::optional<uint32_t> Allocate(Mode mode, const sockaddr* peer,

@@ -108,8 +108,7 @@ class ForkServer {
         }
       }
     }
-    if (!conn.valid() || n != sizeof(request) ||
-        request.slot >= table_->capacity()) {
+    if (n != sizeof(request) || request.slot >= table_->capacity()) {
       LogEvent(LogLevel::kError, "fork_server_bad_request",
                {{"bytes", static_cast<int64_t>(n)}});
       return;
@@ -118,6 +117,18 @@ class ForkServer {
     if (!info || info->generation != request.generation) {
       LogEvent(LogLevel::kError, "fork_server_stale_request",
                {{"slot", request.slot}});
+      return;
+    }
+    if (!conn.valid()) {
+      // The request came but its socket did not: the kernel drops (and
+      // closes) passed fds that do not fit, MSG_CTRUNC, when this process is
+      // at its fd limit. The slot is ours now: free it and count the refusal,
+      // or it would stay active forever.
+      table_->Abandon(request.slot, (msg.msg_flags & MSG_CTRUNC) != 0
+                                        ? RejectReason::kFdExhausted
+                                        : RejectReason::kForkFailed);
+      LogEvent(LogLevel::kWarning, "fork_server_lost_socket",
+               {{"id", info->id}});
       return;
     }
     SlotWriter writer = table_->Writer(request.slot);

@@ -438,6 +438,63 @@ TEST(ProcessLimit, ForkFailureAtRlimitNprocIsRefusedCountedAndSurvived) {
   EXPECT_EQ(FinalTotal(upperd, "active"), 0u);
 }
 
+TEST(ForkServerFdLimit, SocketLostInHandOffIsRefusedCountedAndItsSlotFreed) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+      UpperdProcess::Start({.args = {"--mode=fork"}});
+  ASSERT_TRUE(started.ok()) << started.status();
+  UpperdProcess& upperd = **started;
+  const pid_t fork_server = ForkServerPid(upperd);
+  ASSERT_GT(fork_server, 0);
+
+  // Lower the fork server's soft fd limit to its lowest free fd number, so
+  // the next fd it is handed cannot be installed: the kernel drops it from
+  // the message (MSG_CTRUNC). Lowering a soft limit of a process of our own
+  // uid needs no capability.
+  const std::map<int, std::string> fds = FdTargets(fork_server);
+  int lowest_free = 0;
+  while (fds.count(lowest_free) != 0) ++lowest_free;
+  rlimit original;
+  ASSERT_EQ(prlimit(fork_server, RLIMIT_NOFILE, nullptr, &original), 0)
+      << std::strerror(errno);
+  const rlimit low = {static_cast<rlim_t>(lowest_free), original.rlim_max};
+  ASSERT_EQ(prlimit(fork_server, RLIMIT_NOFILE, &low, nullptr), 0)
+      << std::strerror(errno);
+
+  constexpr int kLost = 3;
+  for (int i = 0; i < kLost; ++i) {
+    absl::StatusOr<UniqueFd> fd = Connect(upperd.data_port());
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    EXPECT_TRUE(IsRefused(fd->get())) << "connection " << i << " was served";
+  }
+  // Each lost socket's slot is freed and counted, not left active forever.
+  admin::v1::ServerStatus last;
+  EXPECT_TRUE(StatusWhen(
+                  upperd,
+                  [](const admin::v1::ServerStatus& s) {
+                    return s.active_connections() == 0 &&
+                           s.rejected_by_reason().contains("fd_exhausted") &&
+                           s.rejected_by_reason().at("fd_exhausted") == kLost;
+                  },
+                  &last)
+                  .has_value())
+      << last.ShortDebugString() << "\n"
+      << upperd.Log();
+  EXPECT_TRUE(
+      upperd.WaitForLog("fork_server_lost_socket", absl::Seconds(1)).ok());
+
+  // With its limit back, the same fork server serves again.
+  ASSERT_EQ(prlimit(fork_server, RLIMIT_NOFILE, &original, nullptr), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(Exchange(upperd.data_port(), "again", 5, 1, absl::Seconds(5))
+                .value_or(""),
+            "AGAIN");
+  EXPECT_EQ(ForkServerPid(upperd), fork_server);
+  ExpectNoneActiveByGetStatus(upperd);
+  StopCleanly(upperd);
+  EXPECT_EQ(FinalTotal(upperd, "rejected_fd_exhausted"), uint64_t{kLost});
+  EXPECT_EQ(FinalTotal(upperd, "active"), 0u);
+}
+
 TEST_P(FaultsTest, ClientThatNeverReadsIsThrottledWhileOthersAreServed) {
   auto upperd = StartUpperd();
   ASSERT_NE(upperd, nullptr);

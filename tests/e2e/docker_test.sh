@@ -55,8 +55,12 @@ e2e_log "docker $(docker version -f '{{.Server.Version}}'), $(docker-compose ver
 # ---- 2. The image ----------------------------------------------------------
 e2e_log "docker build -f docker/Dockerfile -t $IMAGE (log: $E2E_LOG_DIR/build.log)"
 t0=$SECONDS
+# The same revision goes to the compose build in step 4 (compose.yaml passes
+# $UPPER_REVISION on), so that build reuses every layer of this one.
+UPPER_REVISION=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+export UPPER_REVISION
 if ! timeout 1200 docker build --network host -f docker/Dockerfile -t "$IMAGE" \
-  --build-arg UPPER_REVISION="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" . \
+  --build-arg UPPER_REVISION="$UPPER_REVISION" . \
   >"$E2E_LOG_DIR/build.log" 2>&1; then
   tail -40 "$E2E_LOG_DIR/build.log"
   e2e_die "docker build failed"
@@ -219,6 +223,9 @@ cuid=$(dc exec -T upperd id -u)
 e2e_check "compose: runs as uid $cuid, not root" eval '[[ $cuid != 0 ]]'
 e2e_check "compose: docker-compose exec upperd upperctl status" \
   e2e_wait 20 eval 'dc exec -T upperd upperctl status >/dev/null 2>&1'
+cstatus=$(dc exec -T upperd upperctl status 2>&1 || true)
+e2e_check "compose: upperd reports the revision compose.yaml passed to the build ($UPPER_REVISION)" \
+  eval '[[ $cstatus == *"($UPPER_REVISION)"* ]]'
 e2e_check "compose: upperctl on the host reaches the published admin port" \
   eval 'docker run --rm --network host --entrypoint upperctl "$IMAGE" --addr "127.0.0.1:$cadmin" health >/dev/null 2>&1'
 e2e_check "compose: /metrics through the published port" \

@@ -37,6 +37,7 @@
 #include "tests/support/load_driver.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/proc.h"
+#include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -186,10 +187,7 @@ TEST(AdminUnderLoad, ModeSwitchedEveryFiftyMillisecondsLosesNoByte) {
           PerMode(status, admin::v1::MODE_THREAD).accepted_total()),
       static_cast<unsigned long long>(load->bytes));
 
-  u.process->Signal(SIGTERM);
-  absl::StatusOr<int> code = u.process->WaitExit(absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  StopCleanly(*u.process);
 }
 
 // Cumulative bucket counts of upper_fork_latency_seconds by upper bound in
@@ -376,10 +374,7 @@ TEST(AdminUnderLoad, ForkLoadWithNonStopAdminCallsAndScrapesNeverHangs) {
       Quantile(buckets_before, buckets_after, 0.99) * 1e6,
       load->connections == 0 ? 0.0 : sum_seconds / load->connections * 1e6);
 
-  u.process->Signal(SIGTERM);
-  absl::StatusOr<int> code = u.process->WaitExit(absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  StopCleanly(*u.process);
 }
 
 // One scrape during shutdown, classified. kShuttingDown is upperd's 503

@@ -21,18 +21,12 @@
 #include "gtest/gtest.h"
 #include "tests/support/final_totals.h"
 #include "tests/support/mode_test_base.h"
+#include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
 namespace upper::testing {
 namespace {
-
-void StopCleanly(UpperdProcess& upperd) {
-  upperd.Signal(SIGTERM);
-  absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status() << "\n" << upperd.Log();
-  EXPECT_EQ(*code, 0) << upperd.Log();
-}
 
 bool Echoes(int fd, char c) {
   if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) return false;

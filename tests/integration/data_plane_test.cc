@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/mode_test_base.h"
+#include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -30,14 +31,6 @@ uint64_t FinalTotal(const UpperdProcess& upperd, const std::string& key) {
     EXPECT_TRUE(absl::SimpleAtoi(*text, &value)) << *text;
   }
   return value;
-}
-
-// Stops upperd with SIGTERM and expects a clean exit.
-void StopCleanly(UpperdProcess& upperd) {
-  upperd.Signal(SIGTERM);
-  absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(20));
-  ASSERT_TRUE(code.ok()) << code.status() << "\n" << upperd.Log();
-  EXPECT_EQ(*code, 0) << upperd.Log();
 }
 
 class DataPlaneTest : public ModeTest {};

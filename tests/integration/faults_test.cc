@@ -36,48 +36,33 @@
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/mode_test_base.h"
 #include "tests/support/proc.h"
+#include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
 namespace upper::testing {
 namespace {
 
-// Stops upperd with SIGTERM and expects a clean exit.
-void StopCleanly(UpperdProcess& upperd) {
-  upperd.Signal(SIGTERM);
-  absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status() << "\n" << upperd.Log();
-  EXPECT_EQ(*code, 0) << upperd.Log();
-}
-
 // upperd's live status from its admin port, once `predicate` holds (workers
 // and the reaper update the table a moment after a client sees its bytes);
 // nullopt if it never does within 10 s, with the last status in `last`.
 template <typename F>
-std::optional<admin::v1::ServerStatus> StatusWhen(
+std::optional<admin::v1::ServerStatus> UpperdStatusWhen(
     UpperdProcess& upperd, F predicate,
     admin::v1::ServerStatus* last = nullptr) {
   absl::StatusOr<uint16_t> port = upperd.Port("admin");
   if (!port.ok()) return std::nullopt;
   auto stub = admin::v1::AdminService::NewStub(AdminChannel(*port));
-  admin::v1::ServerStatus seen;
-  const bool held = Eventually(
-      [&] {
-        absl::StatusOr<admin::v1::ServerStatus> s = GetStatus(*stub);
-        if (!s.ok()) return false;
-        seen = *std::move(s);
-        return predicate(seen);
-      },
-      absl::Seconds(10));
+  admin::v1::ServerStatus seen = StatusWhen(*stub, predicate);
   if (last != nullptr) *last = seen;
-  if (!held) return std::nullopt;
+  if (!predicate(seen)) return std::nullopt;
   return seen;
 }
 
 // Zero active connections by GetStatus, and every accepted one closed.
 void ExpectNoneActiveByGetStatus(UpperdProcess& upperd) {
   admin::v1::ServerStatus last;
-  EXPECT_TRUE(StatusWhen(
+  EXPECT_TRUE(UpperdStatusWhen(
                   upperd,
                   [](const admin::v1::ServerStatus& s) {
                     return s.active_connections() == 0 &&
@@ -272,8 +257,8 @@ TEST(ForkChildKill, KilledChildEndsOnlyItsConnectionAndFreesItsSlot) {
   ASSERT_TRUE(scrape.ok()) << scrape.status();
   EXPECT_EQ(scrape->Value("upper_worker_crashes_total"), 1);
   ExpectNoneActiveByGetStatus(upperd);
-  const std::optional<admin::v1::ServerStatus> status =
-      StatusWhen(upperd, [](const admin::v1::ServerStatus&) { return true; });
+  const std::optional<admin::v1::ServerStatus> status = UpperdStatusWhen(
+      upperd, [](const admin::v1::ServerStatus&) { return true; });
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->worker_crashes_total(), 1u);
   StopCleanly(upperd);
@@ -421,7 +406,7 @@ TEST(ProcessLimit, ForkFailureAtRlimitNprocIsRefusedCountedAndSurvived) {
       absl::Seconds(5)));
   held.clear();
   admin::v1::ServerStatus last;
-  EXPECT_TRUE(StatusWhen(
+  EXPECT_TRUE(UpperdStatusWhen(
                   upperd,
                   [](const admin::v1::ServerStatus& s) {
                     return s.active_connections() == 0 &&
@@ -468,7 +453,7 @@ TEST(ForkServerFdLimit, SocketLostInHandOffIsRefusedCountedAndItsSlotFreed) {
   }
   // Each lost socket's slot is freed and counted, not left active forever.
   admin::v1::ServerStatus last;
-  EXPECT_TRUE(StatusWhen(
+  EXPECT_TRUE(UpperdStatusWhen(
                   upperd,
                   [](const admin::v1::ServerStatus& s) {
                     return s.active_connections() == 0 &&

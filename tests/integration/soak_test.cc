@@ -21,6 +21,7 @@
 #include "tests/support/final_totals.h"
 #include "tests/support/load_driver.h"
 #include "tests/support/proc.h"
+#include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -108,10 +109,7 @@ TEST_P(SoakTest, ThousandConnectionsStayExactAndLeaveNothingBehind) {
       << " KiB";
   EXPECT_LE(*shared_after, 10000 * 128 / 1024 + 64);
 
-  upperd.Signal(SIGTERM);
-  absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(30));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  StopCleanly(upperd);
   const uint64_t connections = warm->connections + load->connections;
   const uint64_t bytes = warm->bytes + load->bytes;
   EXPECT_EQ(FinalTotal(upperd, "accepted"), connections) << upperd.Log();

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
@@ -180,6 +181,21 @@ grpc::Status AdminServiceImpl::WatchStatus(
         absl::StrCat("interval ", absl::FormatDuration(interval),
                      " is too short (at least 100ms; unset means 1s)"));
   }
+  {
+    std::lock_guard lock(mu_);
+    if (active_watches_ >= kMaxWatches) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(kMaxWatches,
+                       " WatchStatus streams are open already; end one, or "
+                       "poll GetStatus instead"));
+    }
+    ++active_watches_;
+  }
+  absl::Cleanup release = [this] {
+    std::lock_guard lock(mu_);
+    --active_watches_;
+  };
   const absl::Time started = absl::Now();
   uint64_t sent = 0;
   const absl::string_view why =

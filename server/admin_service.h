@@ -9,6 +9,11 @@
 // answers UNAUTHENTICATED otherwise; health and reflection are other
 // services and stay open.
 //
+// At most kMaxWatches WatchStatus streams run at once; a further one gets
+// RESOURCE_EXHAUSTED. Each stream holds one of the sync server's threads for
+// as long as it runs, so without a cap a client that opens watches in a loop
+// would take threads and memory from every other admin call.
+//
 // Thread-safe: gRPC calls the methods from its own threads, concurrently.
 // EndWatches() may be called from any thread.
 #pragma once
@@ -28,6 +33,10 @@ namespace upper {
 
 class AdminServiceImpl final : public admin::v1::AdminService::Service {
  public:
+  // Dozens of operators' `upperctl watch` at once, far below what the
+  // process's threads and memory allow.
+  static constexpr int kMaxWatches = 64;
+
   // `token` empty: no authentication. `server` must outlive this service.
   AdminServiceImpl(Server& server, const Config& config, std::string token);
 
@@ -75,6 +84,7 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   mutable std::mutex mu_;
   std::condition_variable watches_wakeup_;
   bool watches_ended_ = false;  // under mu_
+  int active_watches_ = 0;      // under mu_
 };
 
 }  // namespace upper

@@ -395,6 +395,56 @@ TEST(AdminApi, WatchDefaultsToOneSecondAndStopsWhenTheClientCancels) {
   ASSERT_TRUE(GetStatus(*a.stub).ok());
 }
 
+TEST(AdminApi, WatchesPastTheCapAreResourceExhaustedAndOtherCallsStillWork) {
+  constexpr int kMaxWatches = 64;  // AdminServiceImpl::kMaxWatches
+  Admined a = StartAdmined({});
+  ASSERT_NE(a.stub, nullptr);
+  struct Watch {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<ServerStatus>> stream;
+  };
+  // Opens a watch and reads its first status, so its server side runs; a
+  // refused one is finished at once and its status returned.
+  const auto open_watch = [&](Watch& w) {
+    w.context = Context("", absl::Seconds(30));
+    w.stream =
+        a.stub->WatchStatus(w.context.get(), admin::v1::WatchStatusRequest());
+    ServerStatus status;
+    if (w.stream->Read(&status)) return grpc::Status::OK;
+    const grpc::Status refused = w.stream->Finish();
+    w.stream.reset();
+    return refused;
+  };
+  const auto end_watch = [](Watch& w) {
+    if (!w.stream) return;
+    w.context->TryCancel();
+    w.stream->Finish();
+  };
+  std::vector<Watch> watches(kMaxWatches);
+  for (int i = 0; i < kMaxWatches; ++i) {
+    const grpc::Status opened = open_watch(watches[i]);
+    ASSERT_TRUE(opened.ok()) << "watch " << i << ": " << opened.error_message();
+  }
+  Watch extra;
+  const grpc::Status refused = open_watch(extra);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_EQ(refused.error_message(),
+            "64 WatchStatus streams are open already; end one, or poll "
+            "GetStatus instead");
+  // The other methods keep their threads.
+  EXPECT_TRUE(GetStatus(*a.stub).ok());
+  // A watch that ends frees its place (the server notices the cancel within
+  // its 50 ms poll).
+  end_watch(watches.back());
+  watches.pop_back();
+  Watch again;
+  EXPECT_TRUE(
+      Eventually([&] { return open_watch(again).ok(); }, absl::Seconds(5)));
+  end_watch(again);
+  for (Watch& w : watches) end_watch(w);
+}
+
 TEST(AdminApi, SetModeWhileDrainingIsFailedPrecondition) {
   Admined a = StartAdmined({"--drain_timeout=10s"});
   ASSERT_NE(a.stub, nullptr);

@@ -17,6 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -32,6 +35,19 @@ namespace {
 
 // A hang would be a bug (a Serve() that never returns, or lost EOF).
 constexpr int kPollMs = 5000;
+
+// poll() that resumes after a signal: libFuzzer's -timeout runs on a
+// SIGALRM timer, and its handler returning makes poll fail with EINTR.
+int PollUninterrupted(pollfd* fds, int timeout_ms) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const int ready = poll(fds, 1, std::max<int>(0, left.count()));
+    if (ready >= 0 || errno != EINTR) return ready;
+  }
+}
 
 char UpperByte(char c) { return (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c; }
 
@@ -52,7 +68,7 @@ class Client {
   // EOF or error.
   bool ReadSome(bool wait) {
     pollfd p = {fd_, POLLIN, 0};
-    const int ready = poll(&p, 1, wait ? kPollMs : 0);
+    const int ready = PollUninterrupted(&p, wait ? kPollMs : 0);
     if (ready < 0) std::abort();
     if (ready == 0) {
       if (wait) std::abort();  // nothing in 5 s: the server hangs
@@ -65,7 +81,7 @@ class Client {
       CheckPrefix();
       return true;
     }
-    return n < 0 && errno == EAGAIN;
+    return n < 0 && (errno == EAGAIN || errno == EINTR);
   }
 
   void Write(const uint8_t* data, size_t size) {
@@ -78,10 +94,11 @@ class Client {
         size -= static_cast<size_t>(n);
         continue;
       }
+      if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno != EAGAIN) std::abort();
       // Both buffers full: drain ours so the server can go on.
       pollfd p = {fd_, POLLIN | POLLOUT, 0};
-      if (poll(&p, 1, kPollMs) <= 0) std::abort();
+      if (PollUninterrupted(&p, kPollMs) <= 0) std::abort();
       if (p.revents & POLLIN) ReadSome(false);
     }
   }

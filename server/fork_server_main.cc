@@ -4,6 +4,6 @@
 // where this program maps about a dozen, so its children are forked and
 // torn down several times faster. upperd starts it from its own directory
 // when it is there, and runs the same code from its own binary otherwise.
-#include "server/fork_server.h"
+#include "server/data/fork_server.h"
 
 int main(int argc, char** argv) { return upper::RunForkServer(argc, argv); }

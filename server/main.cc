@@ -7,13 +7,13 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "server/admin_server.h"
-#include "server/build_info.h"
-#include "server/config.h"
-#include "server/fork_server.h"
-#include "server/log.h"
-#include "server/metrics.h"
-#include "server/server.h"
+#include "common/build_info.h"
+#include "server/admin/admin_server.h"
+#include "server/base/config.h"
+#include "server/base/log.h"
+#include "server/data/data_plane.h"
+#include "server/data/fork_server.h"
+#include "server/metrics/metrics.h"
 
 namespace {
 
@@ -49,12 +49,12 @@ int main(int argc, char** argv) {
   }
   upper::SetLogFormat(parsed->config.log_format);
   // First: it starts the fork server before any thread exists.
-  absl::StatusOr<std::unique_ptr<upper::Server>> server =
-      upper::Server::Create(parsed->config);
+  absl::StatusOr<std::unique_ptr<upper::DataPlane>> server =
+      upper::DataPlane::Create(parsed->config);
   if (!server.ok()) return StartupFailure(server.status());
-  // Threads may start from here on: Server::Create has spawned the fork
+  // Threads may start from here on: DataPlane::Create has spawned the fork
   // server and set the signal mask they inherit.
-  upper::Server& data_plane = **server;
+  upper::DataPlane& data_plane = **server;
   absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
       upper::AdminServer::Start(parsed->config, data_plane);
   if (!admin.ok()) return StartupFailure(admin.status());

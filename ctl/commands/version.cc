@@ -1,8 +1,8 @@
 // `upperctl version`: this binary's version and git revision (the
 // server's are in `upperctl status`).
 #include "absl/strings/str_cat.h"
+#include "common/build_info.h"
 #include "ctl/commands/commands.h"
-#include "server/build_info.h"
 #include "upper/ctl/v1/output.pb.h"
 
 namespace upper::ctl {

@@ -1,4 +1,4 @@
-// libFuzzer target: the serve loop (server/serve.h) on one end of a Unix
+// libFuzzer target: the serve loop (server/data/serve.h) on one end of a Unix
 // socketpair, driven from the other end by a script decoded from the input:
 // writes of fuzzed bytes in fuzzed segments, partial reads, socket buffer
 // sizes, and an ending (half-close, or a reset with data unread). Checks what
@@ -28,8 +28,8 @@
 #include <thread>
 #include <vector>
 
-#include "server/connection_table.h"
-#include "server/serve.h"
+#include "server/data/connection_table.h"
+#include "server/data/serve.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "server/upper_case.h"
+#include "server/data/upper_case.h"
 
 namespace {
 

@@ -378,7 +378,8 @@ TEST(AdminUnderLoad, ForkLoadWithNonStopAdminCallsAndScrapesNeverHangs) {
 }
 
 // One scrape during shutdown, classified. kShuttingDown is upperd's 503
-// for a scrape that arrives while civetweb stops (see server/metrics.cc).
+// for a scrape that arrives while civetweb stops (see
+// server/metrics/metrics.cc).
 enum class ScrapeOutcome { kWellFormed, kConnectionError, kShuttingDown, kBad };
 
 ScrapeOutcome ScrapeOnce(uint16_t port, std::string& detail,

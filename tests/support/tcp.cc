@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/errno_status.h"
 #include "tests/support/proc.h"
 
 namespace upper::testing {

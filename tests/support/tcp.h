@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace upper::testing {
 

@@ -1,0 +1,143 @@
+#include "server/admin/admin_convert.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace upper {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr Mode kReportedModes[] = {Mode::kFork, Mode::kThread};
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  *out = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  *out = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+}  // namespace
+
+admin::v1::Mode ToProtoMode(Mode mode) {
+  switch (mode) {
+    case Mode::kFork:
+      return admin::v1::MODE_FORK;
+    case Mode::kThread:
+      return admin::v1::MODE_THREAD;
+    case Mode::kUnspecified:
+      break;
+  }
+  return admin::v1::MODE_UNSPECIFIED;
+}
+
+std::optional<Mode> FromProtoMode(int value) {
+  switch (value) {
+    case admin::v1::MODE_FORK:
+      return Mode::kFork;
+    case admin::v1::MODE_THREAD:
+      return Mode::kThread;
+    default:
+      return std::nullopt;
+  }
+}
+
+admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
+                                       const ServerFacts& facts) {
+  admin::v1::ServerStatus s;
+  s.set_mode(ToProtoMode(t.current_mode));
+  s.set_active_connections(t.ActiveTotal());
+  uint64_t accepted = 0, closed = 0, received = 0, sent = 0;
+  for (Mode mode : kReportedModes) {
+    const auto m = static_cast<int>(mode);
+    admin::v1::ModeStats* per = s.add_per_mode();
+    per->set_mode(ToProtoMode(mode));
+    per->set_active_connections(t.active[m]);
+    per->set_accepted_total(t.accepted_total[m]);
+    uint64_t mode_closed = 0;
+    for (uint64_t n : t.closed_total[m]) mode_closed += n;
+    per->set_closed_total(mode_closed);
+    per->set_received_bytes_total(t.bytes_in_total[m]);
+    per->set_sent_bytes_total(t.bytes_out_total[m]);
+    accepted += t.accepted_total[m];
+    closed += mode_closed;
+    received += t.bytes_in_total[m];
+    sent += t.bytes_out_total[m];
+  }
+  s.set_accepted_total(accepted);
+  s.set_closed_total(closed);
+  s.set_received_bytes_total(received);
+  s.set_sent_bytes_total(sent);
+
+  uint64_t rejected = 0;
+  for (int r = 0; r < kRejectReasonCount; ++r) {
+    rejected += t.rejected_total[r];
+    (*s.mutable_rejected_by_reason())[std::string(
+        RejectReasonName(static_cast<RejectReason>(r)))] = t.rejected_total[r];
+  }
+  s.set_rejected_total(rejected);
+  // kNone (0) is never a final reason; every other one is reported.
+  for (int r = 1; r < kCloseReasonCount; ++r) {
+    uint64_t n = 0;
+    for (int m = 0; m < kModeCount; ++m) n += t.closed_total[m][r];
+    (*s.mutable_closed_by_reason())[std::string(
+        CloseReasonName(static_cast<CloseReason>(r)))] = n;
+  }
+  s.set_mode_switches_total(t.mode_switches_total);
+  s.set_worker_crashes_total(t.worker_crashes_total);
+
+  SetTimestamp(facts.started_at, s.mutable_started_at());
+  SetDuration(std::max(facts.now - facts.started_at, absl::ZeroDuration()),
+              s.mutable_uptime());
+  s.set_pid(facts.pid);
+  s.set_version(facts.version);
+  s.set_revision(facts.revision);
+  s.set_data_address(facts.data_address);
+  s.set_max_connections(facts.max_connections);
+  SetDuration(facts.idle_timeout, s.mutable_idle_timeout());
+  s.set_draining(facts.draining);
+  return s;
+}
+
+admin::v1::Connection ToConnection(const ConnectionInfo& info,
+                                   uint64_t now_coarse_mono_ns) {
+  admin::v1::Connection c;
+  c.set_id(info.id);
+  PeerAddress peer = SplitPeer(info.peer);
+  c.set_peer_address(std::move(peer.address));
+  c.set_peer_port(peer.port);
+  c.set_mode(ToProtoMode(info.mode));
+  c.set_worker_pid(info.pid);
+  c.set_worker_tid(info.tid);
+  *c.mutable_started_at() = TimeUtil::NanosecondsToTimestamp(
+      static_cast<int64_t>(info.started_unix_ns));
+  c.set_received_bytes(info.bytes_in);
+  c.set_sent_bytes(info.bytes_out);
+  // Activity is stamped with the coarse clock, which may trail by a tick.
+  const uint64_t idle_ns = now_coarse_mono_ns > info.last_active_mono_ns
+                               ? now_coarse_mono_ns - info.last_active_mono_ns
+                               : 0;
+  *c.mutable_idle() =
+      TimeUtil::NanosecondsToDuration(static_cast<int64_t>(idle_ns));
+  return c;
+}
+
+PeerAddress SplitPeer(absl::string_view peer) {
+  const size_t colon = peer.rfind(':');
+  uint32_t port = 0;
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(peer.substr(colon + 1), &port) || port > 65535) {
+    return {"unknown", 0};
+  }
+  absl::string_view address = peer.substr(0, colon);
+  if (absl::ConsumePrefix(&address, "[") &&
+      !absl::ConsumeSuffix(&address, "]")) {
+    return {"unknown", 0};
+  }
+  if (address.empty()) return {"unknown", 0};
+  return {std::string(address), port};
+}
+
+}  // namespace upper

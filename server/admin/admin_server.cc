@@ -1,0 +1,123 @@
+#include "server/admin/admin_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/admin/admin_service.h"
+#include "server/admin/admin_token.h"
+#include "server/admin/flag_file.h"
+#include "server/admin/rpc_stats_interceptor.h"
+#include "server/base/log.h"
+
+namespace upper {
+namespace {
+
+// The names health reports on: the whole server, and the admin service.
+constexpr const char* kHealthNames[] = {"", "upper.admin.v1.AdminService"};
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const Config& config) {
+  if (config.admin_tls_cert.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert =
+      ReadFlagFile("admin_tls_cert", config.admin_tls_cert);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadFlagFile("admin_tls_key", config.admin_tls_key);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
+
+// "127.0.0.1:50051", "[::1]:50051".
+std::string HostPort(absl::string_view host, int port) {
+  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
+    const Config& config, ServerControl& server) {
+  std::string token;
+  if (!config.admin_token_file.empty()) {
+    absl::StatusOr<std::string> read = ReadAdminToken(config.admin_token_file);
+    if (!read.ok()) return read.status();
+    token = *std::move(read);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      Credentials(config);
+  if (!credentials.ok()) return credentials.status();
+
+  std::unique_ptr<AdminServer> admin(new AdminServer());
+  admin->server_ = &server;
+  admin->rpc_stats_ = std::make_unique<RpcStats>();
+  admin->service_ =
+      std::make_unique<AdminServiceImpl>(server, config, std::move(token));
+
+  // Both are process-wide switches read when a ServerBuilder is made.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second upperd would then share the
+  // port silently and answer half the calls. A port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int selected_port = 0;
+  builder.AddListeningPort(HostPort(config.admin_bind, config.admin_port),
+                           *credentials, &selected_port);
+  builder.RegisterService(admin->service_.get());
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(MakeRpcStatsInterceptorFactory(*admin->rpc_stats_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  admin->grpc_server_ = builder.BuildAndStart();
+  if (admin->grpc_server_ == nullptr || selected_port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", HostPort(config.admin_bind, config.admin_port),
+        " (--admin_bind/--admin_port)"));
+  }
+  admin->address_ = HostPort(config.admin_bind, selected_port);
+  grpc::HealthCheckServiceInterface* health =
+      admin->grpc_server_->GetHealthCheckService();
+  for (const char* name : kHealthNames) health->SetServingStatus(name, true);
+
+  AdminServer* raw = admin.get();
+  server.SetDrainListener([raw] { raw->OnDrain(); });
+  LogEvent(LogLevel::kInfo, "listening",
+           {{"service", "admin"},
+            {"addr", admin->address_},
+            {"tls", config.admin_tls_cert.empty() ? "off" : "on"},
+            {"auth", config.admin_token_file.empty() ? "none" : "token"}});
+  return admin;
+}
+
+AdminServer::~AdminServer() { Stop(); }
+
+void AdminServer::OnDrain() {
+  // SetServingStatus only takes the health service's own lock: no blocking.
+  grpc::HealthCheckServiceInterface* health =
+      grpc_server_->GetHealthCheckService();
+  for (const char* name : kHealthNames) health->SetServingStatus(name, false);
+  service_->EndWatches();
+}
+
+void AdminServer::Stop(absl::Duration grace) {
+  if (stopped_ || grpc_server_ == nullptr) return;
+  stopped_ = true;
+  server_->SetDrainListener(nullptr);  // Run() has returned: no race
+  OnDrain();
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  grpc_server_->Wait();
+}
+
+}  // namespace upper

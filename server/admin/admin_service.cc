@@ -1,0 +1,232 @@
+#include "server/admin/admin_service.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/build_info.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/admin/admin_convert.h"
+#include "server/admin/admin_token.h"
+#include "server/base/log.h"
+
+namespace upper {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr absl::Duration kDefaultWatchInterval = absl::Seconds(1);
+constexpr absl::Duration kMinWatchInterval = absl::Milliseconds(100);
+// How often a waiting WatchStatus looks whether its client has gone: the sync
+// API does not wake a handler on cancellation.
+constexpr absl::Duration kWatchCancelPoll = absl::Milliseconds(50);
+
+}  // namespace
+
+AdminServiceImpl::AdminServiceImpl(ServerControl& server, const Config& config,
+                                   std::string token)
+    : server_(server),
+      max_connections_(config.max_connections),
+      idle_timeout_(config.idle_timeout),
+      token_(std::move(token)) {}
+
+grpc::Status AdminServiceImpl::Authorize(
+    const grpc::ServerContext& context) const {
+  if (token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "this upperd requires a token: send metadata "
+                        "'authorization: Bearer <token>'");
+  }
+  if (!BearerTokenMatches(
+          token_, absl::string_view(it->second.data(), it->second.size()))) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "wrong token in 'authorization' metadata (expected "
+                        "'Bearer <token>')");
+  }
+  return grpc::Status::OK;
+}
+
+admin::v1::ServerStatus AdminServiceImpl::CurrentStatus() const {
+  ServerFacts facts;
+  facts.started_at = server_.started_at();
+  facts.now = absl::Now();
+  facts.pid = static_cast<int32_t>(getpid());
+  facts.version = std::string(Version());
+  facts.revision = std::string(Revision());
+  facts.data_address = server_.data_address();
+  facts.max_connections = max_connections_;
+  facts.idle_timeout = idle_timeout_;
+  facts.draining = server_.draining();
+  return ToServerStatus(server_.table().ReadTotals(), facts);
+}
+
+grpc::Status AdminServiceImpl::GetStatus(grpc::ServerContext* context,
+                                         const admin::v1::GetStatusRequest*,
+                                         admin::v1::ServerStatus* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  *response = CurrentStatus();
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ListConnections(
+    grpc::ServerContext* context,
+    const admin::v1::ListConnectionsRequest* request,
+    admin::v1::ListConnectionsResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  std::optional<Mode> only;
+  if (request->mode() != admin::v1::MODE_UNSPECIFIED) {
+    only = FromProtoMode(request->mode());
+    if (!only) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("mode ", request->mode(),
+                       " is not a mode (expected MODE_FORK, MODE_THREAD or "
+                       "MODE_UNSPECIFIED for all)"));
+    }
+  }
+  std::vector<ConnectionInfo> live = server_.table().Snapshot();
+  std::sort(live.begin(), live.end(),
+            [](const ConnectionInfo& a, const ConnectionInfo& b) {
+              return a.id < b.id;
+            });
+  const uint64_t now = NowNs(CLOCK_MONOTONIC_COARSE);
+  for (const ConnectionInfo& c : live) {
+    if (only && c.mode != *only) continue;
+    *response->add_connections() = ToConnection(c, now);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::SetMode(grpc::ServerContext* context,
+                                       const admin::v1::SetModeRequest* request,
+                                       admin::v1::SetModeResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  const std::optional<Mode> mode = FromProtoMode(request->mode());
+  if (!mode) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("mode ",
+                     admin::v1::Mode_IsValid(request->mode())
+                         ? admin::v1::Mode_Name(request->mode())
+                         : absl::StrCat(request->mode()),
+                     " cannot be set (expected MODE_FORK or MODE_THREAD)"));
+  }
+  if (server_.draining()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "upperd is draining: it accepts no new connections, "
+                        "so the mode cannot change");
+  }
+  const Mode previous = server_.SetMode(*mode);
+  response->set_previous_mode(ToProtoMode(previous));
+  response->set_mode(ToProtoMode(*mode));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::CloseConnection(
+    grpc::ServerContext* context,
+    const admin::v1::CloseConnectionRequest* request,
+    admin::v1::CloseConnectionResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  const uint64_t id = request->id();
+  std::optional<ConnectionInfo> found;
+  for (ConnectionInfo& c : server_.table().Snapshot()) {
+    if (c.id == id) found = std::move(c);
+  }
+  const auto not_found = [id] {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no live connection with id ", id));
+  };
+  if (!found) return not_found();
+  *response->mutable_connection() =
+      ToConnection(*found, NowNs(CLOCK_MONOTONIC_COARSE));
+  if (!server_.CloseConnection(id, CloseReason::kKilled)) return not_found();
+  LogEvent(
+      LogLevel::kInfo, "connection_closed_by_admin",
+      {{"id", id}, {"peer", found->peer}, {"mode", ModeName(found->mode)}});
+  return grpc::Status::OK;
+}
+
+bool AdminServiceImpl::watches_ended() const {
+  std::lock_guard lock(mu_);
+  return watches_ended_;
+}
+
+void AdminServiceImpl::EndWatches() {
+  std::lock_guard lock(mu_);
+  watches_ended_ = true;
+  watches_wakeup_.notify_all();
+}
+
+grpc::Status AdminServiceImpl::WatchStatus(
+    grpc::ServerContext* context, const admin::v1::WatchStatusRequest* request,
+    grpc::ServerWriter<admin::v1::ServerStatus>* writer) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  absl::Duration interval = kDefaultWatchInterval;
+  if (request->has_interval()) {
+    const int64_t ns = TimeUtil::DurationToNanoseconds(request->interval());
+    if (ns != 0) interval = absl::Nanoseconds(ns);
+  }
+  if (interval < kMinWatchInterval) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("interval ", absl::FormatDuration(interval),
+                     " is too short (at least 100ms; unset means 1s)"));
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (active_watches_ >= kMaxWatches) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(kMaxWatches,
+                       " WatchStatus streams are open already; end one, or "
+                       "poll GetStatus instead"));
+    }
+    ++active_watches_;
+  }
+  absl::Cleanup release = [this] {
+    std::lock_guard lock(mu_);
+    --active_watches_;
+  };
+  const absl::Time started = absl::Now();
+  uint64_t sent = 0;
+  const absl::string_view why =
+      StreamStatuses(*context, interval, *writer, sent);
+  LogEvent(LogLevel::kInfo, "watch_ended",
+           {{"reason", why},
+            {"statuses", sent},
+            {"duration", absl::FormatDuration(absl::Now() - started)},
+            {"peer", context->peer()}});
+  return grpc::Status::OK;
+}
+
+absl::string_view AdminServiceImpl::StreamStatuses(
+    grpc::ServerContext& context, absl::Duration interval,
+    grpc::ServerWriter<admin::v1::ServerStatus>& writer, uint64_t& sent) {
+  for (;;) {
+    // Read before the status, so the last status sent says draining.
+    const bool last = watches_ended();
+    if (!writer.Write(CurrentStatus())) return "client_gone";
+    ++sent;
+    if (last) return "draining";
+    const absl::Time next = absl::Now() + interval;
+    std::unique_lock lock(mu_);
+    while (!watches_ended_) {
+      if (context.IsCancelled()) return "cancelled";
+      const absl::Duration left = next - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      watches_wakeup_.wait_for(
+          lock, absl::ToChronoNanoseconds(std::min(left, kWatchCancelPoll)));
+    }
+  }
+}
+
+}  // namespace upper

@@ -1,0 +1,50 @@
+#include "server/admin/admin_token.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/admin/flag_file.h"
+
+namespace upper {
+absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
+  // A token is a line of text; anything bigger is the wrong file.
+  absl::StatusOr<std::string> content =
+      ReadFlagFile("admin_token_file", path, 64 * 1024);
+  if (!content.ok()) return content.status();
+  while (!content->empty() &&
+         (content->back() == '\n' || content->back() == '\r')) {
+    content->pop_back();
+  }
+  if (content->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--admin_token_file: ", path, ": holds only a line break"));
+  }
+  return content;
+}
+
+bool TokensEqualConstantTime(absl::string_view expected,
+                             absl::string_view presented) {
+  if (expected.empty()) return false;
+  // One pass over `presented`, comparing against `expected` cycled, with no
+  // branch on the data: a length mismatch only sets a bit in `diff`.
+  volatile unsigned char diff = expected.size() == presented.size() ? 0 : 1;
+  for (size_t i = 0; i < presented.size(); ++i) {
+    diff = diff | static_cast<unsigned char>(expected[i % expected.size()] ^
+                                             presented[i]);
+  }
+  return diff == 0;
+}
+
+bool BearerTokenMatches(absl::string_view expected,
+                        absl::string_view authorization) {
+  constexpr absl::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size() ||
+      !absl::EqualsIgnoreCase(authorization.substr(0, kScheme.size()),
+                              kScheme)) {
+    return false;
+  }
+  return TokensEqualConstantTime(expected,
+                                 authorization.substr(kScheme.size()));
+}
+
+}  // namespace upper

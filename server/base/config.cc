@@ -1,0 +1,294 @@
+#include "server/base/config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstdlib>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+// Defaults here are the product's defaults; Config's initialisers match.
+ABSL_FLAG(std::string, bind, "0.0.0.0",
+          "Address the data port listens on (IPv4 or IPv6 literal)");
+ABSL_FLAG(int32_t, data_port, 9999,
+          "TCP port of the upper-casing data service; 0 picks a free one");
+ABSL_FLAG(upper::Mode, mode, upper::Mode::kThread,
+          "Worker mode for new connections: fork or thread");
+ABSL_FLAG(int32_t, max_connections, 10000,
+          "Connections served at once; the next one is accepted, closed "
+          "and counted as rejected");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
+          "Close a connection with no progress for this long; 0 = never");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long live connections may finish");
+ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
+ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
+          "Address of the gRPC admin endpoint (the container image sets "
+          "0.0.0.0)");
+ABSL_FLAG(int32_t, admin_port, 50051,
+          "TCP port of the gRPC admin endpoint; 0 picks a free one");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding the bearer token every AdminService call must carry; "
+          "empty = no token");
+ABSL_FLAG(std::string, admin_tls_cert, "",
+          "PEM certificate for TLS on the admin port (with --admin_tls_key)");
+ABSL_FLAG(std::string, admin_tls_key, "",
+          "PEM private key for TLS on the admin port (with --admin_tls_cert)");
+ABSL_FLAG(std::string, metrics_bind, "0.0.0.0",
+          "Address of the Prometheus /metrics endpoint");
+ABSL_FLAG(int32_t, metrics_port, 9464,
+          "TCP port of the Prometheus /metrics endpoint; 0 picks a free one");
+
+namespace upper {
+namespace {
+
+// Every flag upperd reads, in --help order.
+constexpr absl::string_view kFlagNames[] = {
+    "bind",         "data_port",        "mode",           "max_connections",
+    "idle_timeout", "drain_timeout",    "log_format",     "admin_bind",
+    "admin_port",   "admin_token_file", "admin_tls_cert", "admin_tls_key",
+    "metrics_bind", "metrics_port"};
+
+bool IsOurFlag(absl::string_view name) {
+  for (absl::string_view known : kFlagNames) {
+    if (known == name) return true;
+  }
+  return false;
+}
+
+std::string EnvName(absl::string_view flag) {
+  return absl::StrCat("UPPER_", absl::AsciiStrToUpper(flag));
+}
+
+absl::Status SetFlagFromText(absl::string_view source, absl::string_view name,
+                             absl::string_view value) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr || !IsOurFlag(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unknown flag (see --help)"));
+  }
+  std::string error;
+  if (!flag->ParseFrom(value, &error)) {
+    // absl prefixes "Illegal value 'x' specified for flag 'y'; " when the
+    // type's parser gave its own reason: keep just the reason.
+    absl::string_view reason = error;
+    if (const size_t cut = reason.find("; ");
+        cut != absl::string_view::npos &&
+        absl::StartsWith(reason, "Illegal value")) {
+      reason.remove_prefix(cut + 2);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", reason));
+  }
+  return absl::OkStatus();
+}
+
+// "0.0.0.0", "::1" or "[::1]": what the data listener can bind without a
+// name lookup.
+bool IsIpLiteral(absl::string_view address) {
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  const std::string text(address);
+  in6_addr ignored;
+  return inet_pton(AF_INET, text.c_str(), &ignored) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), &ignored) == 1;
+}
+
+absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", port, " is out of range (0..65535)"));
+  }
+  *out = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+absl::Status AdminAndMetricsFromFlags(Config& c) {
+  c.admin_bind = absl::GetFlag(FLAGS_admin_bind);
+  if (c.admin_bind.empty()) {
+    return absl::InvalidArgumentError("--admin_bind: must not be empty");
+  }
+  if (absl::Status s = ValidatePort(
+          "admin_port", absl::GetFlag(FLAGS_admin_port), &c.admin_port);
+      !s.ok()) {
+    return s;
+  }
+  c.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  c.admin_tls_cert = absl::GetFlag(FLAGS_admin_tls_cert);
+  c.admin_tls_key = absl::GetFlag(FLAGS_admin_tls_key);
+  if (c.admin_tls_cert.empty() != c.admin_tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        c.admin_tls_cert.empty()
+            ? "--admin_tls_cert: required when --admin_tls_key is set"
+            : "--admin_tls_key: required when --admin_tls_cert is set");
+  }
+  c.metrics_bind = absl::GetFlag(FLAGS_metrics_bind);
+  if (c.metrics_bind.empty()) {
+    return absl::InvalidArgumentError("--metrics_bind: must not be empty");
+  }
+  return ValidatePort("metrics_port", absl::GetFlag(FLAGS_metrics_port),
+                      &c.metrics_port);
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  Config c;
+  c.bind = absl::GetFlag(FLAGS_bind);
+  if (!IsIpLiteral(c.bind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bind: '", c.bind, "' is not an IPv4 or IPv6 address"));
+  }
+  if (absl::Status s = ValidatePort("data_port", absl::GetFlag(FLAGS_data_port),
+                                    &c.data_port);
+      !s.ok()) {
+    return s;
+  }
+  c.mode = absl::GetFlag(FLAGS_mode);
+  if (c.mode != Mode::kFork && c.mode != Mode::kThread) {
+    return absl::InvalidArgumentError("--mode: expected fork or thread");
+  }
+  const int32_t max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (max_connections < 1 || max_connections > 1000000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_connections: ", max_connections,
+                     " is out of range (1..1000000)"));
+  }
+  c.max_connections = static_cast<uint32_t>(max_connections);
+  c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (c.idle_timeout < absl::ZeroDuration() ||
+      c.idle_timeout > absl::Hours(24 * 24)) {
+    return absl::InvalidArgumentError(
+        "--idle_timeout: must be between 0 (off) and 576h");
+  }
+  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  if (c.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_timeout: must not be negative");
+  }
+  const std::string log_format = absl::GetFlag(FLAGS_log_format);
+  if (!ParseLogFormat(log_format, &c.log_format)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_format: '", log_format,
+                     "' is not a format (expected text or "
+                     "json)"));
+  }
+  if (absl::Status s = AdminAndMetricsFromFlags(c); !s.ok()) return s;
+  return c;
+}
+
+// Validation errors start with "--<flag>: "; when that flag's value came
+// from UPPER_<FLAG>, say so instead.
+absl::Status NameTheVariable(const absl::Status& error,
+                             const std::set<std::string>& from_env) {
+  absl::string_view message = error.message();
+  if (!absl::ConsumePrefix(&message, "--")) return error;
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return error;
+  const std::string flag(message.substr(0, colon));
+  if (!from_env.contains(flag)) return error;
+  return absl::Status(error.code(),
+                      absl::StrCat(EnvName(flag), message.substr(colon)));
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](absl::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
+                                                   const char* const* argv,
+                                                   const EnvLookup& env) {
+  ParsedCommandLine parsed;
+  // Start from the defaults, so the result depends only on argv and env.
+  for (absl::string_view name : kFlagNames) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string ignored;
+    flag->ParseFrom(flag->DefaultValue(), &ignored);
+  }
+  // Flags whose value came from the environment, so that a range error
+  // names the variable the operator actually set.
+  std::set<std::string> from_env;
+  // Environment next, so that flags parsed afterwards override it.
+  for (absl::string_view name : kFlagNames) {
+    const std::string var = EnvName(name);
+    if (std::optional<std::string> value = env(var)) {
+      if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
+        return s;
+      }
+      from_env.insert(std::string(name));
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
+      parsed.action = ParsedCommandLine::Action::kHelp;
+      return parsed;
+    }
+    if (arg == "--version") {
+      parsed.action = ParsedCommandLine::Action::kVersion;
+      return parsed;
+    }
+    if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg, "' (upperd takes only flags)"));
+    }
+    arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
+    absl::string_view name = arg;
+    absl::string_view value;
+    bool has_value = false;
+    if (const size_t eq = arg.find('='); eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const std::string source = absl::StrCat("--", name);
+    if (!IsOurFlag(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": unknown flag (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": missing value"));
+      }
+      value = argv[++i];
+    }
+    if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
+      return s;
+    }
+    from_env.erase(std::string(name));
+  }
+  absl::StatusOr<Config> config = ConfigFromFlags();
+  if (!config.ok()) return NameTheVariable(config.status(), from_env);
+  parsed.config = *std::move(config);
+  return parsed;
+}
+
+std::string UsageText() {
+  std::string out =
+      "usage: upperd [--flag=value ...]\n"
+      "Serves TCP on --data_port: every byte sent comes back upper-cased.\n"
+      "Each flag may also be set as UPPER_<FLAG> in the environment; flags "
+      "win.\n\n";
+  for (absl::string_view name : kFlagNames) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    absl::StrAppend(&out, "  --", name, " (default ", flag->DefaultValue(),
+                    ", env ", EnvName(name), ")\n      ", flag->Help(), "\n");
+  }
+  return out;
+}
+
+}  // namespace upper

@@ -1,0 +1,65 @@
+// upperd's configuration: every flag, its UPPER_* environment variable, and
+// the validated Config they become. Nothing else in upperd reads flags.
+//
+// Precedence: a flag on the command line wins over its environment variable
+// (UPPER_ + the flag name upper-cased: --data_port <- UPPER_DATA_PORT), which
+// wins over the default. Not thread-safe: parse once, at start-up.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/base/log.h"
+#include "server/base/mode.h"
+
+namespace upper {
+
+struct Config {
+  std::string bind = "0.0.0.0";
+  uint16_t data_port = 9999;  // 0 = any free port (tests)
+  Mode mode = Mode::kThread;
+  uint32_t max_connections = 10000;
+  absl::Duration idle_timeout = absl::Seconds(300);  // zero = off
+  absl::Duration drain_timeout = absl::Seconds(30);
+  LogFormat log_format = LogFormat::kText;
+
+  // Admin plane (gRPC). Loopback by default: it can close connections and
+  // switch modes, so exposing it is a deliberate choice (the image does).
+  std::string admin_bind = "127.0.0.1";
+  uint16_t admin_port = 50051;   // 0 = any free port (tests)
+  std::string admin_token_file;  // empty = no token required
+  std::string admin_tls_cert;    // PEM; both or neither with the key
+  std::string admin_tls_key;
+
+  // Prometheus /metrics. Read-only, so reachable by default.
+  std::string metrics_bind = "0.0.0.0";
+  uint16_t metrics_port = 9464;  // 0 = any free port (tests)
+};
+
+// What the command line asks for.
+struct ParsedCommandLine {
+  enum class Action { kRun, kHelp, kVersion };
+  Action action = Action::kRun;
+  Config config;
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(absl::string_view)>;
+EnvLookup ProcessEnvironment();
+
+// Parses argv (argv[0] is the program) and the environment. Errors are
+// InvalidArgument with a one-line message that names the flag or variable,
+// e.g. "--mode: 'foo' is not a mode (expected fork or thread)".
+absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
+                                                   const char* const* argv,
+                                                   const EnvLookup& env);
+
+// The --help text: every flag with its default and help.
+std::string UsageText();
+
+}  // namespace upper

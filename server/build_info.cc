@@ -1,8 +1,0 @@
-#include "server/build_info.h"
-
-namespace upper {
-
-absl::string_view Version() { return UPPER_VERSION; }
-absl::string_view Revision() { return UPPER_REVISION; }
-
-}  // namespace upper

@@ -1,0 +1,381 @@
+#include "server/data/connection_table.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
+#include "common/unique_fd.h"
+
+namespace upper {
+namespace {
+
+using table_layout::Header;
+using table_layout::Slot;
+
+size_t TableSize(uint32_t capacity) {
+  return sizeof(Header) + static_cast<size_t>(capacity) * sizeof(Slot);
+}
+
+template <typename T>
+T LoadAcquire(const T& field) {
+  return std::atomic_ref<T>(const_cast<T&>(field))
+      .load(std::memory_order_acquire);
+}
+template <typename T>
+void StoreRelease(T& field, T value) {
+  std::atomic_ref<T>(field).store(value, std::memory_order_release);
+}
+template <typename T>
+void SubRelaxed(T& field, T delta) {
+  std::atomic_ref<T>(field).fetch_sub(delta, std::memory_order_relaxed);
+}
+
+void PackPeer(const sockaddr* addr, socklen_t len, uint64_t out[3]) {
+  unsigned char bytes[24] = {};
+  if (addr != nullptr && addr->sa_family == AF_INET &&
+      len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+    bytes[0] = 4;
+    std::memcpy(&bytes[2], &in->sin_port, 2);
+    std::memcpy(&bytes[4], &in->sin_addr, 4);
+  } else if (addr != nullptr && addr->sa_family == AF_INET6 &&
+             len >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    bytes[0] = 6;
+    std::memcpy(&bytes[2], &in6->sin6_port, 2);
+    std::memcpy(&bytes[4], &in6->sin6_addr, 16);
+  }
+  std::memcpy(out, bytes, sizeof(bytes));
+}
+
+}  // namespace
+
+std::string FormatPeer(const uint64_t packed[3]) {
+  unsigned char bytes[24];
+  std::memcpy(bytes, packed, sizeof(bytes));
+  uint16_t port_be;
+  std::memcpy(&port_be, &bytes[2], 2);
+  const unsigned port = ntohs(port_be);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (bytes[0] == 4) {
+    inet_ntop(AF_INET, &bytes[4], text, sizeof(text));
+    return absl::StrCat(text, ":", port);
+  }
+  if (bytes[0] == 6) {
+    inet_ntop(AF_INET6, &bytes[4], text, sizeof(text));
+    return absl::StrCat("[", text, "]:", port);
+  }
+  return "unknown";
+}
+
+uint64_t TableTotals::ActiveTotal() const {
+  uint64_t total = 0;
+  for (uint64_t n : active) total += n;
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Create(
+    uint32_t capacity) {
+  if (capacity == 0) {
+    return absl::InvalidArgumentError("connection table needs a slot");
+  }
+  UniqueFd fd(
+      memfd_create("upper-connections", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) return ErrnoStatus("memfd_create", errno);
+  const size_t size = TableSize(capacity);
+  if (RetryOnEintr([&] { return ftruncate(fd.get(), size); }) != 0) {
+    return ErrnoStatus("ftruncate", errno);
+  }
+  // Attachers trust the size: forbid changing it.
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) !=
+      0) {
+    return ErrnoStatus("fcntl(F_ADD_SEALS)", errno);
+  }
+  void* base =
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (base == MAP_FAILED) return ErrnoStatus("mmap", errno);
+  auto* header = static_cast<Header*>(base);
+  // The memfd starts zeroed: every counter and slot is already 0 / kFree.
+  header->version = table_layout::kVersion;
+  header->capacity = capacity;
+  header->current_mode = static_cast<uint32_t>(Mode::kUnspecified);
+  header->next_id = 1;
+  StoreRelease(header->magic, table_layout::kMagic);
+  return std::unique_ptr<ConnectionTable>(
+      new ConnectionTable(fd.Release(), /*owns_memfd=*/true, base, size));
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Attach(
+    int memfd) {
+  struct stat st;
+  if (fstat(memfd, &st) != 0) return ErrnoStatus("fstat", errno);
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size < sizeof(Header)) {
+    return absl::FailedPreconditionError("connection table is too small");
+  }
+  void* base =
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (base == MAP_FAILED) return ErrnoStatus("mmap", errno);
+  auto table = std::unique_ptr<ConnectionTable>(
+      new ConnectionTable(memfd, /*owns_memfd=*/false, base, size));
+  const Header* header = static_cast<Header*>(base);
+  if (LoadAcquire(header->magic) != table_layout::kMagic ||
+      header->version != table_layout::kVersion ||
+      TableSize(header->capacity) != size) {
+    return absl::FailedPreconditionError(
+        "connection table has an unknown layout");
+  }
+  return table;
+}
+
+ConnectionTable::ConnectionTable(int memfd, bool owns_memfd, void* base,
+                                 size_t size)
+    : memfd_(memfd),
+      owns_memfd_(owns_memfd),
+      base_(base),
+      size_(size),
+      header_(static_cast<Header*>(base)),
+      slots_(
+          reinterpret_cast<Slot*>(static_cast<char*>(base) + sizeof(Header))),
+      capacity_(static_cast<Header*>(base)->capacity) {}
+
+ConnectionTable::~ConnectionTable() {
+  munmap(base_, size_);
+  if (owns_memfd_) close(memfd_);
+}
+
+std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
+                                                  const sockaddr* peer,
+                                                  socklen_t peer_len) {
+  // Next-fit scan: amortised O(1) while the table has room; a full scan
+  // (capacity loads) only when it is nearly full.
+  for (uint32_t step = 0; step < capacity_; ++step) {
+    const uint32_t index = (next_hint_ + step) % capacity_;
+    Slot& s = slot(index);
+    if (LoadAcquire(s.state) != table_layout::kFree) continue;
+    next_hint_ = (index + 1) % capacity_;
+    const auto mode_value = static_cast<uint32_t>(mode);
+    StoreRelaxed(s.generation, LoadRelaxed(s.generation) + 1);
+    StoreRelaxed(s.id, std::atomic_ref<uint64_t>(header_->next_id)
+                           .fetch_add(1, std::memory_order_relaxed));
+    StoreRelaxed(s.mode, mode_value);
+    StoreRelaxed(s.pid, int32_t{0});
+    StoreRelaxed(s.tid, int32_t{0});
+    StoreRelaxed(s.close_request, uint32_t{0});
+    uint64_t packed[3];
+    PackPeer(peer, peer_len, packed);
+    for (int i = 0; i < 3; ++i) StoreRelaxed(s.peer[i], packed[i]);
+    const uint64_t now_mono = NowNs(CLOCK_MONOTONIC);
+    StoreRelaxed(s.started_unix_ns, NowNs(CLOCK_REALTIME));
+    StoreRelaxed(s.started_mono_ns, now_mono);
+    StoreRelaxed(s.last_active_mono_ns, NowNs(CLOCK_MONOTONIC_COARSE));
+    StoreRelaxed(s.bytes_in, uint64_t{0});
+    StoreRelaxed(s.bytes_out, uint64_t{0});
+    StoreRelaxed(s.close_reason, uint32_t{0});
+    AddRelaxed(header_->active[mode_value], uint64_t{1});
+    StoreRelease(s.state, static_cast<uint32_t>(table_layout::kActive));
+    return index;
+  }
+  return std::nullopt;
+}
+
+void ConnectionTable::Abandon(uint32_t index, RejectReason reason) {
+  Slot& s = slot(index);
+  CountRejected(reason);
+  SubRelaxed(header_->active[LoadRelaxed(s.mode)], uint64_t{1});
+  StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+}
+
+void ConnectionTable::CountRejected(RejectReason reason) {
+  AddRelaxed(header_->rejected_total[static_cast<uint32_t>(reason)],
+             uint64_t{1});
+}
+
+SlotWriter ConnectionTable::Writer(uint32_t index) {
+  return SlotWriter(header_, &slot(index));
+}
+
+void ConnectionTable::CountAccepted(uint32_t index) {
+  AddRelaxed(header_->accepted_total[LoadRelaxed(slot(index).mode)],
+             uint64_t{1});
+}
+
+void ConnectionTable::Release(uint32_t index, CloseReason reason) {
+  Slot& s = slot(index);
+  const uint32_t mode = LoadRelaxed(s.mode);
+  const uint32_t requested = LoadRelaxed(s.close_request);
+  const uint32_t final_reason =
+      requested != 0 ? requested : static_cast<uint32_t>(reason);
+  AddRelaxed(header_->closed_total[mode][final_reason], uint64_t{1});
+
+  const uint64_t duration_ns =
+      NowNs(CLOCK_MONOTONIC) - LoadRelaxed(s.started_mono_ns);
+  const uint64_t duration_ms = duration_ns / 1000000;
+  int bucket = 0;
+  while (bucket < table_layout::kDurationBuckets - 1 &&
+         duration_ms >= table_layout::kDurationBoundsMs[bucket]) {
+    ++bucket;
+  }
+  AddRelaxed(header_->duration_buckets[mode][bucket], uint64_t{1});
+  AddRelaxed(header_->duration_sum_ns[mode], duration_ns);
+
+  SubRelaxed(header_->active[mode], uint64_t{1});
+  StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+}
+
+void ConnectionTable::ReleaseExitedChild(uint32_t index, int status) {
+  const Slot& s = slot(index);
+  CloseReason reason = CloseReason::kError;
+  if (WIFEXITED(status)) {
+    const uint32_t worker_reason = LoadRelaxed(s.close_reason);
+    if (worker_reason != 0) reason = static_cast<CloseReason>(worker_reason);
+  } else if (LoadRelaxed(s.close_request) == 0) {
+    // Killed by a signal nobody asked for: a crash.
+    CountWorkerCrash();
+  }
+  Release(index, reason);
+}
+
+std::optional<uint32_t> ConnectionTable::FindByPid(pid_t pid) const {
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    const Slot& s = slot(i);
+    if (LoadAcquire(s.state) == table_layout::kActive &&
+        LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
+        LoadRelaxed(s.pid) == pid) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+Mode ConnectionTable::current_mode() const {
+  return static_cast<Mode>(LoadRelaxed(header_->current_mode));
+}
+
+Mode ConnectionTable::SetMode(Mode mode) {
+  const auto previous = static_cast<Mode>(
+      std::atomic_ref<uint32_t>(header_->current_mode)
+          .exchange(static_cast<uint32_t>(mode), std::memory_order_relaxed));
+  // Setting the start mode is not a switch.
+  if (previous != mode && previous != Mode::kUnspecified) {
+    AddRelaxed(header_->mode_switches_total, uint64_t{1});
+  }
+  return previous;
+}
+
+void ConnectionTable::SetIdleTimeoutMs(uint32_t ms) {
+  StoreRelaxed(header_->idle_timeout_ms, ms);
+}
+
+std::optional<ConnectionInfo> ConnectionTable::RequestClose(
+    uint32_t index, uint64_t id, CloseReason reason) {
+  if (index >= capacity_) return std::nullopt;
+  std::optional<ConnectionInfo> info = Read(index);
+  if (!info || info->id != id) return std::nullopt;
+  uint32_t expected = 0;
+  std::atomic_ref<uint32_t>(slot(index).close_request)
+      .compare_exchange_strong(expected, static_cast<uint32_t>(reason),
+                               std::memory_order_relaxed);
+  return info;
+}
+
+void ConnectionTable::CountForkLatency(uint64_t ns) {
+  const uint64_t us = ns / 1000;
+  int bucket = 0;
+  while (bucket < table_layout::kForkLatencyBuckets - 1 &&
+         us > table_layout::kForkLatencyBoundsUs[bucket]) {
+    ++bucket;
+  }
+  AddRelaxed(header_->fork_latency_buckets[bucket], uint64_t{1});
+  AddRelaxed(header_->fork_latency_sum_ns, ns);
+  AddRelaxed(header_->fork_latency_count, uint64_t{1});
+}
+
+void ConnectionTable::CountWorkerCrash() {
+  AddRelaxed(header_->worker_crashes_total, uint64_t{1});
+}
+
+void ConnectionTable::CountForkServerRestart() {
+  AddRelaxed(header_->fork_server_restarts_total, uint64_t{1});
+}
+
+std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
+  const Slot& s = slot(index);
+  if (LoadAcquire(s.state) != table_layout::kActive) return std::nullopt;
+  ConnectionInfo info;
+  info.slot = index;
+  info.generation = LoadAcquire(s.generation);
+  info.id = LoadRelaxed(s.id);
+  info.mode = static_cast<Mode>(LoadRelaxed(s.mode));
+  info.pid = LoadRelaxed(s.pid);
+  info.tid = LoadRelaxed(s.tid);
+  uint64_t packed[3];
+  for (int i = 0; i < 3; ++i) packed[i] = LoadRelaxed(s.peer[i]);
+  info.started_unix_ns = LoadRelaxed(s.started_unix_ns);
+  info.started_mono_ns = LoadRelaxed(s.started_mono_ns);
+  info.last_active_mono_ns = LoadRelaxed(s.last_active_mono_ns);
+  info.bytes_in = LoadRelaxed(s.bytes_in);
+  info.bytes_out = LoadRelaxed(s.bytes_out);
+  // Seqlock-style check: if the slot was freed or reused while we copied it,
+  // the copy may mix two connections; report it as gone instead.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (LoadRelaxed(s.state) != table_layout::kActive ||
+      LoadRelaxed(s.generation) != info.generation) {
+    return std::nullopt;
+  }
+  info.peer = FormatPeer(packed);
+  return info;
+}
+
+std::vector<ConnectionInfo> ConnectionTable::Snapshot() const {
+  std::vector<ConnectionInfo> out;
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    if (std::optional<ConnectionInfo> info = Read(i)) {
+      out.push_back(std::move(*info));
+    }
+  }
+  return out;
+}
+
+TableTotals ConnectionTable::ReadTotals() const {
+  TableTotals t;
+  const Header& h = *header_;
+  t.current_mode = static_cast<Mode>(LoadRelaxed(h.current_mode));
+  for (int m = 0; m < kModeCount; ++m) {
+    t.active[m] = LoadRelaxed(h.active[m]);
+    t.accepted_total[m] = LoadRelaxed(h.accepted_total[m]);
+    for (int r = 0; r < kCloseReasonCount; ++r) {
+      t.closed_total[m][r] = LoadRelaxed(h.closed_total[m][r]);
+    }
+    t.bytes_in_total[m] = LoadRelaxed(h.bytes_in_total[m]);
+    t.bytes_out_total[m] = LoadRelaxed(h.bytes_out_total[m]);
+    for (int b = 0; b < table_layout::kDurationBuckets; ++b) {
+      t.duration_buckets[m][b] = LoadRelaxed(h.duration_buckets[m][b]);
+    }
+    t.duration_sum_ns[m] = LoadRelaxed(h.duration_sum_ns[m]);
+  }
+  for (int r = 0; r < kRejectReasonCount; ++r) {
+    t.rejected_total[r] = LoadRelaxed(h.rejected_total[r]);
+  }
+  t.worker_crashes_total = LoadRelaxed(h.worker_crashes_total);
+  t.mode_switches_total = LoadRelaxed(h.mode_switches_total);
+  t.fork_server_restarts_total = LoadRelaxed(h.fork_server_restarts_total);
+  for (int b = 0; b < table_layout::kForkLatencyBuckets; ++b) {
+    t.fork_latency_buckets[b] = LoadRelaxed(h.fork_latency_buckets[b]);
+  }
+  t.fork_latency_sum_ns = LoadRelaxed(h.fork_latency_sum_ns);
+  t.fork_latency_count = LoadRelaxed(h.fork_latency_count);
+  return t;
+}
+
+}  // namespace upper

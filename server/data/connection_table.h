@@ -1,0 +1,201 @@
+// ConnectionTable: the one shared record of every live connection.
+//
+// A memfd mapped MAP_SHARED holds a header of server-wide counters and a
+// fixed array of slots, one per connection that may be live at once
+// (--max_connections). upperd creates it before any thread or child exists;
+// the fork server maps the same memfd, and fork children inherit the mapping.
+// So threads, fork children, the admin plane and the metrics collector all see
+// the same numbers without any message per byte.
+//
+// Process- and thread-safety: every field is a naturally aligned 32- or 64-bit
+// integer accessed only through std::atomic_ref (lock-free, address-free, so
+// valid across processes). Writers per field:
+//   - Allocate(): upperd's listener thread only (the one allocator).
+//   - Abandon(): whoever holds a slot whose worker never started: the
+//     listener, or the fork server the listener handed it to.
+//   - SlotWriter (bytes, activity, close reason): the connection's worker,
+//     a thread in upperd or a fork child. Async-signal-safe: no locks, no
+//     allocation, only atomics and clock_gettime.
+//   - Release(): whoever reaps the worker: the worker thread itself, or the
+//     process that waited for the fork child. Exactly one per allocation.
+//   - Header counters: any of the above, with fetch_add.
+// Readers (Snapshot(), ReadTotals()) may run at any time in any thread; a slot
+// that is reused while being read is detected by its generation and skipped.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/base/mode.h"
+#include "server/data/table_layout.h"
+
+namespace upper {
+
+inline uint64_t NowNs(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);  // async-signal-safe (POSIX.1-2008)
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u +
+         static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// What a worker writes into its own slot while it serves. Cheap to copy,
+// async-signal-safe, valid while the slot is allocated to this worker.
+class SlotWriter {
+ public:
+  SlotWriter(table_layout::Header* header, table_layout::Slot* slot)
+      : header_(header), slot_(slot), mode_(LoadRelaxed(slot->mode)) {}
+
+  void Received(uint64_t n) {
+    AddRelaxed(slot_->bytes_in, n);
+    AddRelaxed(header_->bytes_in_total[mode_], n);
+    Touch();
+  }
+  void Sent(uint64_t n) {
+    AddRelaxed(slot_->bytes_out, n);
+    AddRelaxed(header_->bytes_out_total[mode_], n);
+    Touch();
+  }
+  void SetWorker(int32_t pid, int32_t tid) {
+    StoreRelaxed(slot_->pid, pid);
+    StoreRelaxed(slot_->tid, tid);
+  }
+  void SetCloseReason(CloseReason reason) {
+    StoreRelaxed(slot_->close_reason, static_cast<uint32_t>(reason));
+  }
+  uint32_t idle_timeout_ms() const {
+    return LoadRelaxed(header_->idle_timeout_ms);
+  }
+
+ private:
+  void Touch() {
+    StoreRelaxed(slot_->last_active_mono_ns, NowNs(CLOCK_MONOTONIC_COARSE));
+  }
+
+  table_layout::Header* header_;
+  table_layout::Slot* slot_;
+  uint32_t mode_;
+};
+
+// A consistent copy of one live slot, for listing and admin.
+struct ConnectionInfo {
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  uint64_t id = 0;
+  Mode mode = Mode::kUnspecified;
+  int32_t pid = 0;
+  int32_t tid = 0;
+  std::string peer;  // "127.0.0.1:40000" or "[::1]:40000"
+  uint64_t started_unix_ns = 0;
+  uint64_t started_mono_ns = 0;
+  uint64_t last_active_mono_ns = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+// Server-wide figures, read field by field (each monotonic on its own).
+struct TableTotals {
+  Mode current_mode = Mode::kUnspecified;
+  uint64_t active[kModeCount] = {};
+  uint64_t accepted_total[kModeCount] = {};
+  uint64_t closed_total[kModeCount][kCloseReasonCount] = {};
+  uint64_t rejected_total[kRejectReasonCount] = {};
+  uint64_t bytes_in_total[kModeCount] = {};
+  uint64_t bytes_out_total[kModeCount] = {};
+  uint64_t duration_buckets[kModeCount][table_layout::kDurationBuckets] = {};
+  uint64_t duration_sum_ns[kModeCount] = {};
+  uint64_t worker_crashes_total = 0;
+  uint64_t mode_switches_total = 0;
+  uint64_t fork_server_restarts_total = 0;
+  uint64_t fork_latency_buckets[table_layout::kForkLatencyBuckets] = {};
+  uint64_t fork_latency_sum_ns = 0;
+  uint64_t fork_latency_count = 0;
+
+  uint64_t ActiveTotal() const;
+};
+
+class ConnectionTable {
+ public:
+  // Creates the table in a new memfd sized for `capacity` slots.
+  static absl::StatusOr<std::unique_ptr<ConnectionTable>> Create(
+      uint32_t capacity);
+  // Maps an existing table from `memfd` (the fork server's side); checks the
+  // magic and version. Takes no ownership of `memfd`.
+  static absl::StatusOr<std::unique_ptr<ConnectionTable>> Attach(int memfd);
+
+  ~ConnectionTable();
+  ConnectionTable(const ConnectionTable&) = delete;
+  ConnectionTable& operator=(const ConnectionTable&) = delete;
+
+  int memfd() const { return memfd_; }
+  uint32_t capacity() const { return capacity_; }
+
+  // --- Allocator (upperd's listener thread only; Abandon() also by the
+  // fork server for a slot handed to it) ---
+  // Takes a free slot for a connection from `peer`, to be served in `mode`.
+  // Returns the slot index, or nullopt when all slots are taken.
+  std::optional<uint32_t> Allocate(Mode mode, const sockaddr* peer,
+                                   socklen_t peer_len);
+  // Frees a slot whose connection was never served; counts `reason`.
+  void Abandon(uint32_t slot, RejectReason reason);
+  // Counts a connection refused before any slot was taken.
+  void CountRejected(RejectReason reason);
+
+  // --- Workers ---
+  SlotWriter Writer(uint32_t slot);
+  // Counts a served connection (called once its worker exists).
+  void CountAccepted(uint32_t slot);
+  // Frees a served slot. The close reason is the one asked for by admin or
+  // drain if any, else `reason`. Updates closed totals and the duration
+  // histogram. Called once per served connection by its reaper.
+  void Release(uint32_t slot, CloseReason reason);
+  // Frees the slot of a fork child that exited with wait `status`.
+  void ReleaseExitedChild(uint32_t slot, int status);
+  // The slot served by process `pid`, if any (for reaping orphans).
+  std::optional<uint32_t> FindByPid(pid_t pid) const;
+
+  // --- Admin ---
+  Mode current_mode() const;
+  // Sets the mode for new connections; returns the previous one.
+  Mode SetMode(Mode mode);
+  void SetIdleTimeoutMs(uint32_t ms);
+  // Marks `slot` (if it still holds connection `id`) to be closed for
+  // `reason`; returns the slot's copy, or nullopt if `id` is not live.
+  std::optional<ConnectionInfo> RequestClose(uint32_t slot, uint64_t id,
+                                             CloseReason reason);
+  void CountForkLatency(uint64_t ns);
+  void CountWorkerCrash();
+  void CountForkServerRestart();
+
+  // --- Readers (any thread, any process) ---
+  std::vector<ConnectionInfo> Snapshot() const;
+  std::optional<ConnectionInfo> Read(uint32_t slot) const;
+  TableTotals ReadTotals() const;
+
+ private:
+  ConnectionTable(int memfd, bool owns_memfd, void* base, size_t size);
+  table_layout::Slot& slot(uint32_t index) const { return slots_[index]; }
+
+  int memfd_;
+  bool owns_memfd_;
+  void* base_;
+  size_t size_;
+  table_layout::Header* header_;
+  table_layout::Slot* slots_;
+  uint32_t capacity_;
+  uint32_t next_hint_ = 0;  // allocator only
+};
+
+// Formats a peer address stored in a slot ("1.2.3.4:5" or "[::1]:5").
+std::string FormatPeer(const uint64_t packed[3]);
+
+}  // namespace upper

@@ -1,0 +1,344 @@
+#include "server/data/data_plane.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/build_info.h"
+#include "common/errno_status.h"
+#include "server/base/log.h"
+#include "server/data/signals.h"
+
+namespace upper {
+namespace {
+
+// How many connections one wake-up accepts before looking at signals again.
+constexpr int kAcceptBatch = 256;
+// Pause accepting this long when fds or kernel memory run out, so the loop
+// never spins on a queue it cannot take from.
+constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(50);
+// After the drain timeout, how long closed connections get to go.
+constexpr absl::Duration kCloseGrace = absl::Seconds(5);
+// While draining, how often to look at the active count.
+constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
+// How long CloseConnection() waits for the worker of a connection that was
+// just accepted (its thread is starting, or its child is being forked).
+constexpr absl::Duration kWorkerStartWait = absl::Seconds(1);
+
+uint64_t Rejected(const TableTotals& t, RejectReason reason) {
+  return t.rejected_total[static_cast<int>(reason)];
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
+    const Config& config, const std::string& executable) {
+  absl::StatusOr<UniqueFd> signals = TakeOverSignals();
+  if (!signals.ok()) return signals.status();
+  // Children of a dead fork server become ours, so none is left unreaped.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return ErrnoStatus("prctl(PR_SET_CHILD_SUBREAPER)", errno);
+  }
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> table =
+      ConnectionTable::Create(config.max_connections);
+  if (!table.ok()) return table.status();
+  (*table)->SetMode(config.mode);
+  (*table)->SetIdleTimeoutMs(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(config.idle_timeout)));
+
+  absl::StatusOr<Listener> listener =
+      Listener::Listen(config.bind, config.data_port);
+  if (!listener.ok()) {
+    return absl::Status(
+        listener.status().code(),
+        absl::StrCat(listener.status().message(), " (--bind/--data_port)"));
+  }
+  std::unique_ptr<DataPlane> server(new DataPlane(
+      config, *std::move(signals), *std::move(table), *std::move(listener)));
+  absl::StatusOr<std::unique_ptr<ForkWorkers>> fork_workers =
+      ForkWorkers::Start(*server->table_, executable, config.log_format);
+  if (!fork_workers.ok()) return fork_workers.status();
+  server->fork_workers_ = *std::move(fork_workers);
+  return server;
+}
+
+DataPlane::DataPlane(const Config& config, UniqueFd signals,
+                     std::unique_ptr<ConnectionTable> table, Listener listener)
+    : config_(config),
+      started_at_(absl::Now()),
+      signals_(std::move(signals)),
+      table_(std::move(table)),
+      listener_(std::move(listener)),
+      thread_workers_(std::make_unique<ThreadWorkers>(*table_)) {}
+
+DataPlane::~DataPlane() {
+  // Workers first: they write into the table.
+  fork_workers_.reset();
+  thread_workers_.reset();
+}
+
+Mode DataPlane::SetMode(Mode mode) {
+  const Mode previous = table_->SetMode(mode);
+  if (previous != mode) {
+    LogEvent(LogLevel::kInfo, "mode_changed",
+             {{"from", ModeName(previous)}, {"to", ModeName(mode)}});
+  }
+  return previous;
+}
+
+bool DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
+  std::optional<ConnectionInfo> target;
+  for (ConnectionInfo& c : table_->Snapshot()) {
+    if (c.id == id) target = std::move(c);
+  }
+  if (!target) return false;
+  // The slot is listed from accept on, but its worker registers a moment
+  // later: until then there is nothing to shut down, so retry briefly.
+  const absl::Time deadline = absl::Now() + kWorkerStartWait;
+  for (;;) {
+    // Ended (or the slot reused) meanwhile: not live any more.
+    if (!table_->RequestClose(target->slot, id, reason)) return false;
+    const bool signalled = target->mode == Mode::kThread
+                               ? thread_workers_->Shutdown(target->slot, id)
+                               : fork_workers_->Shutdown(target->slot, id);
+    if (signalled) return true;
+    // A worker that never starts ends the connection anyway (the slot is
+    // abandoned); one that is slower than this still sees the close request
+    // counted as `reason` when it ends.
+    if (absl::Now() >= deadline) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+int DataPlane::Run() {
+  LogEvent(LogLevel::kInfo, "listening",
+           {{"service", "data"},
+            {"addr", listener_.address()},
+            {"mode", ModeName(table_->current_mode())},
+            {"max_connections", config_.max_connections},
+            {"idle_timeout", absl::FormatDuration(config_.idle_timeout)},
+            {"version", Version()},
+            {"pid", static_cast<int64_t>(getpid())}});
+  for (;;) {
+    pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {-1, POLLIN, 0}};
+    if (listener_.is_open() && absl::Now() >= accept_backoff_until_) {
+      fds[1].fd = listener_.fd();
+    }
+    const absl::Duration timeout = PollTimeout();
+    const int timeout_ms =
+        timeout == absl::InfiniteDuration()
+            ? -1
+            : static_cast<int>(absl::ToInt64Milliseconds(
+                  absl::Ceil(timeout, absl::Milliseconds(1))));
+    if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+      LogEvent(LogLevel::kError, "poll_failed",
+               {{"error", std::strerror(errno)}});
+      absl::SleepFor(kAcceptBackoff);
+    }
+    if (fds[0].revents != 0) HandleSignals();
+    if (fds[1].fd >= 0 && fds[1].revents != 0 && listener_.is_open()) {
+      AcceptConnections();
+    }
+    fork_workers_->Tick();
+
+    if (!draining_) continue;
+    const absl::Time now = absl::Now();
+    if (table_->ReadTotals().ActiveTotal() == 0) break;
+    if (!closing_ && now >= drain_deadline_) {
+      LogEvent(LogLevel::kWarning, "drain_timeout",
+               {{"active", table_->ReadTotals().ActiveTotal()}});
+      CloseAll();
+    }
+    if (closing_) {
+      if (now >= close_deadline_) {
+        LogEvent(LogLevel::kError, "drain_incomplete",
+                 {{"active", table_->ReadTotals().ActiveTotal()}});
+        break;
+      }
+      CloseAll();  // again: catches connections still on their way to a child
+    }
+  }
+  thread_workers_->WaitIdle(kCloseGrace);
+  fork_workers_->Stop(kCloseGrace);
+  LogFinalTotals();
+  return 0;
+}
+
+void DataPlane::LogFinalTotals() const {
+  const TableTotals t = table_->ReadTotals();
+  uint64_t accepted = 0, closed = 0, rejected = 0, bytes_in = 0, bytes_out = 0;
+  for (int m = 0; m < kModeCount; ++m) {
+    accepted += t.accepted_total[m];
+    for (uint64_t n : t.closed_total[m]) closed += n;
+    bytes_in += t.bytes_in_total[m];
+    bytes_out += t.bytes_out_total[m];
+  }
+  for (uint64_t n : t.rejected_total) rejected += n;
+  LogEvent(
+      LogLevel::kInfo, "stopped",
+      {{"accepted", accepted},
+       {"closed", closed},
+       {"rejected", rejected},
+       {"active", t.ActiveTotal()},
+       {"bytes_in", bytes_in},
+       {"bytes_out", bytes_out},
+       {"worker_crashes", t.worker_crashes_total},
+       // Refusals by reason, so operators and tests can tell a full
+       // table from fd or process exhaustion without the metrics plane.
+       {"rejected_limit", Rejected(t, RejectReason::kLimit)},
+       {"rejected_fork_failed", Rejected(t, RejectReason::kForkFailed)},
+       {"rejected_thread_failed", Rejected(t, RejectReason::kThreadFailed)},
+       {"rejected_fd_exhausted", Rejected(t, RejectReason::kFdExhausted)},
+       {"rejected_draining", Rejected(t, RejectReason::kDraining)}});
+}
+
+absl::Duration DataPlane::PollTimeout() const {
+  absl::Duration timeout = fork_workers_->TimeUntilTick();
+  const absl::Time now = absl::Now();
+  if (listener_.is_open() && now < accept_backoff_until_) {
+    timeout = std::min(timeout, accept_backoff_until_ - now);
+  }
+  if (draining_) timeout = std::min(timeout, kDrainTick);
+  return std::max(timeout, absl::ZeroDuration());
+}
+
+void DataPlane::HandleSignals() {
+  signalfd_siginfo info;
+  for (;;) {
+    const ssize_t n = read(signals_.get(), &info, sizeof(info));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != sizeof(info)) break;             // EAGAIN: all read
+    if (info.ssi_signo == SIGCHLD) continue;  // reaped below
+    if (!draining_) {
+      // Drain first, then say so: whoever reads the line (an operator, a
+      // test) may rely on the drain having begun (no new connections,
+      // SetMode refused, health NOT_SERVING).
+      StartDrain();
+      LogEvent(
+          LogLevel::kInfo, "draining",
+          {{"signal", strsignal(static_cast<int>(info.ssi_signo))},
+           {"active", table_->ReadTotals().ActiveTotal()},
+           {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
+    } else if (!closing_) {
+      LogEvent(LogLevel::kInfo, "drain_cut_short",
+               {{"signal", strsignal(static_cast<int>(info.ssi_signo))}});
+      CloseAll();
+    }
+  }
+  // Always reap: waitpid(WNOHANG) is cheap, and SIGCHLDs coalesce.
+  ReapChildren();
+}
+
+void DataPlane::ReapChildren() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid <= 0) return;
+    if (!fork_workers_->OnChildExited(pid, status)) {
+      LogEvent(LogLevel::kWarning, "unknown_child_reaped",
+               {{"pid", static_cast<int64_t>(pid)}});
+    }
+  }
+}
+
+void DataPlane::AcceptConnections() {
+  // At the fd limit every queued connection is refused in this one pass (each
+  // costs a few syscalls), so a burst is told "no" at once instead of one
+  // connection per back-off; then the loop pauses.
+  bool fd_exhausted = false;
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    Accepted accepted = listener_.Accept();
+    switch (accepted.kind) {
+      case Accepted::Kind::kConnection:
+        Dispatch(std::move(accepted));
+        continue;
+      case Accepted::Kind::kFdExhausted:
+        table_->CountRejected(RejectReason::kFdExhausted);
+        fd_exhausted = true;
+        continue;
+      case Accepted::Kind::kNone:
+        if (fd_exhausted) PauseAccepting("fd_exhausted");
+        return;
+      case Accepted::Kind::kBackoff:
+        PauseAccepting(fd_exhausted ? "fd_exhausted" : "kernel_memory");
+        return;
+    }
+  }
+  if (fd_exhausted) PauseAccepting("fd_exhausted");
+}
+
+void DataPlane::PauseAccepting(absl::string_view reason) {
+  accept_backoff_until_ = absl::Now() + kAcceptBackoff;
+  if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
+    last_refusal_log_ = absl::Now();
+    LogEvent(LogLevel::kWarning, "accept_paused", {{"reason", reason}});
+  }
+}
+
+void DataPlane::Dispatch(Accepted accepted) {
+  if (draining_) {
+    table_->CountRejected(RejectReason::kDraining);
+    return;  // accepted.fd closes
+  }
+  const Mode mode = table_->current_mode();
+  const std::optional<uint32_t> slot =
+      table_->Allocate(mode, reinterpret_cast<const sockaddr*>(&accepted.peer),
+                       accepted.peer_len);
+  if (!slot) {
+    table_->CountRejected(RejectReason::kLimit);
+    return;
+  }
+  const absl::Status status =
+      mode == Mode::kThread
+          ? thread_workers_->Start(std::move(accepted.fd), *slot)
+          : fork_workers_->Dispatch(std::move(accepted.fd), *slot);
+  if (status.ok()) return;
+  table_->Abandon(*slot, mode == Mode::kThread ? RejectReason::kThreadFailed
+                                               : RejectReason::kForkFailed);
+  if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
+    last_refusal_log_ = absl::Now();
+    LogEvent(LogLevel::kWarning, "connection_refused",
+             {{"mode", ModeName(mode)}, {"error", status.ToString()}});
+  }
+}
+
+void DataPlane::StartDrain() {
+  draining_ = true;
+  drain_deadline_ = absl::Now() + config_.drain_timeout;
+  // Whatever already waits in the accept queue is closed and counted; then
+  // the port is released so the kernel refuses new attempts.
+  for (int i = 0; i < 100000 && listener_.is_open(); ++i) {
+    Accepted accepted = listener_.Accept();
+    if (accepted.kind != Accepted::Kind::kConnection) break;
+    table_->CountRejected(RejectReason::kDraining);
+  }
+  listener_.Close();
+  if (drain_listener_) drain_listener_();
+}
+
+void DataPlane::CloseAll() {
+  if (!closing_) {
+    closing_ = true;
+    close_deadline_ = absl::Now() + kCloseGrace;
+  }
+  for (const ConnectionInfo& c : table_->Snapshot()) {
+    if (!table_->RequestClose(c.slot, c.id, CloseReason::kDrain)) continue;
+    if (c.mode == Mode::kThread) {
+      thread_workers_->Shutdown(c.slot, c.id);
+    } else {
+      fork_workers_->Shutdown(c.slot, c.id);
+    }
+  }
+}
+
+}  // namespace upper

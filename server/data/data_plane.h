@@ -1,0 +1,96 @@
+// DataPlane: upperd's data plane. Owns the connection table, the data port's
+// listener, both worker pools and the event loop that ties them together.
+//
+// The event loop (Run) is single-threaded: it accepts, dispatches each
+// connection to a thread or to the fork server by the current mode, reaps
+// children from a signalfd, and drains on SIGTERM/SIGINT:
+//   1st signal: stop listening (pending connections are closed and counted
+//               as rejected: draining), let live connections finish for up to
+//               --drain_timeout, then close the rest (threads: shutdown;
+//               fork children: SIGTERM) and return 0;
+//   2nd signal: close the rest at once.
+// The admin and metrics planes reach it through ServerControl
+// (server_control.h), whose methods are thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/unique_fd.h"
+#include "server/base/config.h"
+#include "server/data/connection_table.h"
+#include "server/data/fork_workers.h"
+#include "server/data/listener.h"
+#include "server/data/server_control.h"
+#include "server/data/thread_workers.h"
+
+namespace upper {
+
+class DataPlane final : public ServerControl {
+ public:
+  // Takes over signals, creates the table, starts the fork server from
+  // `executable` and binds the data port. Call before any other thread
+  // exists. Errors name the failing flag, address or call.
+  static absl::StatusOr<std::unique_ptr<DataPlane>> Create(
+      const Config& config, const std::string& executable = "/proc/self/exe");
+  ~DataPlane();
+
+  // Serves until drained; returns the process exit code.
+  int Run();
+
+  // ServerControl:
+  ConnectionTable& table() override { return *table_; }
+  std::string data_address() const override { return listener_.address(); }
+  absl::Time started_at() const override { return started_at_; }
+  bool draining() const override { return draining_.load(); }
+  Mode SetMode(Mode mode) override;
+  bool CloseConnection(uint64_t id, CloseReason reason) override;
+  void SetDrainListener(std::function<void()> listener) override {
+    drain_listener_ = std::move(listener);
+  }
+
+  uint16_t data_port() const { return listener_.port(); }
+
+ private:
+  DataPlane(const Config& config, UniqueFd signals,
+            std::unique_ptr<ConnectionTable> table, Listener listener);
+
+  void HandleSignals();
+  void ReapChildren();
+  void AcceptConnections();
+  // Stops polling the listener for kAcceptBackoff, so that a queue we cannot
+  // take from (fd limit, kernel memory) never makes the loop spin.
+  void PauseAccepting(absl::string_view reason);
+  void Dispatch(Accepted accepted);
+  void StartDrain();
+  void CloseAll();
+  absl::Duration PollTimeout() const;
+  // One last line with what this run served, for operators and tests.
+  void LogFinalTotals() const;
+
+  const Config config_;
+  const absl::Time started_at_;
+  UniqueFd signals_;
+  std::unique_ptr<ConnectionTable> table_;  // outlives the workers below
+  Listener listener_;
+  std::unique_ptr<ThreadWorkers> thread_workers_;
+  std::unique_ptr<ForkWorkers> fork_workers_;
+
+  std::atomic<bool> draining_{false};
+  std::function<void()> drain_listener_;
+  bool closing_ = false;  // CloseAll() has been called
+  absl::Time drain_deadline_ = absl::InfiniteFuture();
+  absl::Time close_deadline_ = absl::InfiniteFuture();
+  absl::Time accept_backoff_until_ = absl::InfinitePast();
+  absl::Time last_refusal_log_ = absl::InfinitePast();
+};
+
+}  // namespace upper

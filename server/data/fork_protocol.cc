@@ -1,0 +1,1 @@
+#include "server/data/fork_protocol.h"

@@ -1,0 +1,222 @@
+#include "server/data/fork_server.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "common/errno_status.h"
+#include "common/unique_fd.h"
+#include "server/base/log.h"
+#include "server/data/connection_table.h"
+#include "server/data/fork_protocol.h"
+#include "server/data/serve.h"
+
+namespace upper {
+namespace {
+
+// Every child's serve buffer, in BSS: the fork server never touches it, so a
+// child's copy-on-write pages appear only once it moves data.
+alignas(4096) char g_child_buffer[kServeBufferSize];
+
+constexpr int kChildConnFd = 3;
+
+// The fork child. Only async-signal-safe calls from here to _exit: dup2,
+// close_range, sigprocmask, getpid, and Serve() (recv, send, setsockopt,
+// shutdown, clock_gettime, atomics). No allocation, no locks, no logging.
+[[noreturn]] void ChildMain(int conn_fd, SlotWriter writer) {
+  if (conn_fd != kChildConnFd && dup2(conn_fd, kChildConnFd) < 0) _exit(1);
+  // Keep stdio and the connection; drop the control socket, the signalfd and
+  // the table fd (the mapping stays).
+  close_range(kChildConnFd + 1, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);  // SIGTERM must reach us
+  writer.SetWorker(getpid(), 0);
+  Serve(kChildConnFd, writer, g_child_buffer, sizeof(g_child_buffer));
+  _exit(0);
+}
+
+class ForkServer {
+ public:
+  ForkServer(std::unique_ptr<ConnectionTable> table, UniqueFd control,
+             UniqueFd signals)
+      : table_(std::move(table)),
+        control_(std::move(control)),
+        signals_(std::move(signals)) {}
+
+  int Run() {
+    LogEvent(LogLevel::kInfo, "fork_server_started",
+             {{"pid", static_cast<int64_t>(getpid())}});
+    while (control_.valid() || !children_.empty()) {
+      pollfd fds[2] = {{signals_.get(), POLLIN, 0},
+                       {control_.get(), POLLIN, 0}};
+      const nfds_t count = control_.valid() ? 2 : 1;
+      if (poll(fds, count, -1) < 0) {
+        if (errno == EINTR) continue;
+        LogEvent(LogLevel::kError, "fork_server_poll_failed",
+                 {{"error", std::strerror(errno)}});
+        return 1;
+      }
+      if (fds[0].revents != 0) ReapChildren();
+      if (count == 2 && fds[1].revents != 0) ReceiveRequest();
+    }
+    LogEvent(LogLevel::kInfo, "fork_server_stopped");
+    return 0;
+  }
+
+ private:
+  // Takes one ForkRequest (and its socket) and forks its child.
+  void ReceiveRequest() {
+    ForkRequest request;
+    iovec iov = {&request, sizeof(request)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(control_.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) {
+      // upperd closed its end (shutdown or death): no more work; finish the
+      // children we have.
+      control_.Reset();
+      return;
+    }
+    UniqueFd conn;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < fds; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        if (!conn.valid()) {
+          conn.Reset(fd);
+        } else {
+          UniqueFd extra(fd);  // never expected; never leaked
+        }
+      }
+    }
+    if (n != sizeof(request) || request.slot >= table_->capacity()) {
+      LogEvent(LogLevel::kError, "fork_server_bad_request",
+               {{"bytes", static_cast<int64_t>(n)}});
+      return;
+    }
+    const std::optional<ConnectionInfo> info = table_->Read(request.slot);
+    if (!info || info->generation != request.generation) {
+      LogEvent(LogLevel::kError, "fork_server_stale_request",
+               {{"slot", request.slot}});
+      return;
+    }
+    if (!conn.valid()) {
+      // The request came but its socket did not: the kernel drops (and
+      // closes) passed fds that do not fit, MSG_CTRUNC, when this process is
+      // at its fd limit. The slot is ours now: free it and count the refusal,
+      // or it would stay active forever.
+      table_->Abandon(request.slot, (msg.msg_flags & MSG_CTRUNC) != 0
+                                        ? RejectReason::kFdExhausted
+                                        : RejectReason::kForkFailed);
+      LogEvent(LogLevel::kWarning, "fork_server_lost_socket",
+               {{"id", info->id}});
+      return;
+    }
+    SlotWriter writer = table_->Writer(request.slot);
+    const uint64_t start = NowNs(CLOCK_MONOTONIC);
+    const pid_t pid = fork();
+    if (pid == 0) ChildMain(conn.get(), writer);
+    if (pid < 0) {
+      const int err = errno;
+      table_->Abandon(request.slot, RejectReason::kForkFailed);
+      LogEvent(LogLevel::kWarning, "fork_failed",
+               {{"error", std::strerror(err)}, {"id", info->id}});
+      return;
+    }
+    table_->CountForkLatency(NowNs(CLOCK_MONOTONIC) - start);
+    writer.SetWorker(pid, 0);
+    table_->CountAccepted(request.slot);
+    children_[pid] = request.slot;
+    // `conn` closes here: the child holds the connection now.
+  }
+
+  void ReapChildren() {
+    signalfd_siginfo info[16];
+    // Drain the signalfd; SIGCHLDs coalesce, so waitpid below finds them all.
+    while (read(signals_.get(), info, sizeof(info)) > 0) {
+    }
+    for (;;) {
+      int status = 0;
+      const pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid < 0 && errno == EINTR) continue;
+      if (pid <= 0) return;  // none left (0) or no children (ECHILD)
+      const auto it = children_.find(pid);
+      if (it == children_.end()) continue;
+      table_->ReleaseExitedChild(it->second, status);
+      if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM) {
+        LogEvent(LogLevel::kWarning, "worker_crashed",
+                 {{"pid", static_cast<int64_t>(pid)},
+                  {"signal", strsignal(WTERMSIG(status))}});
+      }
+      children_.erase(it);
+    }
+  }
+
+  std::unique_ptr<ConnectionTable> table_;
+  UniqueFd control_;
+  UniqueFd signals_;
+  std::unordered_map<pid_t, uint32_t> children_;  // pid -> slot
+};
+
+}  // namespace
+
+bool IsForkServerInvocation(int argc, const char* const* argv) {
+  return argc >= 2 && absl::string_view(argv[1]) == kForkServerRoleFlag;
+}
+
+int RunForkServer(int argc, const char* const* argv) {
+  for (int i = 2; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    LogFormat format;
+    if (absl::ConsumePrefix(&arg, "--log_format=") &&
+        ParseLogFormat(arg, &format)) {
+      SetLogFormat(format);
+    }
+  }
+  prctl(PR_SET_NAME, "upperd-fork");
+  signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
+  UniqueFd signals(signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signals) {
+    LogEvent(LogLevel::kError, "fork_server_failed",
+             {{"error", ErrnoStatus("signalfd", errno).ToString()}});
+    return 1;
+  }
+  UniqueFd control(kControlFd);
+  UniqueFd table_fd(kTableFd);
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> table =
+      ConnectionTable::Attach(table_fd.get());
+  if (!table.ok()) {
+    LogEvent(LogLevel::kError, "fork_server_failed",
+             {{"error", table.status().ToString()}});
+    return 1;
+  }
+  table_fd.Reset();  // the mapping stays valid without the fd
+  return ForkServer(*std::move(table), std::move(control), std::move(signals))
+      .Run();
+}
+
+}  // namespace upper

@@ -1,0 +1,82 @@
+// ForkWorkers: fork mode as upperd sees it. Starts the fork server (see
+// fork_server.h), hands it each fork-mode connection over a Unix socket, and
+// restarts it if it dies.
+//
+// upperd is a child subreaper, so the children of a dead fork server become
+// upperd's children; the server's reaper passes their exits to
+// OnChildExited(), which frees their slots like the fork server would have.
+//
+// Not thread-safe: used from upperd's event-loop thread only (Shutdown() is
+// the exception: it only reads the table and sends a signal).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/unique_fd.h"
+#include "server/base/log.h"
+#include "server/data/connection_table.h"
+
+namespace upper {
+
+class ForkWorkers {
+ public:
+  // Spawns the fork server: upperd-fork-server from the directory of
+  // `executable` (upperd's own binary) if present, else `executable`.
+  static absl::StatusOr<std::unique_ptr<ForkWorkers>> Start(
+      ConnectionTable& table, std::string executable, LogFormat log_format);
+  ~ForkWorkers();
+
+  // Hands `fd` (in table slot `slot`) to the fork server. On failure (the
+  // fork server is down or stuck) `fd` is closed and the caller abandons the
+  // slot. The fork server counts its own failures (fork EAGAIN) in the table.
+  absl::Status Dispatch(UniqueFd fd, uint32_t slot);
+
+  // Asks the child serving connection `id` in `slot` to end (SIGTERM). False
+  // if that connection has no child yet or is gone.
+  bool Shutdown(uint32_t slot, uint64_t id);
+
+  // A child of upperd exited: the fork server itself (then it is restarted,
+  // at most once a second) or an orphaned fork child. Returns false if `pid`
+  // is neither.
+  bool OnChildExited(pid_t pid, int status);
+
+  // Restarts a fork server that died less than a second after the previous
+  // start, once that second has passed. Call from the event loop.
+  void Tick();
+  // How long until Tick() has work, or InfiniteDuration.
+  absl::Duration TimeUntilTick() const;
+
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+
+  // Closes the control socket (the fork server finishes its children and
+  // exits) and waits up to `timeout` for it, then kills it.
+  void Stop(absl::Duration timeout);
+
+ private:
+  ForkWorkers(ConnectionTable& table, std::string executable,
+              LogFormat log_format)
+      : table_(table),
+        executable_(std::move(executable)),
+        log_format_(log_format) {}
+  absl::Status Spawn();
+  // Frees slots sent to a dead fork server that it never forked.
+  void AbandonUnforked();
+
+  ConnectionTable& table_;
+  std::string executable_;
+  LogFormat log_format_;
+  pid_t pid_ = -1;
+  UniqueFd control_;
+  absl::Time last_spawn_ = absl::InfinitePast();
+  bool respawn_pending_ = false;
+};
+
+}  // namespace upper

@@ -1,0 +1,78 @@
+#include "server/data/serve.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+
+#include "server/data/upper_case.h"
+
+namespace upper {
+namespace {
+
+void SetIdleTimeout(int fd, uint32_t timeout_ms) {
+  if (timeout_ms == 0) return;
+  timeval tv;
+  tv.tv_sec = timeout_ms / 1000;
+  tv.tv_usec = static_cast<suseconds_t>((timeout_ms % 1000) * 1000);
+  // A failure leaves the connection without an idle timeout, which is safe.
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// Sends all `size` bytes; kNone on success, else why the connection ends.
+CloseReason SendAll(int fd, const char* data, std::size_t size,
+                    SlotWriter& slot) {
+  while (size > 0) {
+    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n > 0) {
+      slot.Sent(static_cast<uint64_t>(n));
+      data += n;
+      size -= static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    // SO_SNDTIMEO expired with nothing sent: the peer stopped reading.
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return CloseReason::kIdleTimeout;
+    }
+    return CloseReason::kError;  // EPIPE, ECONNRESET, ...
+  }
+  return CloseReason::kNone;
+}
+
+CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
+                      std::size_t size) {
+  for (;;) {
+    const ssize_t n = recv(fd, buffer, size, 0);
+    if (n > 0) {
+      slot.Received(static_cast<uint64_t>(n));
+      UpperCaseInPlace(buffer, static_cast<std::size_t>(n));
+      const CloseReason failed =
+          SendAll(fd, buffer, static_cast<std::size_t>(n), slot);
+      if (failed != CloseReason::kNone) return failed;
+      continue;
+    }
+    if (n == 0) {
+      // Everything received has been sent: pass the EOF on.
+      shutdown(fd, SHUT_WR);
+      return CloseReason::kClient;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return CloseReason::kIdleTimeout;
+    }
+    return CloseReason::kError;
+  }
+}
+
+}  // namespace
+
+CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size) {
+  SetIdleTimeout(fd, slot.idle_timeout_ms());
+  const CloseReason reason = ServeLoop(fd, slot, buffer, size);
+  slot.SetCloseReason(reason);
+  return reason;
+}
+
+}  // namespace upper

@@ -1,0 +1,31 @@
+// The serve loop: what every worker, thread or fork child, runs for its one
+// connection.
+//
+// Blocking read -> upper-case -> send everything, until the client's EOF
+// (then shut down our write side, so the client gets all of its output and
+// then EOF), an error, or --idle_timeout without progress (enforced with
+// SO_RCVTIMEO/SO_SNDTIMEO so the loop needs no poll or timer).
+//
+// Async-signal-safe by construction, because fork children run it: only
+// recv, send, setsockopt, shutdown, clock_gettime and atomics on the shared
+// table; no allocation, no locks, no logging. SIGPIPE cannot fire (every send
+// uses MSG_NOSIGNAL). The caller owns `fd` and closes it afterwards.
+#pragma once
+
+#include <cstddef>
+
+#include "server/base/mode.h"
+#include "server/data/connection_table.h"
+
+namespace upper {
+
+// The per-connection buffer. 64 KiB moves a loopback stream at close to
+// memory speed while an idle connection touches none of it (a thread's stack
+// page or a child's copy-on-write page is only made resident when written).
+inline constexpr std::size_t kServeBufferSize = 64 * 1024;
+
+// Serves `fd` until it ends; records bytes and activity through `slot` and
+// returns (and records) why it ended.
+CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size);
+
+}  // namespace upper

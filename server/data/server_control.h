@@ -1,0 +1,47 @@
+// ServerControl: what the admin and metrics planes may ask of the data plane.
+//
+// DataPlane implements it; the other planes depend on this interface only
+// (and on the connection table, which is the data plane's published record),
+// never on the event loop, the listener or the workers. So their error paths
+// are unit-tested in process against a fake, without starting upperd.
+//
+// Thread-safety: every method may be called from any thread, concurrently
+// with the event loop, except SetDrainListener (see there).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/base/mode.h"
+#include "server/data/connection_table.h"
+
+namespace upper {
+
+class ServerControl {
+ public:
+  virtual ~ServerControl() = default;
+
+  // The shared table: totals and a snapshot of the live slots.
+  virtual ConnectionTable& table() = 0;
+  // "host:port" (IPv6 in brackets) the data port is bound to.
+  virtual std::string data_address() const = 0;
+  virtual absl::Time started_at() const = 0;
+  // True once SIGTERM (or SIGINT) has started the drain.
+  virtual bool draining() const = 0;
+
+  // Sets the mode for new connections; returns the previous one.
+  virtual Mode SetMode(Mode mode) = 0;
+  // Closes connection `id` if live, counted as `reason`; false if `id` is
+  // not live. May wait up to a second for a connection accepted a moment
+  // ago whose worker does not exist yet.
+  virtual bool CloseConnection(uint64_t id, CloseReason reason) = 0;
+
+  // `listener` runs once, on the event loop's thread, when the drain starts
+  // (after the data port is closed), e.g. to report NOT_SERVING. It must not
+  // block. Set it before the loop runs, or clear it after it has returned.
+  virtual void SetDrainListener(std::function<void()> listener) = 0;
+};
+
+}  // namespace upper

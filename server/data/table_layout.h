@@ -1,0 +1,102 @@
+// table_layout: the bytes of the connection table's shared mapping.
+//
+// upperd, upperd-fork-server and every fork child map the same memfd, so
+// this layout is a binary contract between programs: kMagic and kVersion
+// change with any change to it, and ConnectionTable::Attach refuses a
+// mapping of another version. Every field is a naturally aligned 32- or
+// 64-bit integer, read and written only through std::atomic_ref (the
+// helpers below), which is lock-free and address-free, so valid across
+// processes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "server/base/mode.h"
+
+namespace upper {
+
+namespace table_layout {
+
+inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
+inline constexpr uint32_t kVersion = 1;
+
+// Histogram bucket upper bounds of fork latency, in microseconds; one more
+// bucket counts everything above the last bound.
+inline constexpr uint64_t kForkLatencyBoundsUs[] = {50,   100,  250,   500,
+                                                    1000, 2500, 10000, 100000};
+inline constexpr int kForkLatencyBuckets =
+    sizeof(kForkLatencyBoundsUs) / sizeof(kForkLatencyBoundsUs[0]) + 1;
+
+// Histogram bucket upper bounds of connection duration, in milliseconds.
+inline constexpr uint64_t kDurationBoundsMs[] = {1,     10,    100,    1000,
+                                                 10000, 60000, 300000, 1800000};
+inline constexpr int kDurationBuckets =
+    sizeof(kDurationBoundsMs) / sizeof(kDurationBoundsMs[0]) + 1;
+
+enum SlotState : uint32_t { kFree = 0, kActive = 1 };
+
+// One connection. 128 bytes, cache-line aligned, so a busy worker's writes
+// (bytes, last_active) never share a line with a neighbouring slot.
+struct alignas(64) Slot {
+  // Written by the allocator, read-only while active.
+  uint32_t state;            // SlotState
+  uint32_t generation;       // bumped on every allocation
+  uint64_t id;               // connection id, unique for the server's life
+  uint32_t mode;             // Mode
+  int32_t pid;               // the serving process (upperd for threads)
+  int32_t tid;               // the serving thread (thread mode) or 0
+  uint32_t close_request;    // CloseReason asked for by admin or drain, or 0
+  uint64_t peer[3];          // PackedPeer: family, port, 16 address bytes
+  uint64_t started_unix_ns;  // CLOCK_REALTIME at accept
+  uint64_t started_mono_ns;  // CLOCK_MONOTONIC at accept
+  // Written by the worker.
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  uint64_t last_active_mono_ns;
+  uint32_t close_reason;  // CloseReason the worker ended with
+  uint32_t padding;
+};
+static_assert(sizeof(Slot) == 128);
+
+struct alignas(64) Header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t capacity;
+  uint32_t current_mode;     // Mode for new connections
+  uint32_t idle_timeout_ms;  // 0 = off; read by workers at start
+  uint64_t next_id;
+  uint64_t active[kModeCount];
+  uint64_t accepted_total[kModeCount];
+  uint64_t closed_total[kModeCount][kCloseReasonCount];
+  uint64_t rejected_total[kRejectReasonCount];
+  uint64_t bytes_in_total[kModeCount];
+  uint64_t bytes_out_total[kModeCount];
+  uint64_t duration_buckets[kModeCount][kDurationBuckets];
+  uint64_t duration_sum_ns[kModeCount];
+  uint64_t worker_crashes_total;
+  uint64_t mode_switches_total;
+  uint64_t fork_server_restarts_total;
+  uint64_t fork_latency_buckets[kForkLatencyBuckets];
+  uint64_t fork_latency_sum_ns;
+  uint64_t fork_latency_count;
+};
+
+}  // namespace table_layout
+
+// Relaxed atomic access to a field of the shared mapping.
+template <typename T>
+inline T LoadRelaxed(const T& field) {
+  return std::atomic_ref<T>(const_cast<T&>(field))
+      .load(std::memory_order_relaxed);
+}
+template <typename T>
+inline void StoreRelaxed(T& field, T value) {
+  std::atomic_ref<T>(field).store(value, std::memory_order_relaxed);
+}
+template <typename T>
+inline void AddRelaxed(T& field, T delta) {
+  std::atomic_ref<T>(field).fetch_add(delta, std::memory_order_relaxed);
+}
+
+}  // namespace upper

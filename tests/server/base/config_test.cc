@@ -1,0 +1,189 @@
+#include "server/base/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/reflection.h"
+
+namespace upper {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<ParsedCommandLine> Parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "upperd");
+    return ParseCommandLine(
+        static_cast<int>(args.size()), args.data(),
+        [this](absl::string_view name) -> std::optional<std::string> {
+          auto it = env_.find(std::string(name));
+          if (it == env_.end()) return std::nullopt;
+          return it->second;
+        });
+  }
+  std::string ErrorOf(std::vector<const char*> args) {
+    absl::StatusOr<ParsedCommandLine> parsed = Parse(std::move(args));
+    EXPECT_FALSE(parsed.ok());
+    if (parsed.ok()) return "";
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(parsed.status().message());
+  }
+
+  absl::FlagSaver saver_;  // every test starts from the defaults
+  std::map<std::string, std::string> env_;
+};
+
+TEST_F(ConfigTest, DefaultsMatchTheDesign) {
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = parsed->config;
+  EXPECT_EQ(parsed->action, ParsedCommandLine::Action::kRun);
+  EXPECT_EQ(c.bind, "0.0.0.0");
+  EXPECT_EQ(c.data_port, 9999);
+  EXPECT_EQ(c.mode, Mode::kThread);
+  EXPECT_EQ(c.max_connections, 10000u);
+  EXPECT_EQ(c.idle_timeout, absl::Seconds(300));
+  EXPECT_EQ(c.drain_timeout, absl::Seconds(30));
+  EXPECT_EQ(c.log_format, LogFormat::kText);
+  EXPECT_EQ(c.admin_bind, "127.0.0.1");
+  EXPECT_EQ(c.admin_port, 50051);
+  EXPECT_EQ(c.admin_token_file, "");
+  EXPECT_EQ(c.metrics_bind, "0.0.0.0");
+  EXPECT_EQ(c.metrics_port, 9464);
+}
+
+TEST_F(ConfigTest, AdminAndMetricsFlagsAndEnvironment) {
+  env_["UPPER_ADMIN_BIND"] = "0.0.0.0";
+  env_["UPPER_METRICS_PORT"] = "9000";
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--admin_port=0", "--admin_token_file=/run/token",
+             "--admin_tls_cert=c.pem", "--admin_tls_key=k.pem"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = parsed->config;
+  EXPECT_EQ(c.admin_bind, "0.0.0.0");
+  EXPECT_EQ(c.admin_port, 0);
+  EXPECT_EQ(c.admin_token_file, "/run/token");
+  EXPECT_EQ(c.admin_tls_cert, "c.pem");
+  EXPECT_EQ(c.admin_tls_key, "k.pem");
+  EXPECT_EQ(c.metrics_port, 9000);
+}
+
+TEST_F(ConfigTest, AdminAndMetricsErrorsNameTheFlag) {
+  EXPECT_EQ(ErrorOf({"--admin_port=65536"}),
+            "--admin_port: 65536 is out of range (0..65535)");
+  EXPECT_EQ(ErrorOf({"--metrics_port=-5"}),
+            "--metrics_port: -5 is out of range (0..65535)");
+  EXPECT_EQ(ErrorOf({"--admin_tls_cert=c.pem"}),
+            "--admin_tls_key: required when --admin_tls_cert is set");
+  EXPECT_EQ(ErrorOf({"--admin_bind="}), "--admin_bind: must not be empty");
+}
+
+TEST_F(ConfigTest, FlagsInBothSpellings) {
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--mode=fork", "--data_port", "1234", "--idle_timeout=0",
+             "-max_connections=7", "--drain_timeout=1.5s", "--log_format=json",
+             "--bind=::1"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = parsed->config;
+  EXPECT_EQ(c.mode, Mode::kFork);
+  EXPECT_EQ(c.data_port, 1234);
+  EXPECT_EQ(c.idle_timeout, absl::ZeroDuration());
+  EXPECT_EQ(c.max_connections, 7u);
+  EXPECT_EQ(c.drain_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(c.log_format, LogFormat::kJson);
+  EXPECT_EQ(c.bind, "::1");
+}
+
+TEST_F(ConfigTest, EnvironmentSetsAndFlagsWin) {
+  env_["UPPER_MODE"] = "fork";
+  env_["UPPER_DATA_PORT"] = "4000";
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({"--data_port=5000"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.mode, Mode::kFork);
+  EXPECT_EQ(parsed->config.data_port, 5000);
+}
+
+TEST_F(ConfigTest, BadModeNamesTheFlag) {
+  EXPECT_EQ(ErrorOf({"--mode=foo"}),
+            "--mode: 'foo' is not a mode (expected fork or thread)");
+}
+
+TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
+  env_["UPPER_MODE"] = "spoon";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_MODE: 'spoon' is not a mode (expected fork or thread)");
+}
+
+TEST_F(ConfigTest, OutOfRangeEnvironmentValueNamesTheVariable) {
+  env_["UPPER_DATA_PORT"] = "65536";
+  EXPECT_EQ(ErrorOf({}), "UPPER_DATA_PORT: 65536 is out of range (0..65535)");
+  // The same value given as a flag names the flag, even with the variable
+  // set to something valid.
+  env_["UPPER_DATA_PORT"] = "80";
+  EXPECT_EQ(ErrorOf({"--data_port=65536"}),
+            "--data_port: 65536 is out of range (0..65535)");
+}
+
+TEST_F(ConfigTest, BindMustBeAnIpLiteral) {
+  EXPECT_EQ(ErrorOf({"--bind=localhost"}),
+            "--bind: 'localhost' is not an IPv4 or IPv6 address");
+  env_["UPPER_BIND"] = "";
+  EXPECT_EQ(ErrorOf({}), "UPPER_BIND: '' is not an IPv4 or IPv6 address");
+  absl::StatusOr<ParsedCommandLine> bracketed = Parse({"--bind=[::1]"});
+  EXPECT_TRUE(bracketed.ok()) << bracketed.status();
+}
+
+TEST_F(ConfigTest, PortOutOfRange) {
+  EXPECT_EQ(ErrorOf({"--data_port=70000"}),
+            "--data_port: 70000 is out of range (0..65535)");
+  EXPECT_EQ(ErrorOf({"--data_port=-1"}),
+            "--data_port: -1 is out of range (0..65535)");
+}
+
+TEST_F(ConfigTest, NonNumericPort) {
+  const std::string error = ErrorOf({"--data_port=http"});
+  EXPECT_EQ(error.rfind("--data_port: ", 0), 0u) << error;
+}
+
+TEST_F(ConfigTest, MaxConnectionsMustBePositive) {
+  EXPECT_EQ(ErrorOf({"--max_connections=0"}),
+            "--max_connections: 0 is out of range (1..1000000)");
+}
+
+TEST_F(ConfigTest, BadDurations) {
+  EXPECT_EQ(ErrorOf({"--idle_timeout=-1s"}).rfind("--idle_timeout: ", 0), 0u);
+  EXPECT_EQ(ErrorOf({"--drain_timeout=soon"}).rfind("--drain_timeout: ", 0),
+            0u);
+}
+
+TEST_F(ConfigTest, BadLogFormat) {
+  EXPECT_EQ(ErrorOf({"--log_format=xml"}),
+            "--log_format: 'xml' is not a format (expected text or json)");
+}
+
+TEST_F(ConfigTest, UnknownFlagAndStrayArgument) {
+  EXPECT_EQ(ErrorOf({"--colour=red"}), "--colour: unknown flag (see --help)");
+  EXPECT_EQ(ErrorOf({"serve"}),
+            "unexpected argument 'serve' (upperd takes only flags)");
+  EXPECT_EQ(ErrorOf({"--mode"}), "--mode: missing value");
+}
+
+TEST_F(ConfigTest, HelpAndVersion) {
+  absl::StatusOr<ParsedCommandLine> help = Parse({"--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_EQ(help->action, ParsedCommandLine::Action::kHelp);
+  const std::string usage = UsageText();
+  for (const char* flag :
+       {"--bind", "--data_port", "--mode", "--max_connections",
+        "--idle_timeout", "--drain_timeout", "--log_format", "UPPER_MODE"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+  absl::StatusOr<ParsedCommandLine> version = Parse({"--version"});
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(version->action, ParsedCommandLine::Action::kVersion);
+}
+
+}  // namespace
+}  // namespace upper

@@ -1,0 +1,230 @@
+#include "server/data/connection_table.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace upper {
+namespace {
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+std::unique_ptr<ConnectionTable> MakeTable(uint32_t capacity) {
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> table =
+      ConnectionTable::Create(capacity);
+  EXPECT_TRUE(table.ok()) << table.status();
+  return *std::move(table);
+}
+
+std::optional<uint32_t> AllocateFrom(ConnectionTable& table, Mode mode,
+                                     uint16_t port) {
+  const sockaddr_in peer = Loopback(port);
+  return table.Allocate(mode, reinterpret_cast<const sockaddr*>(&peer),
+                        sizeof(peer));
+}
+
+TEST(ConnectionTable, AllocatedSlotIsListedWithItsPeerAndMode) {
+  auto table = MakeTable(4);
+  const std::optional<uint32_t> slot = AllocateFrom(*table, Mode::kFork, 4242);
+  ASSERT_TRUE(slot);
+  const std::vector<ConnectionInfo> live = table->Snapshot();
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].slot, *slot);
+  EXPECT_EQ(live[0].peer, "127.0.0.1:4242");
+  EXPECT_EQ(live[0].mode, Mode::kFork);
+  EXPECT_GT(live[0].id, 0u);
+  EXPECT_GT(live[0].started_unix_ns, 0u);
+  EXPECT_EQ(table->ReadTotals().active[static_cast<int>(Mode::kFork)], 1u);
+}
+
+TEST(ConnectionTable, Ipv6PeerIsFormattedInBrackets) {
+  auto table = MakeTable(1);
+  sockaddr_in6 peer = {};
+  peer.sin6_family = AF_INET6;
+  peer.sin6_port = htons(80);
+  peer.sin6_addr = in6addr_loopback;
+  ASSERT_TRUE(table->Allocate(
+      Mode::kThread, reinterpret_cast<const sockaddr*>(&peer), sizeof(peer)));
+  EXPECT_EQ(table->Snapshot().at(0).peer, "[::1]:80");
+}
+
+TEST(ConnectionTable, ExhaustionReturnsNothingUntilASlotIsReleased) {
+  auto table = MakeTable(3);
+  std::vector<uint32_t> slots;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<uint32_t> slot = AllocateFrom(*table, Mode::kThread, 1);
+    ASSERT_TRUE(slot);
+    slots.push_back(*slot);
+  }
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));
+  table->Release(slots[1], CloseReason::kClient);
+  const std::optional<uint32_t> again = AllocateFrom(*table, Mode::kThread, 1);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, slots[1]);
+}
+
+TEST(ConnectionTable, ReleasedSlotIsReusedWithNewGenerationAndId) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  const ConnectionInfo first = *table->Read(slot);
+  table->Release(slot, CloseReason::kClient);
+  EXPECT_FALSE(table->Read(slot));
+  ASSERT_EQ(*AllocateFrom(*table, Mode::kThread, 2), slot);
+  const ConnectionInfo second = *table->Read(slot);
+  EXPECT_NE(second.generation, first.generation);
+  EXPECT_GT(second.id, first.id);
+  EXPECT_EQ(second.bytes_in, 0u);
+}
+
+TEST(ConnectionTable, ReleaseCountsCloseReasonAndDuration) {
+  auto table = MakeTable(2);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  table->CountAccepted(slot);
+  table->Release(slot, CloseReason::kIdleTimeout);
+  const TableTotals t = table->ReadTotals();
+  const int thread = static_cast<int>(Mode::kThread);
+  EXPECT_EQ(t.accepted_total[thread], 1u);
+  EXPECT_EQ(t.active[thread], 0u);
+  EXPECT_EQ(t.closed_total[thread][static_cast<int>(CloseReason::kIdleTimeout)],
+            1u);
+  uint64_t observations = 0;
+  for (uint64_t n : t.duration_buckets[thread]) observations += n;
+  EXPECT_EQ(observations, 1u);
+}
+
+TEST(ConnectionTable, RequestedCloseReasonWinsOverTheWorkers) {
+  auto table = MakeTable(2);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  const uint64_t id = table->Read(slot)->id;
+  EXPECT_FALSE(table->RequestClose(slot, id + 1, CloseReason::kKilled));
+  ASSERT_TRUE(table->RequestClose(slot, id, CloseReason::kKilled));
+  table->Release(slot, CloseReason::kClient);
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.closed_total[static_cast<int>(Mode::kThread)]
+                          [static_cast<int>(CloseReason::kKilled)],
+            1u);
+}
+
+TEST(ConnectionTable, AbandonCountsARejectionNotAClose) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  table->Abandon(slot, RejectReason::kForkFailed);
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.ActiveTotal(), 0u);
+  EXPECT_EQ(t.rejected_total[static_cast<int>(RejectReason::kForkFailed)], 1u);
+  EXPECT_EQ(t.accepted_total[static_cast<int>(Mode::kFork)], 0u);
+  EXPECT_TRUE(AllocateFrom(*table, Mode::kFork, 1));
+}
+
+TEST(ConnectionTable, ExitedChildIsReleasedByHowItEnded) {
+  auto table = MakeTable(4);
+  const int fork = static_cast<int>(Mode::kFork);
+  // Clean exit: the worker's own reason.
+  uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  table->Writer(slot).SetCloseReason(CloseReason::kClient);
+  table->ReleaseExitedChild(slot, /*status=*/0);
+  // Killed by a signal nobody asked for: a crash.
+  slot = *AllocateFrom(*table, Mode::kFork, 1);
+  table->ReleaseExitedChild(slot, SIGSEGV);  // WIFSIGNALED, WTERMSIG=SIGSEGV
+  // Killed on request: the requested reason, no crash.
+  slot = *AllocateFrom(*table, Mode::kFork, 1);
+  table->RequestClose(slot, table->Read(slot)->id, CloseReason::kDrain);
+  table->ReleaseExitedChild(slot, SIGTERM);
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.closed_total[fork][static_cast<int>(CloseReason::kClient)], 1u);
+  EXPECT_EQ(t.closed_total[fork][static_cast<int>(CloseReason::kError)], 1u);
+  EXPECT_EQ(t.closed_total[fork][static_cast<int>(CloseReason::kDrain)], 1u);
+  EXPECT_EQ(t.worker_crashes_total, 1u);
+  EXPECT_EQ(t.ActiveTotal(), 0u);
+}
+
+TEST(ConnectionTable, ModeSwitchesAreCountedAfterTheStartMode) {
+  auto table = MakeTable(1);
+  EXPECT_EQ(table->SetMode(Mode::kFork), Mode::kUnspecified);
+  EXPECT_EQ(table->SetMode(Mode::kFork), Mode::kFork);
+  EXPECT_EQ(table->SetMode(Mode::kThread), Mode::kFork);
+  EXPECT_EQ(table->current_mode(), Mode::kThread);
+  EXPECT_EQ(table->ReadTotals().mode_switches_total, 1u);
+}
+
+TEST(ConnectionTable, ConcurrentWritersLoseNoByte) {
+  auto table = MakeTable(8);
+  constexpr int kWriters = 8;
+  constexpr int kWrites = 100000;
+  std::vector<uint32_t> slots;
+  for (int i = 0; i < kWriters; ++i) {
+    slots.push_back(*AllocateFrom(*table, Mode::kThread, 1));
+  }
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, slot = slots[i]] {
+      SlotWriter w = table->Writer(slot);
+      for (int n = 0; n < kWrites; ++n) {
+        w.Received(3);
+        w.Sent(3);
+      }
+    });
+  }
+  // A reader runs meanwhile, as admin and metrics do.
+  for (int i = 0; i < 100; ++i) (void)table->Snapshot();
+  for (auto& t : writers) t.join();
+  const TableTotals t = table->ReadTotals();
+  const int thread = static_cast<int>(Mode::kThread);
+  EXPECT_EQ(t.bytes_in_total[thread], uint64_t{3} * kWriters * kWrites);
+  EXPECT_EQ(t.bytes_out_total[thread], uint64_t{3} * kWriters * kWrites);
+  for (uint32_t slot : slots) {
+    EXPECT_EQ(table->Read(slot)->bytes_in, uint64_t{3} * kWrites);
+  }
+}
+
+TEST(ConnectionTable, ForkChildWritesAreSeenByTheParentAndAnAttachedMap) {
+  auto table = MakeTable(2);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    SlotWriter w = table->Writer(slot);
+    w.SetWorker(getpid(), 0);
+    w.Received(1000);
+    w.Sent(999);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  const ConnectionInfo info = *table->Read(slot);
+  EXPECT_EQ(info.pid, pid);
+  EXPECT_EQ(info.bytes_in, 1000u);
+  EXPECT_EQ(info.bytes_out, 999u);
+
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> attached =
+      ConnectionTable::Attach(table->memfd());
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  EXPECT_EQ((*attached)->capacity(), 2u);
+  EXPECT_EQ((*attached)->Read(slot)->bytes_out, 999u);
+  EXPECT_EQ((*attached)->FindByPid(pid), slot);
+}
+
+TEST(ConnectionTable, AttachRejectsAForeignFile) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  EXPECT_FALSE(ConnectionTable::Attach(fds[0]).ok());
+  close(fds[0]);
+  close(fds[1]);
+}
+
+}  // namespace
+}  // namespace upper

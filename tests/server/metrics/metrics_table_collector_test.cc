@@ -1,0 +1,198 @@
+#include "server/metrics/metrics_table_collector.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+
+namespace upper {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+
+std::unique_ptr<ConnectionTable> MakeTable(uint32_t capacity) {
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> table =
+      ConnectionTable::Create(capacity);
+  EXPECT_TRUE(table.ok()) << table.status();
+  return *std::move(table);
+}
+
+uint32_t Allocate(ConnectionTable& table, Mode mode) {
+  sockaddr_in peer = {};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(4000);
+  peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::optional<uint32_t> slot = table.Allocate(
+      mode, reinterpret_cast<const sockaddr*>(&peer), sizeof(peer));
+  EXPECT_TRUE(slot.has_value());
+  return slot.value_or(0);
+}
+
+const MetricFamily* Find(const std::vector<MetricFamily>& families,
+                         const std::string& name) {
+  for (const MetricFamily& f : families) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// The sample of `name` whose labels include all of `labels`.
+const ClientMetric* Sample(const std::vector<MetricFamily>& families,
+                           const std::string& name,
+                           const std::vector<ClientMetric::Label>& labels) {
+  const MetricFamily* family = Find(families, name);
+  if (family == nullptr) return nullptr;
+  for (const ClientMetric& m : family->metric) {
+    bool all = true;
+    for (const ClientMetric::Label& want : labels) {
+      bool found = false;
+      for (const ClientMetric::Label& have : m.label) found |= have == want;
+      all &= found;
+    }
+    if (all) return &m;
+  }
+  return nullptr;
+}
+
+TEST(TableCollector, ServedConnectionShowsInItsModeAndHistogram) {
+  auto table = MakeTable(4);
+  const uint32_t slot = Allocate(*table, Mode::kThread);
+  table->CountAccepted(slot);
+  SlotWriter writer = table->Writer(slot);
+  writer.Received(10);
+  writer.Sent(10);
+  TableCollector collector({.table = table.get()});
+
+  std::vector<MetricFamily> live = collector.Collect();
+  ASSERT_NE(Sample(live, "upper_connections_active", {{"mode", "thread"}}),
+            nullptr);
+  EXPECT_EQ(Sample(live, "upper_connections_active", {{"mode", "thread"}})
+                ->gauge.value,
+            1);
+  EXPECT_EQ(
+      Sample(live, "upper_connections_active", {{"mode", "fork"}})->gauge.value,
+      0);
+  EXPECT_EQ(Sample(live, "upper_received_bytes_total", {{"mode", "thread"}})
+                ->counter.value,
+            10);
+
+  table->Release(slot, CloseReason::kClient);
+  std::vector<MetricFamily> after = collector.Collect();
+  EXPECT_EQ(Sample(after, "upper_connections_closed_total",
+                   {{"mode", "thread"}, {"reason", "client"}})
+                ->counter.value,
+            1);
+  const ClientMetric* duration =
+      Sample(after, "upper_connection_duration_seconds", {{"mode", "thread"}});
+  ASSERT_NE(duration, nullptr);
+  EXPECT_EQ(duration->histogram.sample_count, 1u);
+  ASSERT_EQ(duration->histogram.bucket.size(),
+            static_cast<size_t>(table_layout::kDurationBuckets));
+  // Bounds are the table's milliseconds in seconds, then +Inf.
+  EXPECT_DOUBLE_EQ(duration->histogram.bucket[0].upper_bound, 0.001);
+  EXPECT_TRUE(std::isinf(duration->histogram.bucket.back().upper_bound));
+  EXPECT_EQ(duration->histogram.bucket.back().cumulative_count, 1u);
+}
+
+TEST(TableCollector, EveryReasonIsPresentAtZero) {
+  auto table = MakeTable(1);
+  TableCollector collector({.table = table.get()});
+  const std::vector<MetricFamily> families = collector.Collect();
+  EXPECT_EQ(Find(families, "upper_connections_rejected_total")->metric.size(),
+            5u);
+  EXPECT_EQ(Find(families, "upper_connections_closed_total")->metric.size(),
+            10u);  // 2 modes x 5 reasons
+}
+
+TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {
+  auto table = MakeTable(1);
+  table->SetMode(Mode::kFork);
+  TableCollector collector({.table = table.get(),
+                            .draining = [] { return true; },
+                            .admin_requests =
+                                [] {
+                                  return std::vector<RequestCount>{
+                                      {"GetStatus", "OK", 3},
+                                      {"SetMode", "INVALID_ARGUMENT", 1}};
+                                }});
+  const std::vector<MetricFamily> families = collector.Collect();
+  EXPECT_EQ(Sample(families, "upper_mode", {{"mode", "fork"}})->gauge.value, 1);
+  EXPECT_EQ(Sample(families, "upper_mode", {{"mode", "thread"}})->gauge.value,
+            0);
+  EXPECT_EQ(Sample(families, "upper_draining", {})->gauge.value, 1);
+  EXPECT_EQ(Sample(families, "upper_admin_requests_total",
+                   {{"method", "SetMode"}, {"code", "INVALID_ARGUMENT"}})
+                ->counter.value,
+            1);
+}
+
+TEST(TableCollector, AdminFamilyIsLeftOutWithoutASource) {
+  auto table = MakeTable(1);
+  TableCollector collector({.table = table.get()});
+  EXPECT_EQ(Find(collector.Collect(), "upper_admin_requests_total"), nullptr);
+}
+
+TEST(TableCollector, ConcurrentScrapesSeeMonotonicBytesAndTheExactTotal) {
+  auto table = MakeTable(4);
+  TableCollector collector({.table = table.get()});
+  constexpr int kWriters = 4;
+  constexpr int kAdds = 20000;
+  std::vector<uint32_t> slots;
+  for (int i = 0; i < kWriters; ++i) {
+    slots.push_back(Allocate(*table, Mode::kFork));
+  }
+  std::atomic<bool> done{false};
+  bool monotonic = true;
+  std::thread scraper([&] {
+    double last = 0;
+    while (!done.load()) {
+      const double now =
+          Sample(collector.Collect(), "upper_received_bytes_total",
+                 {{"mode", "fork"}})
+              ->counter.value;
+      monotonic &= now >= last;
+      last = now;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (uint32_t slot : slots) {
+    writers.emplace_back([&table, slot] {
+      SlotWriter writer = table->Writer(slot);
+      for (int i = 0; i < kAdds; ++i) writer.Received(1);
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  done = true;
+  scraper.join();
+  EXPECT_TRUE(monotonic);
+  EXPECT_EQ(Sample(collector.Collect(), "upper_received_bytes_total",
+                   {{"mode", "fork"}})
+                ->counter.value,
+            kWriters * kAdds);
+}
+
+TEST(TableCollector, SerializesCountersWithTheirTotalSuffix) {
+  auto table = MakeTable(1);
+  TableCollector collector({.table = table.get()});
+  const std::string text =
+      prometheus::TextSerializer().Serialize(collector.Collect());
+  EXPECT_NE(text.find("# TYPE upper_connections_accepted_total counter"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("upper_connection_duration_seconds_bucket{mode=\"fork\","
+                      "le=\"+Inf\"} 0"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace upper

@@ -1,8 +1,6 @@
 // The DataPlane event loop in-process: SetMode() is a plain, thread-safe
 // function, and switching modes never disturbs a live connection. The fork
 // server is the real upperd binary in its helper role.
-#include "server/data/data_plane.h"
-
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -15,6 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/data/data_plane.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 

@@ -30,33 +30,27 @@ int Usage(const std::string& why) {
   return 2;
 }
 
-bool ApplyFlag(std::string arg, AdminOptions& o, std::string* why) {
-  const std::size_t eq = arg.find('=');
-  if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
-    *why = "expected --name=value, got '" + arg + "'";
-    return false;
-  }
-  std::string name = arg.substr(2, eq - 2);
-  const std::string value = arg.substr(eq + 1);
-  for (char& c : name) c = c == '-' ? '_' : c;
+bool ApplyFlag(const std::string& arg, AdminOptions& o, std::string* why) {
+  FlagArg flag;
+  if (!SplitFlag(arg, &flag, why)) return false;
+  const std::string& name = flag.name;
   if (name == "admin") {
-    o.admin = value;
+    o.admin = flag.value;
     return true;
   }
   if (name == "metrics") {
-    o.metrics = value;
+    o.metrics = flag.value;
     return true;
   }
   if (name == "label") {
-    o.label = value;
+    o.label = flag.value;
     return true;
   }
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || *end != '\0' || !std::isfinite(v) || v < 0) {
-    *why = "--" + name + ": not a non-negative number: '" + value + "'";
+  if (!flag.number) {
+    *why = NotANumber(flag);
     return false;
   }
+  const double v = *flag.number;
   if (name == "calls" && v >= 1 && v <= 1000000) {
     o.calls = static_cast<int>(v);
   } else if (name == "seconds" && v > 0 && v <= 3600) {

@@ -293,4 +293,26 @@ std::string Number(double v) {
   return out.str();
 }
 
+bool SplitFlag(const std::string& arg, FlagArg* out, std::string* why) {
+  const std::size_t eq = arg.find('=');
+  if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
+    *why = "expected --name=value, got '" + arg + "'";
+    return false;
+  }
+  out->name = arg.substr(2, eq - 2);
+  for (char& c : out->name) c = c == '-' ? '_' : c;
+  out->value = arg.substr(eq + 1);
+  char* end = nullptr;
+  const double v = std::strtod(out->value.c_str(), &end);
+  out->number.reset();
+  if (!out->value.empty() && *end == '\0' && std::isfinite(v) && v >= 0) {
+    out->number = v;
+  }
+  return true;
+}
+
+std::string NotANumber(const FlagArg& flag) {
+  return "--" + flag.name + ": not a non-negative number: '" + flag.value + "'";
+}
+
 }  // namespace upper::bench

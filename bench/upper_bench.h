@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,6 +112,18 @@ uint64_t NowNs();
 inline uint64_t SecondsToNs(double s) { return static_cast<uint64_t>(s * 1e9); }
 
 bool ParseEndpoint(const std::string& text, Endpoint* out);
+
+// One "--name=value" argument of either load tool: `name` with '-' read as
+// '_', and `number` set when `value` is a finite number >= 0.
+struct FlagArg {
+  std::string name;
+  std::string value;
+  std::optional<double> number;
+};
+// False with *why unless `arg` has the form --name=value.
+bool SplitFlag(const std::string& arg, FlagArg* out, std::string* why);
+// The message for a flag that needed a non-negative number.
+std::string NotANumber(const FlagArg& flag);
 
 // A non-blocking TCP socket with TCP_NODELAY whose connect() has started.
 // Returns -1 (and sets *err) on failure; *pending tells EINPROGRESS.

@@ -34,35 +34,24 @@ int Usage(const std::string& why) {
   return 2;
 }
 
-bool ParseNumber(const std::string& text, double* out) {
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return !text.empty() && *end == '\0' && std::isfinite(*out);
-}
-
 // Applies one --name=value; false with *why on error.
-bool ApplyFlag(std::string arg, Options& o, std::string* why) {
-  const std::size_t eq = arg.find('=');
-  if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
-    *why = "expected --name=value, got '" + arg + "'";
-    return false;
-  }
-  std::string name = arg.substr(2, eq - 2);
-  const std::string value = arg.substr(eq + 1);
-  for (char& c : name) c = c == '-' ? '_' : c;
+bool ApplyFlag(const std::string& arg, Options& o, std::string* why) {
+  FlagArg flag;
+  if (!SplitFlag(arg, &flag, why)) return false;
+  const std::string& name = flag.name;
   if (name == "addr") {
-    o.addr = value;
+    o.addr = flag.value;
     return true;
   }
   if (name == "mode_label") {
-    o.mode_label = value;
+    o.mode_label = flag.value;
     return true;
   }
-  double v = 0;
-  if (!ParseNumber(value, &v) || v < 0) {
-    *why = "--" + name + ": not a non-negative number: '" + value + "'";
+  if (!flag.number) {
+    *why = NotANumber(flag);
     return false;
   }
+  const double v = *flag.number;
   if (name == "connections" && v >= 1 && v <= 100000) {
     o.connections = static_cast<int>(v);
   } else if (name == "size" && v >= 1 && v <= kPeriod) {

@@ -68,7 +68,7 @@ AddressSource ChooseAddress() {
 // For --help: abseil lists the flags of files named after the program, and
 // the dash in "upper-client" defeats that.
 bool IsThisFile(absl::string_view path) {
-  return absl::EndsWith(path, "upper_client_main.cc");
+  return absl::EndsWith(path, "client/main.cc");
 }
 
 int Run(int argc, char** argv) {

@@ -74,11 +74,8 @@ int PrintFleet(
 }  // namespace
 
 int RunConnections(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat(context.command.name,
-                                           " takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const admin::Mode mode = context.options.mode_filter;
   const std::vector<InstanceResult<admin::ListConnectionsResponse>> results =
       QueryAll<admin::ListConnectionsResponse>(

@@ -4,7 +4,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
 #include "ctl/format/fleet.h"
@@ -60,10 +59,8 @@ int PrintFleet(const CommandContext& context,
 }  // namespace
 
 int RunHealth(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("health takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const std::vector<InstanceResult<std::string>> results =
       QueryAll<std::string>(context.targets, context.options,
                             [](AdminClient& client, std::string* serving) {

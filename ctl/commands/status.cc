@@ -143,10 +143,8 @@ int PrintFleet(
 }  // namespace
 
 int RunStatus(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("status takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const std::vector<InstanceResult<admin::ServerStatus>> results =
       QueryAll<admin::ServerStatus>(
           context.targets, context.options,

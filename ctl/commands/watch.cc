@@ -13,7 +13,6 @@
 #include <string>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
@@ -131,12 +130,11 @@ int Ending(const CommandContext& context, const std::string& address,
 }  // namespace
 
 int RunWatch(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("watch takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
   int exit_code = kExitOk;
-  if (!context.RequireSingleTarget(&exit_code)) return exit_code;
+  if (!context.RequireNoArguments(&exit_code) ||
+      !context.RequireSingleTarget(&exit_code)) {
+    return exit_code;
+  }
 
   absl::StatusOr<std::unique_ptr<InterruptCatcher>> catcher =
       InterruptCatcher::Install();

@@ -18,15 +18,10 @@
 #include "gtest/gtest.h"
 #include "upper/ctl/v1/output.pb.h"
 
-namespace upper {
+namespace upper::ctl {
 namespace {
 
 using ::testing::HasSubstr;
-using ::upper::ctl::Align;
-using ::upper::ctl::FleetFormat;
-using ::upper::ctl::FleetRows;
-using ::upper::ctl::InstanceResult;
-using ::upper::ctl::PrintFleet;
 namespace out = ::upper::ctl::v1;
 
 using Results = std::vector<InstanceResult<std::string>>;
@@ -39,12 +34,13 @@ const grpc::Status kBadMode(grpc::StatusCode::INVALID_ARGUMENT, "bad mode");
 // A command context that writes into strings.
 class FleetPrinterTest : public ::testing::Test {
  protected:
+  template <typename Fleet>
   int Print(const Results& results,
-            const FleetFormat<out::FleetHealth, std::string>& format,
-            ctl::OutputFormat output = ctl::OutputFormat::kTable) {
+            const FleetFormat<Fleet, std::string>& format,
+            OutputFormat output = OutputFormat::kTable) {
     options_.output = output;
-    const ctl::CommandContext context{command_, options_, args_,
-                                      targets_, out_,     err_};
+    const CommandContext context{command_, options_, args_,
+                                 targets_, out_,     err_};
     return PrintFleet(context, results, format);
   }
 
@@ -66,10 +62,10 @@ class FleetPrinterTest : public ::testing::Test {
     return format;
   }
 
-  const ctl::Command command_{"health", {}, "health", "", nullptr};
-  ctl::Options options_;
+  const Command command_{"health", {}, "health", "", nullptr};
+  Options options_;
   const std::vector<std::string> args_;
-  const ctl::Targets targets_;
+  const Targets targets_;
   std::ostringstream out_;
   std::ostringstream err_;
 };
@@ -78,7 +74,7 @@ TEST_F(FleetPrinterTest, TableHasInstanceFirstAndANoteForEachError) {
   const Results results = {{"10.0.0.1:50051", grpc::Status::OK, "SERVING"},
                            {"10.0.0.2:50051", kRefused, ""},
                            {"10.0.0.3:50051", grpc::Status::OK, "A,LONGER"}};
-  EXPECT_EQ(Print(results, SplitFormat()), ctl::kExitOk);
+  EXPECT_EQ(Print(results, SplitFormat()), kExitOk);
   EXPECT_EQ(out_.str(),
             "INSTANCE        STATUS   N\n"
             "10.0.0.1:50051  SERVING  7\n"
@@ -91,7 +87,7 @@ TEST_F(FleetPrinterTest, TableHasInstanceFirstAndANoteForEachError) {
 TEST_F(FleetPrinterTest, AnInstanceWithNoRowsShowsNothing) {
   const Results results = {{"10.0.0.1:50051", grpc::Status::OK, ""},
                            {"10.0.0.2:50051", grpc::Status::OK, "X"}};
-  EXPECT_EQ(Print(results, SplitFormat()), ctl::kExitOk);
+  EXPECT_EQ(Print(results, SplitFormat()), kExitOk);
   EXPECT_EQ(out_.str(),
             "INSTANCE        STATUS  N\n"
             "10.0.0.2:50051  X       1\n");
@@ -104,7 +100,7 @@ TEST_F(FleetPrinterTest, LastRowComesAfterEveryInstance) {
   };
   const Results results = {{"10.0.0.1:50051", kRefused, ""},
                            {"10.0.0.2:50051", grpc::Status::OK, "X"}};
-  EXPECT_EQ(Print(results, format), ctl::kExitOk);
+  EXPECT_EQ(Print(results, format), kExitOk);
   EXPECT_EQ(out_.str(),
             "INSTANCE        STATUS  N\n"
             "10.0.0.1:50051  unreachable: Connection refused\n"
@@ -120,7 +116,7 @@ TEST_F(FleetPrinterTest, JsonHasAnEntryPerInstanceInTargetOrder) {
   };
   const Results results = {{"10.0.0.1:50051", grpc::Status::OK, "SERVING"},
                            {"10.0.0.2:50051", kRefused, "ignored"}};
-  EXPECT_EQ(Print(results, format, ctl::OutputFormat::kJson), ctl::kExitOk);
+  EXPECT_EQ(Print(results, format, OutputFormat::kJson), kExitOk);
   out::FleetHealth fleet;
   ASSERT_TRUE(
       google::protobuf::util::JsonStringToMessage(out_.str(), &fleet).ok())
@@ -146,11 +142,8 @@ TEST_F(FleetPrinterTest, JsonGetsTheFleetWideFieldsAfterTheInstances) {
     fleet->mutable_total()->set_instances(
         static_cast<uint32_t>(fleet->instances_size()));
   };
-  options_.output = ctl::OutputFormat::kJson;
-  const ctl::CommandContext context{command_, options_, args_,
-                                    targets_, out_,     err_};
   const Results results = {{"10.0.0.1:50051", grpc::Status::OK, "0.1.0"}};
-  EXPECT_EQ(PrintFleet(context, results, format), ctl::kExitOk);
+  EXPECT_EQ(Print(results, format, OutputFormat::kJson), kExitOk);
   out::FleetStatus fleet;
   ASSERT_TRUE(
       google::protobuf::util::JsonStringToMessage(out_.str(), &fleet).ok());
@@ -164,14 +157,13 @@ TEST_F(FleetPrinterTest, ExitCodeIsTheFleetsInEitherFormat) {
     int exit_code;
   };
   const std::vector<Case> cases = {
-      {{{"a:1", grpc::Status::OK, "X"}, {"b:1", kRefused, ""}}, ctl::kExitOk},
-      {{{"a:1", kRefused, ""}, {"b:1", kRefused, ""}}, ctl::kExitUnreachable},
-      {{{"a:1", kBadMode, ""}, {"b:1", kRefused, ""}}, ctl::kExitServerError},
-      {{{"a:1", kBadMode, ""}, {"b:1", kNoToken, ""}},
-       ctl::kExitUnauthenticated},
+      {{{"a:1", grpc::Status::OK, "X"}, {"b:1", kRefused, ""}}, kExitOk},
+      {{{"a:1", kRefused, ""}, {"b:1", kRefused, ""}}, kExitUnreachable},
+      {{{"a:1", kBadMode, ""}, {"b:1", kRefused, ""}}, kExitServerError},
+      {{{"a:1", kBadMode, ""}, {"b:1", kNoToken, ""}}, kExitUnauthenticated},
   };
-  for (const ctl::OutputFormat output :
-       {ctl::OutputFormat::kTable, ctl::OutputFormat::kJson}) {
+  for (const OutputFormat output :
+       {OutputFormat::kTable, OutputFormat::kJson}) {
     for (const Case& c : cases) {
       EXPECT_EQ(Print(c.results, SplitFormat(), output), c.exit_code)
           << c.results[0].status.error_message();
@@ -181,4 +173,4 @@ TEST_F(FleetPrinterTest, ExitCodeIsTheFleetsInEitherFormat) {
 }
 
 }  // namespace
-}  // namespace upper
+}  // namespace upper::ctl

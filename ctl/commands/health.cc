@@ -34,9 +34,8 @@ int PrintOne(const CommandContext& context,
   return result.value == kServing ? kExitOk : kExitServerError;
 }
 
-// A fleet: the fleet exit status (errors.h) if it is not 0; else 1 unless
-// every instance answered SERVING (an unreachable one among reachable ones
-// counts as not serving).
+// A fleet: the fleet's exit status (errors.h) when that is not 0; else 0
+// only if every instance answered SERVING.
 int PrintFleet(const CommandContext& context,
                const std::vector<InstanceResult<std::string>>& results) {
   FleetFormat<out::FleetHealth, std::string> format;
@@ -50,8 +49,9 @@ int PrintFleet(const CommandContext& context,
     return printed;
   }
   for (const auto& result : results) {
-    if (!result.status.ok() || result.value != kServing)
+    if (!result.status.ok() || result.value != kServing) {
       return kExitServerError;
+    }
   }
   return kExitOk;
 }

@@ -58,41 +58,38 @@ grpc::Status AdminClient::Unresolved() const {
                       std::string(target_.resolve_error.message()));
 }
 
-grpc::Status AdminClient::GetStatus(admin::ServerStatus* status) {
+template <typename Request, typename Response>
+grpc::Status AdminClient::Call(UnaryMethod<Request, Response> method,
+                               const Request& request, Response* response) {
   if (!stub_) return Unresolved();
   grpc::ClientContext context;
   Prepare(context);
-  return stub_->GetStatus(&context, admin::GetStatusRequest(), status);
+  return (stub_.get()->*method)(&context, request, response);
+}
+
+grpc::Status AdminClient::GetStatus(admin::ServerStatus* status) {
+  return Call(&Stub::GetStatus, admin::GetStatusRequest(), status);
 }
 
 grpc::Status AdminClient::ListConnections(admin::Mode mode,
                                           admin::ListConnectionsResponse* out) {
-  if (!stub_) return Unresolved();
-  grpc::ClientContext context;
-  Prepare(context);
   admin::ListConnectionsRequest request;
   request.set_mode(mode);
-  return stub_->ListConnections(&context, request, out);
+  return Call(&Stub::ListConnections, request, out);
 }
 
 grpc::Status AdminClient::SetMode(admin::Mode mode,
                                   admin::SetModeResponse* out) {
-  if (!stub_) return Unresolved();
-  grpc::ClientContext context;
-  Prepare(context);
   admin::SetModeRequest request;
   request.set_mode(mode);
-  return stub_->SetMode(&context, request, out);
+  return Call(&Stub::SetMode, request, out);
 }
 
 grpc::Status AdminClient::CloseConnection(uint64_t id,
                                           admin::CloseConnectionResponse* out) {
-  if (!stub_) return Unresolved();
-  grpc::ClientContext context;
-  Prepare(context);
   admin::CloseConnectionRequest request;
   request.set_id(id);
-  return stub_->CloseConnection(&context, request, out);
+  return Call(&Stub::CloseConnection, request, out);
 }
 
 grpc::Status AdminClient::CheckHealth(std::string* serving) {

@@ -53,14 +53,23 @@ class AdminClient {
   WatchStatus(grpc::ClientContext* context, absl::Duration interval);
 
  private:
+  using Stub = upper::admin::v1::AdminService::Stub;
+  template <typename Request, typename Response>
+  using UnaryMethod = grpc::Status (Stub::*)(grpc::ClientContext*,
+                                             const Request&, Response*);
+
   // A dns:/// name that did not resolve fails every call with UNAVAILABLE.
   grpc::Status Unresolved() const;
+  // One unary call with a Prepare()d context (admin_client.cc only).
+  template <typename Request, typename Response>
+  grpc::Status Call(UnaryMethod<Request, Response> method,
+                    const Request& request, Response* response);
 
   Target target_;
   std::string token_;
   absl::Duration timeout_;
   std::shared_ptr<grpc::Channel> channel_;  // null when unresolved
-  std::unique_ptr<upper::admin::v1::AdminService::Stub> stub_;
+  std::unique_ptr<Stub> stub_;
 };
 
 // One instance's answer in a fleet query.

@@ -40,4 +40,11 @@ bool CommandContext::RequireSingleTarget(int* exit_code) const {
   return false;
 }
 
+bool CommandContext::RequireNoArguments(int* exit_code) const {
+  if (args.empty()) return true;
+  *exit_code = UsageError(
+      absl::StrCat(command.name, " takes no arguments, got \"", args[0], "\""));
+  return false;
+}
+
 }  // namespace upper::ctl

@@ -44,6 +44,8 @@ struct CommandContext {
   int PrintJson(const google::protobuf::Message& message) const;
   // Exit 2 unless there is exactly one target (close, watch).
   bool RequireSingleTarget(int* exit_code) const;
+  // Exit 2 if the command, which takes none, was given arguments.
+  bool RequireNoArguments(int* exit_code) const;
 };
 
 struct Command {

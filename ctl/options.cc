@@ -112,42 +112,60 @@ absl::StatusOr<OutputFormat> ParseOutput(const std::string& text) {
       absl::StrCat("-o/--output must be table or json, not \"", text, "\""));
 }
 
-// Builds the validated Options from the parsed flags and the environment.
-absl::StatusOr<Options> BuildOptions(const Getenv& getenv,
-                                     const ReadFile& read_file) {
-  Options options;
+// --addr, else $UPPERCTL_ADDR if set and not empty, else the default.
+void ReadAddress(const Getenv& getenv, Options* options) {
   if (std::string addr = absl::GetFlag(FLAGS_addr); !addr.empty()) {
-    options.addr = addr;
+    options->addr = addr;
   } else if (std::optional<std::string> env = getenv(kAddressEnv);
              env && !env->empty()) {
-    options.addr = *env;
+    options->addr = *env;
   }
+}
 
+// The file --token_file names, without surrounding whitespace; not empty.
+absl::StatusOr<std::string> LoadTokenFile(const std::string& path,
+                                          const ReadFile& read_file) {
+  absl::StatusOr<std::string> text = read_file(path);
+  if (!text.ok()) {
+    return Usage(absl::StrCat("--token_file: ", text.status().message()));
+  }
+  std::string token(absl::StripAsciiWhitespace(*text));
+  if (token.empty()) {
+    return Usage(absl::StrCat("--token_file: ", path, " is empty"));
+  }
+  return token;
+}
+
+// --token or --token_file (not both), else $UPPER_ADMIN_TOKEN.
+absl::Status ReadToken(const Getenv& getenv, const ReadFile& read_file,
+                       Options* options) {
   const std::string token = absl::GetFlag(FLAGS_token);
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
   if (!token.empty() && !token_file.empty()) {
     return Usage("give --token or --token_file, not both");
   }
   if (!token.empty()) {
-    options.token = token;
+    options->token = token;
   } else if (!token_file.empty()) {
-    absl::StatusOr<std::string> text = read_file(token_file);
-    if (!text.ok()) {
-      return Usage(absl::StrCat("--token_file: ", text.status().message()));
-    }
-    options.token = std::string(absl::StripAsciiWhitespace(*text));
-    if (options.token.empty()) {
-      return Usage(absl::StrCat("--token_file: ", token_file, " is empty"));
-    }
+    absl::StatusOr<std::string> loaded = LoadTokenFile(token_file, read_file);
+    if (!loaded.ok()) return loaded.status();
+    options->token = *std::move(loaded);
   } else if (std::optional<std::string> env = getenv(kTokenEnv); env) {
-    options.token = std::string(absl::StripAsciiWhitespace(*env));
+    options->token = std::string(absl::StripAsciiWhitespace(*env));
   }
+  return absl::OkStatus();
+}
 
-  options.timeout = absl::GetFlag(FLAGS_timeout);
-  if (options.timeout <= absl::ZeroDuration()) {
+absl::Status ReadTimeout(Options* options) {
+  options->timeout = absl::GetFlag(FLAGS_timeout);
+  if (options->timeout <= absl::ZeroDuration()) {
     return Usage("--timeout must be positive");
   }
+  return absl::OkStatus();
+}
 
+// -o or --output; both may be given if they agree.
+absl::Status ReadOutput(Options* options) {
   const std::string output = absl::GetFlag(FLAGS_output);
   const std::string o = absl::GetFlag(FLAGS_o);
   if (!output.empty() && !o.empty() && output != o) {
@@ -155,33 +173,61 @@ absl::StatusOr<Options> BuildOptions(const Getenv& getenv,
   }
   absl::StatusOr<OutputFormat> format = ParseOutput(o.empty() ? output : o);
   if (!format.ok()) return format.status();
-  options.output = *format;
+  options->output = *format;
+  return absl::OkStatus();
+}
 
+// --tls, implied by --tls_ca, whose file is read here.
+absl::Status ReadTls(const ReadFile& read_file, Options* options) {
   const std::string tls_ca = absl::GetFlag(FLAGS_tls_ca);
-  options.tls = absl::GetFlag(FLAGS_tls) || !tls_ca.empty();
-  if (!tls_ca.empty()) {
-    absl::StatusOr<std::string> pem = read_file(tls_ca);
-    if (!pem.ok())
-      return Usage(absl::StrCat("--tls_ca: ", pem.status().message()));
-    options.tls_ca_pem = *std::move(pem);
+  options->tls = absl::GetFlag(FLAGS_tls) || !tls_ca.empty();
+  if (tls_ca.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> pem = read_file(tls_ca);
+  if (!pem.ok()) {
+    return Usage(absl::StrCat("--tls_ca: ", pem.status().message()));
   }
+  options->tls_ca_pem = *std::move(pem);
+  return absl::OkStatus();
+}
 
+// connections' --mode.
+absl::Status ReadModeFilter(Options* options) {
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode == "fork") {
-    options.mode_filter = upper::admin::v1::MODE_FORK;
+    options->mode_filter = upper::admin::v1::MODE_FORK;
   } else if (mode == "thread") {
-    options.mode_filter = upper::admin::v1::MODE_THREAD;
+    options->mode_filter = upper::admin::v1::MODE_THREAD;
   } else if (!mode.empty()) {
     return Usage(
         absl::StrCat("--mode must be fork or thread, not \"", mode, "\""));
   }
+  return absl::OkStatus();
+}
 
-  options.interval = absl::GetFlag(FLAGS_interval);
-  if (options.interval < absl::Milliseconds(100)) {
+// watch's --interval and --count.
+absl::Status ReadWatchFlags(Options* options) {
+  options->interval = absl::GetFlag(FLAGS_interval);
+  if (options->interval < absl::Milliseconds(100)) {
     return Usage("--interval must be at least 100ms");
   }
-  options.count = absl::GetFlag(FLAGS_count);
-  if (options.count < 0) return Usage("--count must not be negative");
+  options->count = absl::GetFlag(FLAGS_count);
+  if (options->count < 0) return Usage("--count must not be negative");
+  return absl::OkStatus();
+}
+
+// Builds the validated Options from the parsed flags and the environment.
+// The checks run in this order, so the first problem is the one reported.
+absl::StatusOr<Options> BuildOptions(const Getenv& getenv,
+                                     const ReadFile& read_file) {
+  Options options;
+  ReadAddress(getenv, &options);
+  absl::Status status = ReadToken(getenv, read_file, &options);
+  if (status.ok()) status = ReadTimeout(&options);
+  if (status.ok()) status = ReadOutput(&options);
+  if (status.ok()) status = ReadTls(read_file, &options);
+  if (status.ok()) status = ReadModeFilter(&options);
+  if (status.ok()) status = ReadWatchFlags(&options);
+  if (!status.ok()) return status;
   return options;
 }
 

@@ -8,7 +8,7 @@
 #include "absl/time/clock.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
-#include "ctl/errors.h"
+#include "ctl/format/fleet.h"
 #include "ctl/format/status_text.h"
 #include "ctl/format/table.h"
 #include "ctl/format/units.h"
@@ -38,70 +38,44 @@ std::vector<std::string> Cells(absl::Time now, const admin::Connection& c) {
           HumanDuration(ToDuration(c.idle()))};
 }
 
-std::vector<Column> ConnectionColumns(bool with_instance) {
-  std::vector<Column> columns;
-  if (with_instance) columns.push_back({"INSTANCE"});
-  for (Column column : std::vector<Column>{{"ID", Align::kRight},
-                                           {"PEER"},
-                                           {"MODE"},
-                                           {"PID", Align::kRight},
-                                           {"TID", Align::kRight},
-                                           {"AGE", Align::kRight},
-                                           {"RECEIVED", Align::kRight},
-                                           {"SENT", Align::kRight},
-                                           {"IDLE", Align::kRight}}) {
-    columns.push_back(column);
-  }
-  return columns;
+std::vector<Column> ConnectionColumns() {
+  return {{"ID", Align::kRight},
+          {"PEER"},
+          {"MODE"},
+          {"PID", Align::kRight},
+          {"TID", Align::kRight},
+          {"AGE", Align::kRight},
+          {"RECEIVED", Align::kRight},
+          {"SENT", Align::kRight},
+          {"IDLE", Align::kRight}};
 }
 
 int PrintFleet(
     const CommandContext& context,
     const std::vector<InstanceResult<admin::ListConnectionsResponse>>&
         results) {
-  std::vector<grpc::Status> statuses;
-  for (const auto& result : results) statuses.push_back(result.status);
-  if (context.json()) {
-    out::FleetConnections fleet;
-    for (const auto& result : results) {
-      out::InstanceConnections* instance = fleet.add_instances();
-      instance->set_address(result.address);
-      if (result.status.ok()) {
-        *instance->mutable_connections() = result.value.connections();
-      } else {
-        *instance->mutable_error() = ToInstanceError(result.status);
-      }
-    }
-    if (const int printed = context.PrintJson(fleet); printed != kExitOk) {
-      return printed;
-    }
-    return FleetExitCode(statuses);
-  }
   const absl::Time now = absl::Now();
-  Table table(ConnectionColumns(/*with_instance=*/true));
-  for (const auto& result : results) {
-    if (!result.status.ok()) {
-      table.AddNote(result.address, ErrorText(result.status));
-      continue;
+  FleetFormat<out::FleetConnections, admin::ListConnectionsResponse> format;
+  format.columns = ConnectionColumns();
+  format.rows = [now](const admin::ListConnectionsResponse& list) {
+    FleetRows rows;
+    for (const admin::Connection& c : list.connections()) {
+      rows.push_back(Cells(now, c));
     }
-    for (const admin::Connection& c : result.value.connections()) {
-      std::vector<std::string> cells = Cells(now, c);
-      cells.insert(cells.begin(), result.address);
-      table.AddRow(std::move(cells));
-    }
-  }
-  context.out << table.Render();
-  return FleetExitCode(statuses);
+    return rows;
+  };
+  format.fill = [](const admin::ListConnectionsResponse& list,
+                   out::InstanceConnections* instance) {
+    *instance->mutable_connections() = list.connections();
+  };
+  return PrintFleet(context, results, format);
 }
 
 }  // namespace
 
 int RunConnections(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat(context.command.name,
-                                           " takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const admin::Mode mode = context.options.mode_filter;
   const std::vector<InstanceResult<admin::ListConnectionsResponse>> results =
       QueryAll<admin::ListConnectionsResponse>(
@@ -116,7 +90,7 @@ int RunConnections(const CommandContext& context) {
   }
   if (context.json()) return context.PrintJson(result.value);
   const absl::Time now = absl::Now();
-  Table table(ConnectionColumns(/*with_instance=*/false));
+  Table table(ConnectionColumns());
   for (const admin::Connection& c : result.value.connections()) {
     table.AddRow(Cells(now, c));
   }

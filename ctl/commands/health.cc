@@ -4,11 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
-#include "ctl/errors.h"
-#include "ctl/format/table.h"
+#include "ctl/format/fleet.h"
 #include "upper/ctl/v1/output.pb.h"
 
 namespace upper::ctl {
@@ -18,70 +16,58 @@ namespace out = ::upper::ctl::v1;
 
 constexpr char kServing[] = "SERVING";
 
+// One instance: its status as a line or JSON; exit 0 only if SERVING.
+int PrintOne(const CommandContext& context,
+             const InstanceResult<std::string>& result) {
+  if (!result.status.ok()) {
+    return context.CallFailed(result.address, result.status);
+  }
+  if (context.json()) {
+    out::Health health;
+    health.set_status(result.value);
+    if (const int printed = context.PrintJson(health); printed != kExitOk) {
+      return printed;
+    }
+  } else {
+    context.out << result.value << '\n';
+  }
+  return result.value == kServing ? kExitOk : kExitServerError;
+}
+
+// A fleet: the fleet's exit status (errors.h) when that is not 0; else 0
+// only if every instance answered SERVING.
+int PrintFleet(const CommandContext& context,
+               const std::vector<InstanceResult<std::string>>& results) {
+  FleetFormat<out::FleetHealth, std::string> format;
+  format.columns = {{"STATUS"}};
+  format.rows = [](const std::string& serving) { return FleetRows{{serving}}; };
+  format.fill = [](const std::string& serving, out::InstanceHealth* instance) {
+    instance->set_status(serving);
+  };
+  if (const int printed = PrintFleet(context, results, format);
+      printed != kExitOk) {
+    return printed;
+  }
+  for (const auto& result : results) {
+    if (!result.status.ok() || result.value != kServing) {
+      return kExitServerError;
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunHealth(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("health takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const std::vector<InstanceResult<std::string>> results =
       QueryAll<std::string>(context.targets, context.options,
                             [](AdminClient& client, std::string* serving) {
                               return client.CheckHealth(serving);
                             });
-
-  if (!context.targets.fleet) {
-    const auto& result = results.front();
-    if (!result.status.ok()) {
-      return context.CallFailed(result.address, result.status);
-    }
-    if (context.json()) {
-      out::Health health;
-      health.set_status(result.value);
-      if (const int printed = context.PrintJson(health); printed != kExitOk) {
-        return printed;
-      }
-    } else {
-      context.out << result.value << '\n';
-    }
-    return result.value == kServing ? kExitOk : kExitServerError;
-  }
-
-  std::vector<grpc::Status> statuses;
-  bool all_serving = true;
-  for (const auto& result : results) {
-    statuses.push_back(result.status);
-    all_serving = all_serving && result.status.ok() && result.value == kServing;
-  }
-  if (context.json()) {
-    out::FleetHealth fleet;
-    for (const auto& result : results) {
-      out::InstanceHealth* instance = fleet.add_instances();
-      instance->set_address(result.address);
-      if (result.status.ok()) {
-        instance->set_status(result.value);
-      } else {
-        *instance->mutable_error() = ToInstanceError(result.status);
-      }
-    }
-    if (const int printed = context.PrintJson(fleet); printed != kExitOk) {
-      return printed;
-    }
-  } else {
-    Table table({{"INSTANCE"}, {"STATUS"}});
-    for (const auto& result : results) {
-      if (result.status.ok()) {
-        table.AddRow({result.address, result.value});
-      } else {
-        table.AddNote(result.address, ErrorText(result.status));
-      }
-    }
-    context.out << table.Render();
-  }
-  const ExitCode fleet_code = FleetExitCode(statuses);
-  if (fleet_code != kExitOk) return fleet_code;
-  return all_serving ? kExitOk : kExitServerError;
+  if (context.targets.fleet) return PrintFleet(context, results);
+  return PrintOne(context, results.front());
 }
 
 }  // namespace upper::ctl

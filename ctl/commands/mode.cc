@@ -9,9 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
-#include "ctl/errors.h"
+#include "ctl/format/fleet.h"
 #include "ctl/format/status_text.h"
-#include "ctl/format/table.h"
 #include "upper/ctl/v1/output.pb.h"
 
 namespace upper::ctl {
@@ -33,6 +32,44 @@ std::string Change(const admin::SetModeResponse& response) {
                       ModeText(response.mode()));
 }
 
+// Showing is a GetStatus, answered as a SetModeResponse with previous ==
+// new, so both forms share one JSON shape.
+std::vector<InstanceResult<admin::SetModeResponse>> QueryModes(
+    const CommandContext& context, bool set, admin::Mode wanted) {
+  return QueryAll<admin::SetModeResponse>(
+      context.targets, context.options,
+      [set, wanted](AdminClient& client, admin::SetModeResponse* response) {
+        if (set) return client.SetMode(wanted, response);
+        admin::ServerStatus status;
+        grpc::Status called = client.GetStatus(&status);
+        response->set_previous_mode(status.mode());
+        response->set_mode(status.mode());
+        return called;
+      });
+}
+
+// "previous -> new" after a change, else the mode.
+std::string ModeCell(bool set, const admin::SetModeResponse& response) {
+  return set ? Change(response) : ModeText(response.mode());
+}
+
+int PrintFleet(
+    const CommandContext& context,
+    const std::vector<InstanceResult<admin::SetModeResponse>>& results,
+    bool set) {
+  FleetFormat<out::FleetMode, admin::SetModeResponse> format;
+  format.columns = {{"MODE"}};
+  format.rows = [set](const admin::SetModeResponse& response) {
+    return FleetRows{{ModeCell(set, response)}};
+  };
+  format.fill = [](const admin::SetModeResponse& response,
+                   out::InstanceMode* instance) {
+    instance->set_previous_mode(response.previous_mode());
+    instance->set_mode(response.mode());
+  };
+  return PrintFleet(context, results, format);
+}
+
 }  // namespace
 
 int RunMode(const CommandContext& context) {
@@ -43,61 +80,16 @@ int RunMode(const CommandContext& context) {
   const bool set = context.args.size() == 1;
   const admin::Mode wanted =
       set ? ModeFromName(context.args[0]) : admin::MODE_UNSPECIFIED;
-  // Showing is a GetStatus, answered as a SetModeResponse with previous ==
-  // new, so both forms share one JSON shape.
   const std::vector<InstanceResult<admin::SetModeResponse>> results =
-      QueryAll<admin::SetModeResponse>(
-          context.targets, context.options,
-          [set, wanted](AdminClient& client, admin::SetModeResponse* response) {
-            if (set) return client.SetMode(wanted, response);
-            admin::ServerStatus status;
-            grpc::Status called = client.GetStatus(&status);
-            response->set_previous_mode(status.mode());
-            response->set_mode(status.mode());
-            return called;
-          });
-
-  if (!context.targets.fleet) {
-    const auto& result = results.front();
-    if (!result.status.ok()) {
-      return context.CallFailed(result.address, result.status);
-    }
-    if (context.json()) return context.PrintJson(result.value);
-    context.out << (set ? Change(result.value) : ModeText(result.value.mode()))
-                << '\n';
-    return kExitOk;
+      QueryModes(context, set, wanted);
+  if (context.targets.fleet) return PrintFleet(context, results, set);
+  const auto& result = results.front();
+  if (!result.status.ok()) {
+    return context.CallFailed(result.address, result.status);
   }
-
-  std::vector<grpc::Status> statuses;
-  for (const auto& result : results) statuses.push_back(result.status);
-  if (context.json()) {
-    out::FleetMode fleet;
-    for (const auto& result : results) {
-      out::InstanceMode* instance = fleet.add_instances();
-      instance->set_address(result.address);
-      if (result.status.ok()) {
-        instance->set_previous_mode(result.value.previous_mode());
-        instance->set_mode(result.value.mode());
-      } else {
-        *instance->mutable_error() = ToInstanceError(result.status);
-      }
-    }
-    if (const int printed = context.PrintJson(fleet); printed != kExitOk) {
-      return printed;
-    }
-    return FleetExitCode(statuses);
-  }
-  Table table({{"INSTANCE"}, {"MODE"}});
-  for (const auto& result : results) {
-    if (result.status.ok()) {
-      table.AddRow({result.address, set ? Change(result.value)
-                                        : ModeText(result.value.mode())});
-    } else {
-      table.AddNote(result.address, ErrorText(result.status));
-    }
-  }
-  context.out << table.Render();
-  return FleetExitCode(statuses);
+  if (context.json()) return context.PrintJson(result.value);
+  context.out << ModeCell(set, result.value) << '\n';
+  return kExitOk;
 }
 
 }  // namespace upper::ctl

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
-#include "ctl/errors.h"
+#include "ctl/format/fleet.h"
 #include "ctl/format/status_text.h"
 #include "ctl/format/table.h"
 #include "ctl/format/units.h"
@@ -72,81 +72,79 @@ std::string CommonMode(
   return common.empty() ? "-" : common;
 }
 
+std::vector<Column> FleetColumns() {
+  return {{"MODE"},
+          {"ACTIVE", Align::kRight},
+          {"FORK", Align::kRight},
+          {"THREAD", Align::kRight},
+          {"ACCEPTED", Align::kRight},
+          {"REJECTED", Align::kRight},
+          {"CLOSED", Align::kRight},
+          {"RECEIVED", Align::kRight},
+          {"SENT", Align::kRight},
+          {"UPTIME", Align::kRight},
+          {"PID", Align::kRight},
+          {"VERSION"}};
+}
+
+std::vector<std::string> Cells(const admin::ServerStatus& s) {
+  return {s.draining() ? ModeText(s.mode()) + ",draining" : ModeText(s.mode()),
+          absl::StrCat(s.active_connections()),
+          absl::StrCat(ActiveIn(s, admin::MODE_FORK)),
+          absl::StrCat(ActiveIn(s, admin::MODE_THREAD)),
+          absl::StrCat(s.accepted_total()),
+          absl::StrCat(s.rejected_total()),
+          absl::StrCat(s.closed_total()),
+          HumanBytes(s.received_bytes_total()),
+          HumanBytes(s.sent_bytes_total()),
+          HumanDuration(ToDuration(s.uptime())),
+          absl::StrCat(s.pid()),
+          s.version()};
+}
+
+std::vector<std::string> TotalCells(const out::FleetTotal& total,
+                                    const std::string& common_mode) {
+  return {absl::StrCat("TOTAL (", total.reachable_instances(), "/",
+                       total.instances(), " up)"),
+          common_mode,
+          absl::StrCat(total.active_connections()),
+          absl::StrCat(total.per_mode(0).active_connections()),
+          absl::StrCat(total.per_mode(1).active_connections()),
+          absl::StrCat(total.accepted_total()),
+          absl::StrCat(total.rejected_total()),
+          absl::StrCat(total.closed_total()),
+          HumanBytes(total.received_bytes_total()),
+          HumanBytes(total.sent_bytes_total()),
+          "-",
+          "-",
+          "-"};
+}
+
 int PrintFleet(
     const CommandContext& context,
     const std::vector<InstanceResult<admin::ServerStatus>>& results) {
-  std::vector<grpc::Status> statuses;
-  for (const auto& result : results) statuses.push_back(result.status);
   const out::FleetTotal total = Total(results);
-  if (context.json()) {
-    out::FleetStatus fleet;
-    for (const auto& result : results) {
-      out::InstanceStatus* instance = fleet.add_instances();
-      instance->set_address(result.address);
-      if (result.status.ok()) {
-        *instance->mutable_status() = result.value;
-      } else {
-        *instance->mutable_error() = ToInstanceError(result.status);
-      }
-    }
-    *fleet.mutable_total() = total;
-    if (const int printed = context.PrintJson(fleet); printed != kExitOk) {
-      return printed;
-    }
-    return FleetExitCode(statuses);
-  }
-  Table table({{"INSTANCE"},
-               {"MODE"},
-               {"ACTIVE", Align::kRight},
-               {"FORK", Align::kRight},
-               {"THREAD", Align::kRight},
-               {"ACCEPTED", Align::kRight},
-               {"REJECTED", Align::kRight},
-               {"CLOSED", Align::kRight},
-               {"RECEIVED", Align::kRight},
-               {"SENT", Align::kRight},
-               {"UPTIME", Align::kRight},
-               {"PID", Align::kRight},
-               {"VERSION"}});
-  for (const auto& result : results) {
-    if (!result.status.ok()) {
-      table.AddNote(result.address, ErrorText(result.status));
-      continue;
-    }
-    const admin::ServerStatus& s = result.value;
-    table.AddRow(
-        {result.address,
-         s.draining() ? ModeText(s.mode()) + ",draining" : ModeText(s.mode()),
-         absl::StrCat(s.active_connections()),
-         absl::StrCat(ActiveIn(s, admin::MODE_FORK)),
-         absl::StrCat(ActiveIn(s, admin::MODE_THREAD)),
-         absl::StrCat(s.accepted_total()), absl::StrCat(s.rejected_total()),
-         absl::StrCat(s.closed_total()), HumanBytes(s.received_bytes_total()),
-         HumanBytes(s.sent_bytes_total()),
-         HumanDuration(ToDuration(s.uptime())), absl::StrCat(s.pid()),
-         s.version()});
-  }
-  table.AddRow({absl::StrCat("TOTAL (", total.reachable_instances(), "/",
-                             total.instances(), " up)"),
-                CommonMode(results), absl::StrCat(total.active_connections()),
-                absl::StrCat(total.per_mode(0).active_connections()),
-                absl::StrCat(total.per_mode(1).active_connections()),
-                absl::StrCat(total.accepted_total()),
-                absl::StrCat(total.rejected_total()),
-                absl::StrCat(total.closed_total()),
-                HumanBytes(total.received_bytes_total()),
-                HumanBytes(total.sent_bytes_total()), "-", "-", "-"});
-  context.out << table.Render();
-  return FleetExitCode(statuses);
+  FleetFormat<out::FleetStatus, admin::ServerStatus> format;
+  format.columns = FleetColumns();
+  format.rows = [](const admin::ServerStatus& s) {
+    return FleetRows{Cells(s)};
+  };
+  format.fill = [](const admin::ServerStatus& s,
+                   out::InstanceStatus* instance) {
+    *instance->mutable_status() = s;
+  };
+  format.last_row = [&] { return TotalCells(total, CommonMode(results)); };
+  format.fill_fleet = [&](out::FleetStatus* fleet) {
+    *fleet->mutable_total() = total;
+  };
+  return PrintFleet(context, results, format);
 }
 
 }  // namespace
 
 int RunStatus(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("status takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
+  int exit_code = kExitOk;
+  if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const std::vector<InstanceResult<admin::ServerStatus>> results =
       QueryAll<admin::ServerStatus>(
           context.targets, context.options,

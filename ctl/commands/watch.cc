@@ -13,7 +13,6 @@
 #include <string>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
@@ -46,15 +45,96 @@ void Print(const CommandContext& context, const std::string& address,
   context.out.flush();
 }
 
+// Cancels the call when SIGINT/SIGTERM comes (interrupted) or when no
+// first update arrived by `first_deadline` (timed out), from a helper
+// thread that runs until Stop().
+class Canceller {
+ public:
+  Canceller(InterruptCatcher& catcher, grpc::ClientContext& call,
+            absl::Time first_deadline)
+      : thread_([this, &catcher, &call, first_deadline] {
+          Run(catcher, call, first_deadline);
+        }) {}
+  Canceller(const Canceller&) = delete;
+  Canceller& operator=(const Canceller&) = delete;
+  ~Canceller() { Stop(); }
+
+  void GotFirst() { got_first_ = true; }
+  // Ends the thread; once the call is over.
+  void Stop() {
+    finished_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  bool interrupted() const { return interrupted_.load(); }
+  bool timed_out() const { return timed_out_.load(); }
+
+ private:
+  void Run(InterruptCatcher& catcher, grpc::ClientContext& call,
+           absl::Time first_deadline) {
+    while (!finished_.load()) {
+      if (catcher.WaitFor(kPollStep)) {
+        interrupted_ = true;
+        call.TryCancel();
+        return;
+      }
+      if (!got_first_.load() && absl::Now() > first_deadline) {
+        timed_out_ = true;
+        call.TryCancel();
+        return;
+      }
+    }
+  }
+
+  std::atomic<bool> got_first_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> interrupted_{false};
+  std::atomic<bool> timed_out_{false};
+  std::thread thread_;  // last: starts once the flags exist
+};
+
+// Prints each update until the stream ends or --count is reached (then
+// cancels the call and returns true).
+bool PrintUpdates(const CommandContext& context, const std::string& address,
+                  grpc::ClientReader<admin::ServerStatus>& reader,
+                  grpc::ClientContext& call, Canceller& canceller) {
+  admin::ServerStatus status;
+  int64_t updates = 0;
+  while (reader.Read(&status)) {
+    canceller.GotFirst();
+    Print(context, address, status);
+    if (context.options.count > 0 && ++updates >= context.options.count) {
+      call.TryCancel();
+      return true;
+    }
+  }
+  return false;
+}
+
+// The exit status once the stream is over.
+int Ending(const CommandContext& context, const std::string& address,
+           const grpc::Status& finish, bool enough,
+           const Canceller& canceller) {
+  if (enough || canceller.interrupted()) return kExitOk;
+  if (canceller.timed_out()) {
+    return context.CallFailed(
+        address,
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no first update"));
+  }
+  if (finish.ok()) {
+    context.err << "upperctl: " << address << " ended the watch (draining)\n";
+    return kExitOk;
+  }
+  return context.CallFailed(address, finish);
+}
+
 }  // namespace
 
 int RunWatch(const CommandContext& context) {
-  if (!context.args.empty()) {
-    return context.UsageError(absl::StrCat("watch takes no arguments, got \"",
-                                           context.args[0], "\""));
-  }
   int exit_code = kExitOk;
-  if (!context.RequireSingleTarget(&exit_code)) return exit_code;
+  if (!context.RequireNoArguments(&exit_code) ||
+      !context.RequireSingleTarget(&exit_code)) {
+    return exit_code;
+  }
 
   absl::StatusOr<std::unique_ptr<InterruptCatcher>> catcher =
       InterruptCatcher::Install();
@@ -73,55 +153,12 @@ int RunWatch(const CommandContext& context) {
         grpc::Status(grpc::StatusCode::UNAVAILABLE, "address did not resolve"));
   }
 
-  std::atomic<bool> got_first{false};
-  std::atomic<bool> finished{false};
-  std::atomic<bool> interrupted{false};
-  std::atomic<bool> timed_out{false};
-  const absl::Time first_deadline = absl::Now() + context.options.timeout;
-  // Ends when the call is over, a signal came, or the first update is late.
-  std::thread canceller([&] {
-    while (!finished.load()) {
-      if ((*catcher)->WaitFor(kPollStep)) {
-        interrupted = true;
-        call.TryCancel();
-        return;
-      }
-      if (!got_first.load() && absl::Now() > first_deadline) {
-        timed_out = true;
-        call.TryCancel();
-        return;
-      }
-    }
-  });
-
-  admin::ServerStatus status;
-  int64_t updates = 0;
-  bool enough = false;
-  while (reader->Read(&status)) {
-    got_first = true;
-    Print(context, client.address(), status);
-    if (context.options.count > 0 && ++updates >= context.options.count) {
-      enough = true;
-      call.TryCancel();
-      break;
-    }
-  }
+  Canceller canceller(**catcher, call, absl::Now() + context.options.timeout);
+  const bool enough =
+      PrintUpdates(context, client.address(), *reader, call, canceller);
   const grpc::Status finish = reader->Finish();
-  finished = true;
-  canceller.join();
-
-  if (enough || interrupted) return kExitOk;
-  if (timed_out) {
-    return context.CallFailed(
-        client.address(),
-        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no first update"));
-  }
-  if (finish.ok()) {
-    context.err << "upperctl: " << client.address()
-                << " ended the watch (draining)\n";
-    return kExitOk;
-  }
-  return context.CallFailed(client.address(), finish);
+  canceller.Stop();
+  return Ending(context, client.address(), finish, enough, canceller);
 }
 
 }  // namespace upper::ctl

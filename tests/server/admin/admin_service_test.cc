@@ -176,18 +176,21 @@ TEST(AdminService, GetStatusSaysDrainingOnceTheServerDrains) {
 // --- ListConnections ---
 
 TEST(AdminService, ListConnectionsListsEveryLiveSlotOrderedById) {
-  FakeServerControl fake;
+  FakeServerControl fake(3);
   AdminServiceImpl service(fake, TestConfig(), "");
   const ConnectionInfo ended = fake.Connect(Mode::kThread, 40001);
   const ConnectionInfo fork = fake.Connect(Mode::kFork, 40002);
   const ConnectionInfo thread = fake.Connect(Mode::kThread, 40003);
   fake.table().Writer(thread.slot).Received(5);
   fake.table().Release(ended.slot, CloseReason::kClient);
+  // The newest connection takes the first slot: slot order is not id order.
+  const ConnectionInfo newest = fake.Connect(Mode::kThread, 40004);
+  ASSERT_EQ(newest.slot, ended.slot);
 
   const auto [status, list] =
       ListConnections(service, admin::v1::MODE_UNSPECIFIED);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_EQ(list.connections_size(), 2);
+  ASSERT_EQ(list.connections_size(), 3);
   EXPECT_EQ(list.connections(0).id(), fork.id);
   EXPECT_EQ(list.connections(0).mode(), admin::v1::MODE_FORK);
   EXPECT_EQ(list.connections(0).peer_address(), "127.0.0.1");
@@ -196,6 +199,7 @@ TEST(AdminService, ListConnectionsListsEveryLiveSlotOrderedById) {
   EXPECT_EQ(list.connections(1).mode(), admin::v1::MODE_THREAD);
   EXPECT_EQ(list.connections(1).peer_port(), 40003u);
   EXPECT_EQ(list.connections(1).received_bytes(), 5u);
+  EXPECT_EQ(list.connections(2).id(), newest.id);
 }
 
 TEST(AdminService, ListConnectionsOfOneModeListsOnlyThatMode) {
@@ -459,6 +463,13 @@ struct Watch {
     context.TryCancel();
     return Finish();
   }
+  // The status of a stream that should end before its first status; one
+  // that runs instead fails the test and is cancelled, not waited for.
+  grpc::Status Refusal() {
+    if (!Read()) return reader->Finish();
+    ADD_FAILURE() << "the stream sent a status";
+    return Cancel();
+  }
 };
 
 std::unique_ptr<Watch> OpenWatch(ServedAdmin& admin, absl::Duration interval,
@@ -495,8 +506,7 @@ TEST(AdminServiceWatch, AnIntervalUnder100msIsInvalidArgument) {
   ServedAdmin admin;
   ASSERT_TRUE(admin.started());
   std::unique_ptr<Watch> watch = OpenWatch(admin, absl::Milliseconds(10));
-  EXPECT_FALSE(watch->Read());
-  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(watch->Refusal().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 // Opens `n` watches and waits for each one's first status, so each holds
@@ -534,8 +544,7 @@ TEST(AdminServiceWatch, OneWatchMoreThanTheCapIsResourceExhausted) {
       OpenRunningWatches(admin, AdminServiceImpl::kMaxWatches);
 
   std::unique_ptr<Watch> extra = OpenWatch(admin, absl::Seconds(20));
-  EXPECT_FALSE(extra->Read());
-  const grpc::Status refused = extra->Finish();
+  const grpc::Status refused = extra->Refusal();
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(Contains(refused.error_message(), "64"))
       << refused.error_message();
@@ -558,8 +567,7 @@ TEST(AdminServiceToken, WatchStatusIsUnauthenticatedWithoutOrWithAWrongToken) {
        {Authorization(), Authorization("Bearer wrong")}) {
     std::unique_ptr<Watch> watch =
         OpenWatch(admin, absl::Milliseconds(100), wrong);
-    EXPECT_FALSE(watch->Read());
-    EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED)
+    EXPECT_EQ(watch->Refusal().error_code(), grpc::StatusCode::UNAUTHENTICATED)
         << wrong.value_or("(none)");
   }
 }

@@ -7,9 +7,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/build_info.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_type.h"
+#include "server/admin/rpc_stats.h"
 #include "server/base/mode.h"
 
 namespace upper {
@@ -218,13 +221,16 @@ MetricFamily BuildInfoFamily() {
   return family;
 }
 
-MetricFamily AdminRequestsFamily(const std::vector<RequestCount>& counts) {
+MetricFamily AdminRequestsFamily(const std::vector<RpcCount>& counts) {
   MetricFamily family =
       Family("upper_admin_requests_total",
              "Admin RPCs handled, by method and gRPC status code.",
              MetricType::Counter);
-  for (const RequestCount& c : counts) {
-    AddCounter(family, {Label("code", c.code), Label("method", c.method)},
+  for (const RpcCount& c : counts) {
+    absl::string_view method = c.method;
+    absl::ConsumePrefix(&method, "/");
+    AddCounter(family,
+               {Label("code", StatusCodeName(c.code)), Label("method", method)},
                c.count);
   }
   return family;

@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
           parsed->config,
           {.table = &data_plane.table(),
            .draining = [&data_plane] { return data_plane.draining(); },
-           .admin_requests = upper::AdminRequestsFrom((*admin)->rpc_stats())});
+           .admin_requests =
+               [&stats = (*admin)->rpc_stats()] { return stats.Snapshot(); }});
   if (!metrics.ok()) return StartupFailure(metrics.status());
   const int code = data_plane.Run();
   (*admin)->Stop();

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -198,6 +199,88 @@ absl::Status NameTheVariable(const absl::Status& error,
                       absl::StrCat(EnvName(flag), message.substr(colon)));
 }
 
+// Sets every flag back to its default, so that a parse depends only on its
+// argv and environment (not on an earlier parse in the same process).
+void ResetFlagsToDefaults() {
+  for (absl::string_view name : kFlagNames) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string ignored;
+    flag->ParseFrom(flag->DefaultValue(), &ignored);
+  }
+}
+
+// The environment layer: UPPER_<FLAG> for every flag that has one. Returns
+// the flags it set, so that a validation error can name the variable the
+// operator actually set.
+absl::StatusOr<std::set<std::string>> ApplyEnvironment(const EnvLookup& env) {
+  std::set<std::string> from_env;
+  for (absl::string_view name : kFlagNames) {
+    const std::string var = EnvName(name);
+    if (std::optional<std::string> value = env(var)) {
+      if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
+        return s;
+      }
+      from_env.insert(std::string(name));
+    }
+  }
+  return from_env;
+}
+
+// One flag argument, argv[i]: "--name=value", "--name value" or the same with
+// one dash. Advances `i` past a separate value. A flag set here no longer
+// counts as set from the environment.
+absl::Status ApplyFlagArgument(int argc, const char* const* argv, int& i,
+                               std::set<std::string>& from_env) {
+  absl::string_view arg = argv[i];
+  if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", arg, "' (upperd takes only flags)"));
+  }
+  arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
+  absl::string_view name = arg;
+  absl::string_view value;
+  bool has_value = false;
+  if (const size_t eq = arg.find('='); eq != absl::string_view::npos) {
+    name = arg.substr(0, eq);
+    value = arg.substr(eq + 1);
+    has_value = true;
+  }
+  const std::string source = absl::StrCat("--", name);
+  if (!IsOurFlag(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unknown flag (see --help)"));
+  }
+  if (!has_value) {
+    if (i + 1 >= argc) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": missing value"));
+    }
+    value = argv[++i];
+  }
+  if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
+    return s;
+  }
+  from_env.erase(std::string(name));
+  return absl::OkStatus();
+}
+
+// The flag layer, over the environment: argv in order. --help, -h,
+// --helpfull and --version end the parse where they stand.
+absl::StatusOr<ParsedCommandLine::Action> ApplyArguments(
+    int argc, const char* const* argv, std::set<std::string>& from_env) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
+      return ParsedCommandLine::Action::kHelp;
+    }
+    if (arg == "--version") return ParsedCommandLine::Action::kVersion;
+    if (absl::Status s = ApplyFlagArgument(argc, argv, i, from_env); !s.ok()) {
+      return s;
+    }
+  }
+  return ParsedCommandLine::Action::kRun;
+}
+
 }  // namespace
 
 EnvLookup ProcessEnvironment() {
@@ -211,68 +294,17 @@ EnvLookup ProcessEnvironment() {
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
                                                    const char* const* argv,
                                                    const EnvLookup& env) {
+  ResetFlagsToDefaults();
+  absl::StatusOr<std::set<std::string>> from_env = ApplyEnvironment(env);
+  if (!from_env.ok()) return from_env.status();
+  absl::StatusOr<ParsedCommandLine::Action> action =
+      ApplyArguments(argc, argv, *from_env);
+  if (!action.ok()) return action.status();
   ParsedCommandLine parsed;
-  // Start from the defaults, so the result depends only on argv and env.
-  for (absl::string_view name : kFlagNames) {
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    std::string ignored;
-    flag->ParseFrom(flag->DefaultValue(), &ignored);
-  }
-  // Flags whose value came from the environment, so that a range error
-  // names the variable the operator actually set.
-  std::set<std::string> from_env;
-  // Environment next, so that flags parsed afterwards override it.
-  for (absl::string_view name : kFlagNames) {
-    const std::string var = EnvName(name);
-    if (std::optional<std::string> value = env(var)) {
-      if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
-        return s;
-      }
-      from_env.insert(std::string(name));
-    }
-  }
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
-      parsed.action = ParsedCommandLine::Action::kHelp;
-      return parsed;
-    }
-    if (arg == "--version") {
-      parsed.action = ParsedCommandLine::Action::kVersion;
-      return parsed;
-    }
-    if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unexpected argument '", arg, "' (upperd takes only flags)"));
-    }
-    arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
-    absl::string_view name = arg;
-    absl::string_view value;
-    bool has_value = false;
-    if (const size_t eq = arg.find('='); eq != absl::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    const std::string source = absl::StrCat("--", name);
-    if (!IsOurFlag(name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ": unknown flag (see --help)"));
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": missing value"));
-      }
-      value = argv[++i];
-    }
-    if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
-      return s;
-    }
-    from_env.erase(std::string(name));
-  }
+  parsed.action = *action;
+  if (parsed.action != ParsedCommandLine::Action::kRun) return parsed;
   absl::StatusOr<Config> config = ConfigFromFlags();
-  if (!config.ok()) return NameTheVariable(config.status(), from_env);
+  if (!config.ok()) return NameTheVariable(config.status(), *from_env);
   parsed.config = *std::move(config);
   return parsed;
 }

@@ -9,9 +9,13 @@
 // fork server takes no more work, waits for its children and exits.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/unique_fd.h"
 
 namespace upper {
 
@@ -26,5 +30,37 @@ struct ForkRequest {
   uint32_t slot;
   uint32_t generation;  // the slot's generation when upperd allocated it
 };
+
+// upperd's half: sends `request` with `conn` as SCM_RIGHTS on `socket`,
+// retrying EINTR. The caller keeps (and later closes) its own copy of `conn`.
+// Errors: ErrnoStatus("sendmsg(fork server)"), EMSGSIZE for a short send;
+// the socket's SO_SNDTIMEO bounds how long a stuck fork server can block it.
+absl::Status SendForkRequest(int socket, const ForkRequest& request, int conn);
+
+// What one ReceiveForkRequest call took off the socket.
+struct ReceivedForkRequest {
+  enum class Outcome {
+    kRequest,    // a whole ForkRequest; see `conn` and `truncated`
+    kRetry,      // EINTR or EAGAIN: nothing taken, poll again
+    kClosed,     // end of file or an error: upperd will send no more
+    kMalformed,  // shorter than a ForkRequest; any fds were closed (a longer
+                 // datagram is cut to its first sizeof(ForkRequest) bytes)
+  };
+  Outcome outcome = Outcome::kClosed;
+  ForkRequest request = {};
+  // The first fd passed with the request; invalid when none arrived. Any
+  // further fds (never sent) are closed, not leaked.
+  UniqueFd conn;
+  // MSG_CTRUNC: the kernel dropped passed fds that did not fit, which is how
+  // a socket is lost at this process's fd limit.
+  bool truncated = false;
+  ssize_t bytes = 0;  // recvmsg's result, for logging a malformed request
+};
+
+// The fork server's half: one recvmsg on `socket` (MSG_CMSG_CLOEXEC: the fds
+// are close-on-exec). No allocation; every received fd is owned by a
+// UniqueFd. A request whose socket did not come is still kRequest, so that
+// the caller can free the slot it names.
+ReceivedForkRequest ReceiveForkRequest(int socket);
 
 }  // namespace upper

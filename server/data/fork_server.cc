@@ -4,14 +4,15 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -78,40 +79,20 @@ class ForkServer {
  private:
   // Takes one ForkRequest (and its socket) and forks its child.
   void ReceiveRequest() {
-    ForkRequest request;
-    iovec iov = {&request, sizeof(request)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-    msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t n = recvmsg(control_.get(), &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n <= 0) {
+    using Outcome = ReceivedForkRequest::Outcome;
+    ReceivedForkRequest received = ReceiveForkRequest(control_.get());
+    if (received.outcome == Outcome::kRetry) return;
+    if (received.outcome == Outcome::kClosed) {
       // upperd closed its end (shutdown or death): no more work; finish the
       // children we have.
       control_.Reset();
       return;
     }
-    UniqueFd conn;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < fds; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (!conn.valid()) {
-          conn.Reset(fd);
-        } else {
-          UniqueFd extra(fd);  // never expected; never leaked
-        }
-      }
-    }
-    if (n != sizeof(request) || request.slot >= table_->capacity()) {
+    const ForkRequest& request = received.request;
+    if (received.outcome == Outcome::kMalformed ||
+        request.slot >= table_->capacity()) {
       LogEvent(LogLevel::kError, "fork_server_bad_request",
-               {{"bytes", static_cast<int64_t>(n)}});
+               {{"bytes", static_cast<int64_t>(received.bytes)}});
       return;
     }
     const std::optional<ConnectionInfo> info = table_->Read(request.slot);
@@ -120,33 +101,39 @@ class ForkServer {
                {{"slot", request.slot}});
       return;
     }
-    if (!conn.valid()) {
+    if (!received.conn.valid()) {
       // The request came but its socket did not: the kernel drops (and
       // closes) passed fds that do not fit, MSG_CTRUNC, when this process is
       // at its fd limit. The slot is ours now: free it and count the refusal,
       // or it would stay active forever.
-      table_->Abandon(request.slot, (msg.msg_flags & MSG_CTRUNC) != 0
+      table_->Abandon(request.slot, received.truncated
                                         ? RejectReason::kFdExhausted
                                         : RejectReason::kForkFailed);
       LogEvent(LogLevel::kWarning, "fork_server_lost_socket",
                {{"id", info->id}});
       return;
     }
-    SlotWriter writer = table_->Writer(request.slot);
+    ForkChild(request.slot, info->id, std::move(received.conn));
+  }
+
+  // Forks the child serving `conn` in `slot` (connection `id`) and records
+  // it, or abandons the slot when fork fails.
+  void ForkChild(uint32_t slot, uint64_t id, UniqueFd conn) {
+    SlotWriter writer = table_->Writer(slot);
     const uint64_t start = NowNs(CLOCK_MONOTONIC);
     const pid_t pid = fork();
     if (pid == 0) ChildMain(conn.get(), writer);
     if (pid < 0) {
       const int err = errno;
-      table_->Abandon(request.slot, RejectReason::kForkFailed);
+      table_->Abandon(slot, RejectReason::kForkFailed);
       LogEvent(LogLevel::kWarning, "fork_failed",
-               {{"error", std::strerror(err)}, {"id", info->id}});
+               {{"error", std::strerror(err)}, {"id", id}});
       return;
     }
     table_->CountForkLatency(NowNs(CLOCK_MONOTONIC) - start);
     writer.SetWorker(pid, 0);
-    table_->CountAccepted(request.slot);
-    children_[pid] = request.slot;
+    table_->CountAccepted(slot);
+    children_[pid] = slot;
     // `conn` closes here: the child holds the connection now.
   }
 

@@ -1,10 +1,12 @@
 // The fork server: a small single-threaded process whose only job is to
 // fork one child per fork-mode connection and reap it.
 //
-// Why a separate process: upperd runs gRPC and civetweb threads, and forking
-// a multi-threaded process risks inheriting locks held by other threads and
-// copies big page tables on every connection (see ../shared/design.md,
-// "Forking next to gRPC"). This process is exec'd fresh from upperd's binary,
+// Why a separate process: upperd runs gRPC and civetweb threads. fork()
+// copies only the calling thread, so a lock another thread held at that
+// moment (malloc's, gRPC's) stays locked forever in the child; and each fork
+// copies upperd's big page tables (fork_server_main.cc has the figures;
+// README.md, "Fork mode never forks...", says this for operators). This
+// process is exec'd fresh (from upperd-fork-server, or upperd's own binary),
 // so it holds no thread, no gRPC state and no listening socket; its children
 // hold only stdio and their connection. They keep serving even if upperd is
 // killed, which lets a new upperd bind at once.

@@ -127,26 +127,9 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   if (!control_) return absl::UnavailableError("fork server is down");
   const std::optional<ConnectionInfo> info = table_.Read(slot);
   if (!info) return absl::InternalError("dispatching a free slot");
-  ForkRequest request = {slot, info->generation};
-  iovec iov = {&request, sizeof(request)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  const int raw = fd.get();
-  std::memcpy(CMSG_DATA(c), &raw, sizeof(int));
-  const ssize_t n =
-      RetryOnEintr([&] { return sendmsg(control_.get(), &msg, MSG_NOSIGNAL); });
-  if (n != static_cast<ssize_t>(sizeof(request))) {
-    return ErrnoStatus("sendmsg(fork server)", n < 0 ? errno : EMSGSIZE);
-  }
-  return absl::OkStatus();  // our copy of fd closes; the fork server has one
+  // Either way our copy of fd closes on return; on success the fork server
+  // has its own.
+  return SendForkRequest(control_.get(), {slot, info->generation}, fd.get());
 }
 
 bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id) {

@@ -13,10 +13,8 @@
 #include "CivetServer.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "civetweb.h"
 #include "prometheus/exposer.h"
-#include "server/admin/rpc_stats.h"
 #include "server/base/config.h"
 #include "server/base/log.h"
 #include "server/metrics/metrics_process_collector.h"
@@ -141,19 +139,6 @@ MetricsServer::~MetricsServer() {
   exposer_.reset();  // civetweb has stopped: no callback runs after this
   std::lock_guard lock(stopping_mu);
   for (int port : ports) StoppingPorts().erase(port);
-}
-
-std::function<std::vector<RequestCount>()> AdminRequestsFrom(
-    const RpcStats& stats) {
-  return [&stats] {
-    std::vector<RequestCount> counts;
-    for (const RpcCount& c : stats.Snapshot()) {
-      absl::string_view method = c.method;
-      absl::ConsumePrefix(&method, "/");
-      counts.push_back({std::string(method), StatusCodeName(c.code), c.count});
-    }
-    return counts;
-  };
 }
 
 }  // namespace upper

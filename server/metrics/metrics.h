@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/admin/rpc_stats.h"
 
 namespace prometheus {
 class Collectable;
@@ -32,15 +33,7 @@ class Exposer;
 namespace upper {
 
 class ConnectionTable;
-class RpcStats;
 struct Config;
-
-// How many requests of one RPC method ended with one status code.
-struct RequestCount {
-  std::string method;  // e.g. "GetStatus"
-  std::string code;    // e.g. "OK", "NOT_FOUND"
-  uint64_t count = 0;
-};
 
 // Where the figures come from. Every callback may be called from several
 // scrape threads at once and must be thread-safe.
@@ -49,16 +42,12 @@ struct MetricsSources {
   const ConnectionTable* table = nullptr;
   // upper_draining; reported as 0 when unset.
   std::function<bool()> draining;
-  // upper_admin_requests_total{method,code}; the family is left out when
-  // unset (no admin plane).
-  std::function<std::vector<RequestCount>()> admin_requests;
+  // upper_admin_requests_total{method,code}, usually RpcStats::Snapshot of
+  // the admin server; the family is left out when unset (no admin plane).
+  // Methods are labelled by their full name without the leading slash
+  // ("upper.admin.v1.AdminService/GetStatus"), codes by StatusCodeName.
+  std::function<std::vector<RpcCount>()> admin_requests;
 };
-
-// The admin plane's RPC counts as a MetricsSources::admin_requests source;
-// `stats` must outlive the MetricsServer. Methods are labelled by their full
-// name without the leading slash ("upper.admin.v1.AdminService/GetStatus").
-std::function<std::vector<RequestCount>()> AdminRequestsFrom(
-    const RpcStats& stats);
 
 class MetricsServer {
  public:

@@ -1,13 +1,18 @@
 #include "server/metrics/metrics_table_collector.h"
 
+#include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/build_info.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_type.h"
+#include "server/admin/rpc_stats.h"
 #include "server/base/mode.h"
 
 namespace upper {
@@ -84,6 +89,153 @@ void AddHistogram(MetricFamily& family, std::vector<ClientMetric::Label> labels,
   family.metric.push_back(std::move(metric));
 }
 
+// One family per function below, each read from the same TableTotals so a
+// scrape is one consistent read of the table; Collect() puts them in order.
+
+MetricFamily ActiveFamily(const TableTotals& t) {
+  MetricFamily family =
+      Family("upper_connections_active",
+             "Connections being served now, by the mode serving them.",
+             MetricType::Gauge);
+  for (Mode m : kServingModes) {
+    AddGauge(family, {Label("mode", ModeName(m))},
+             static_cast<double>(t.active[Index(m)]));
+  }
+  return family;
+}
+
+MetricFamily LimitFamily(uint32_t capacity) {
+  MetricFamily family =
+      Family("upper_connections_limit",
+             "Connections that may be served at once (--max_connections).",
+             MetricType::Gauge);
+  AddGauge(family, {}, capacity);
+  return family;
+}
+
+// A counter family with one sample per serving mode, from `by_mode`.
+MetricFamily PerModeCounterFamily(std::string name, std::string help,
+                                  const uint64_t (&by_mode)[kModeCount]) {
+  MetricFamily family =
+      Family(std::move(name), std::move(help), MetricType::Counter);
+  for (Mode m : kServingModes) {
+    AddCounter(family, {Label("mode", ModeName(m))}, by_mode[Index(m)]);
+  }
+  return family;
+}
+
+MetricFamily RejectedFamily(const TableTotals& t) {
+  MetricFamily family = Family(
+      "upper_connections_rejected_total",
+      "Connections closed without being served, by reason (limit: "
+      "--max_connections reached; fork_failed; thread_failed; fd_exhausted: "
+      "accept hit the fd limit; draining: arrived during shutdown).",
+      MetricType::Counter);
+  for (RejectReason r : kRejectReasons) {
+    AddCounter(family, {Label("reason", RejectReasonName(r))},
+               t.rejected_total[static_cast<int>(r)]);
+  }
+  return family;
+}
+
+MetricFamily ClosedFamily(const TableTotals& t) {
+  MetricFamily family = Family(
+      "upper_connections_closed_total",
+      "Served connections that ended, by mode and reason (client: EOF and "
+      "all output sent; idle_timeout; killed: by an operator; error; drain: "
+      "closed at the end of a shutdown drain).",
+      MetricType::Counter);
+  for (Mode m : kServingModes) {
+    for (CloseReason r : kCloseReasons) {
+      AddCounter(
+          family,
+          {Label("mode", ModeName(m)), Label("reason", CloseReasonName(r))},
+          t.closed_total[Index(m)][static_cast<int>(r)]);
+    }
+  }
+  return family;
+}
+
+MetricFamily DurationFamily(const TableTotals& t) {
+  MetricFamily family =
+      Family("upper_connection_duration_seconds",
+             "How long served connections lived, from accept to close.",
+             MetricType::Histogram);
+  for (Mode m : kServingModes) {
+    const int i = Index(m);
+    AddHistogram(family, {Label("mode", ModeName(m))},
+                 table_layout::kDurationBoundsMs, t.duration_buckets[i],
+                 table_layout::kDurationBuckets, 1e-3,
+                 static_cast<double>(t.duration_sum_ns[i]) * 1e-9);
+  }
+  return family;
+}
+
+MetricFamily ModeFamily(const TableTotals& t) {
+  MetricFamily family =
+      Family("upper_mode",
+             "1 for the mode new connections are served in, 0 otherwise.",
+             MetricType::Gauge);
+  for (Mode m : kServingModes) {
+    AddGauge(family, {Label("mode", ModeName(m))}, t.current_mode == m ? 1 : 0);
+  }
+  return family;
+}
+
+// A counter family with a single unlabelled sample.
+MetricFamily SingleCounterFamily(std::string name, std::string help,
+                                 uint64_t value) {
+  MetricFamily family =
+      Family(std::move(name), std::move(help), MetricType::Counter);
+  AddCounter(family, {}, value);
+  return family;
+}
+
+MetricFamily ForkLatencyFamily(const TableTotals& t) {
+  MetricFamily family =
+      Family("upper_fork_latency_seconds",
+             "Time the fork server took to fork a child for a connection.",
+             MetricType::Histogram);
+  AddHistogram(family, {}, table_layout::kForkLatencyBoundsUs,
+               t.fork_latency_buckets, table_layout::kForkLatencyBuckets, 1e-6,
+               static_cast<double>(t.fork_latency_sum_ns) * 1e-9);
+  return family;
+}
+
+MetricFamily DrainingFamily(const std::function<bool()>& draining) {
+  MetricFamily family =
+      Family("upper_draining",
+             "1 while upperd is shutting down and no longer accepting.",
+             MetricType::Gauge);
+  AddGauge(family, {}, draining && draining() ? 1 : 0);
+  return family;
+}
+
+MetricFamily BuildInfoFamily() {
+  MetricFamily family =
+      Family("upper_build_info",
+             "Always 1; the labels say which upperd build is running.",
+             MetricType::Gauge);
+  AddGauge(family, {Label("revision", Revision()), Label("version", Version())},
+           1);
+  return family;
+}
+
+MetricFamily AdminRequestsFamily(const std::vector<RpcCount>& counts) {
+  MetricFamily family =
+      Family("upper_admin_requests_total",
+             "Admin RPCs handled, by method and gRPC status code.",
+             MetricType::Counter);
+  for (const RpcCount& c : counts) {
+    absl::string_view method = c.method;
+    absl::ConsumePrefix(&method, "/");
+    AddCounter(family,
+               {Label("code", StatusCodeName(c.code)), Label("method", method)},
+               c.count);
+  }
+  return family;
+}
+
 }  // namespace
 
 TableCollector::TableCollector(MetricsSources sources)
@@ -92,137 +244,40 @@ TableCollector::TableCollector(MetricsSources sources)
 std::vector<MetricFamily> TableCollector::Collect() const {
   const TableTotals t = sources_.table->ReadTotals();
   std::vector<MetricFamily> families;
-
-  MetricFamily active =
-      Family("upper_connections_active",
-             "Connections being served now, by the mode serving them.",
-             MetricType::Gauge);
-  MetricFamily accepted =
-      Family("upper_connections_accepted_total",
-             "Connections accepted and handed to a worker, by mode.",
-             MetricType::Counter);
-  MetricFamily received =
-      Family("upper_received_bytes_total",
-             "Bytes read from clients, by the mode serving them.",
-             MetricType::Counter);
-  MetricFamily sent =
-      Family("upper_sent_bytes_total",
-             "Bytes written back to clients, by the mode serving them.",
-             MetricType::Counter);
-  MetricFamily closed = Family(
-      "upper_connections_closed_total",
-      "Served connections that ended, by mode and reason (client: EOF and "
-      "all output sent; idle_timeout; killed: by an operator; error; drain: "
-      "closed at the end of a shutdown drain).",
-      MetricType::Counter);
-  MetricFamily duration =
-      Family("upper_connection_duration_seconds",
-             "How long served connections lived, from accept to close.",
-             MetricType::Histogram);
-  MetricFamily mode =
-      Family("upper_mode",
-             "1 for the mode new connections are served in, 0 otherwise.",
-             MetricType::Gauge);
-  for (Mode m : kServingModes) {
-    const int i = Index(m);
-    const absl::string_view name = ModeName(m);
-    AddGauge(active, {Label("mode", name)}, static_cast<double>(t.active[i]));
-    AddCounter(accepted, {Label("mode", name)}, t.accepted_total[i]);
-    AddCounter(received, {Label("mode", name)}, t.bytes_in_total[i]);
-    AddCounter(sent, {Label("mode", name)}, t.bytes_out_total[i]);
-    for (CloseReason r : kCloseReasons) {
-      AddCounter(closed,
-                 {Label("mode", name), Label("reason", CloseReasonName(r))},
-                 t.closed_total[i][static_cast<int>(r)]);
-    }
-    AddHistogram(duration, {Label("mode", name)},
-                 table_layout::kDurationBoundsMs, t.duration_buckets[i],
-                 table_layout::kDurationBuckets, 1e-3,
-                 static_cast<double>(t.duration_sum_ns[i]) * 1e-9);
-    AddGauge(mode, {Label("mode", name)}, t.current_mode == m ? 1 : 0);
-  }
-
-  MetricFamily rejected = Family(
-      "upper_connections_rejected_total",
-      "Connections closed without being served, by reason (limit: "
-      "--max_connections reached; fork_failed; thread_failed; fd_exhausted: "
-      "accept hit the fd limit; draining: arrived during shutdown).",
-      MetricType::Counter);
-  for (RejectReason r : kRejectReasons) {
-    AddCounter(rejected, {Label("reason", RejectReasonName(r))},
-               t.rejected_total[static_cast<int>(r)]);
-  }
-
-  MetricFamily limit =
-      Family("upper_connections_limit",
-             "Connections that may be served at once (--max_connections).",
-             MetricType::Gauge);
-  AddGauge(limit, {}, sources_.table->capacity());
-
-  MetricFamily switches = Family(
-      "upper_mode_switches_total",
-      "Times the mode for new connections was changed.", MetricType::Counter);
-  AddCounter(switches, {}, t.mode_switches_total);
-
-  MetricFamily crashes =
-      Family("upper_worker_crashes_total",
-             "Fork children that died from a signal or exited abnormally.",
-             MetricType::Counter);
-  AddCounter(crashes, {}, t.worker_crashes_total);
-
-  MetricFamily restarts =
-      Family("upper_fork_server_restarts_total",
-             "Times the fork server helper died and was started again.",
-             MetricType::Counter);
-  AddCounter(restarts, {}, t.fork_server_restarts_total);
-
-  MetricFamily fork_latency =
-      Family("upper_fork_latency_seconds",
-             "Time the fork server took to fork a child for a connection.",
-             MetricType::Histogram);
-  AddHistogram(fork_latency, {}, table_layout::kForkLatencyBoundsUs,
-               t.fork_latency_buckets, table_layout::kForkLatencyBuckets, 1e-6,
-               static_cast<double>(t.fork_latency_sum_ns) * 1e-9);
-
-  MetricFamily draining =
-      Family("upper_draining",
-             "1 while upperd is shutting down and no longer accepting.",
-             MetricType::Gauge);
-  AddGauge(draining, {}, sources_.draining && sources_.draining() ? 1 : 0);
-
-  MetricFamily build_info =
-      Family("upper_build_info",
-             "Always 1; the labels say which upperd build is running.",
-             MetricType::Gauge);
-  AddGauge(build_info,
-           {Label("revision", Revision()), Label("version", Version())}, 1);
-
-  families.push_back(std::move(active));
-  families.push_back(std::move(limit));
-  families.push_back(std::move(accepted));
-  families.push_back(std::move(rejected));
-  families.push_back(std::move(closed));
-  families.push_back(std::move(received));
-  families.push_back(std::move(sent));
-  families.push_back(std::move(duration));
-  families.push_back(std::move(mode));
-  families.push_back(std::move(switches));
-  families.push_back(std::move(crashes));
-  families.push_back(std::move(restarts));
-  families.push_back(std::move(fork_latency));
-  families.push_back(std::move(draining));
-  families.push_back(std::move(build_info));
-
+  families.push_back(ActiveFamily(t));
+  families.push_back(LimitFamily(sources_.table->capacity()));
+  families.push_back(PerModeCounterFamily(
+      "upper_connections_accepted_total",
+      "Connections accepted and handed to a worker, by mode.",
+      t.accepted_total));
+  families.push_back(RejectedFamily(t));
+  families.push_back(ClosedFamily(t));
+  families.push_back(PerModeCounterFamily(
+      "upper_received_bytes_total",
+      "Bytes read from clients, by the mode serving them.", t.bytes_in_total));
+  families.push_back(PerModeCounterFamily(
+      "upper_sent_bytes_total",
+      "Bytes written back to clients, by the mode serving them.",
+      t.bytes_out_total));
+  families.push_back(DurationFamily(t));
+  families.push_back(ModeFamily(t));
+  families.push_back(
+      SingleCounterFamily("upper_mode_switches_total",
+                          "Times the mode for new connections was changed.",
+                          t.mode_switches_total));
+  families.push_back(SingleCounterFamily(
+      "upper_worker_crashes_total",
+      "Fork children that died from a signal or exited abnormally.",
+      t.worker_crashes_total));
+  families.push_back(SingleCounterFamily(
+      "upper_fork_server_restarts_total",
+      "Times the fork server helper died and was started again.",
+      t.fork_server_restarts_total));
+  families.push_back(ForkLatencyFamily(t));
+  families.push_back(DrainingFamily(sources_.draining));
+  families.push_back(BuildInfoFamily());
   if (sources_.admin_requests) {
-    MetricFamily admin =
-        Family("upper_admin_requests_total",
-               "Admin RPCs handled, by method and gRPC status code.",
-               MetricType::Counter);
-    for (const RequestCount& c : sources_.admin_requests()) {
-      AddCounter(admin, {Label("code", c.code), Label("method", c.method)},
-                 c.count);
-    }
-    families.push_back(std::move(admin));
+    families.push_back(AdminRequestsFamily(sources_.admin_requests()));
   }
   return families;
 }

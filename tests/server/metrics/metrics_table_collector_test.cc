@@ -116,21 +116,23 @@ TEST(TableCollector, EveryReasonIsPresentAtZero) {
 TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {
   auto table = MakeTable(1);
   table->SetMode(Mode::kFork);
-  TableCollector collector({.table = table.get(),
-                            .draining = [] { return true; },
-                            .admin_requests =
-                                [] {
-                                  return std::vector<RequestCount>{
-                                      {"GetStatus", "OK", 3},
-                                      {"SetMode", "INVALID_ARGUMENT", 1}};
-                                }});
+  TableCollector collector(
+      {.table = table.get(),
+       .draining = [] { return true; },
+       .admin_requests =
+           [] {
+             return std::vector<RpcCount>{
+                 {"/upper.admin.v1.AdminService/GetStatus", 0, 3},
+                 {"/upper.admin.v1.AdminService/SetMode", 3, 1}};
+           }});
   const std::vector<MetricFamily> families = collector.Collect();
   EXPECT_EQ(Sample(families, "upper_mode", {{"mode", "fork"}})->gauge.value, 1);
   EXPECT_EQ(Sample(families, "upper_mode", {{"mode", "thread"}})->gauge.value,
             0);
   EXPECT_EQ(Sample(families, "upper_draining", {})->gauge.value, 1);
   EXPECT_EQ(Sample(families, "upper_admin_requests_total",
-                   {{"method", "SetMode"}, {"code", "INVALID_ARGUMENT"}})
+                   {{"method", "upper.admin.v1.AdminService/SetMode"},
+                    {"code", "INVALID_ARGUMENT"}})
                 ->counter.value,
             1);
 }

@@ -226,11 +226,6 @@ absl::Status ReceiveOutput(int sock_fd, int out_fd,
 
 }  // namespace
 
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) close(fd_);  // Never retried: Linux frees fd_ even on EINTR.
-  fd_ = fd;
-}
-
 absl::StatusOr<HostPort> ParseAddress(std::string_view addr) {
   const HostPortParts parts = SplitHostPort(ToAbsl(addr));
   if (!parts.ok()) return InvalidAddress(addr, SplitError(parts.error));

@@ -44,28 +44,18 @@ absl::string_view ToAbsl(std::string_view text) {
   return absl::string_view(text.data(), text.size());
 }
 
-absl::Status InvalidAddress(std::string_view addr, std::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid address \"",
-                                                 absl::CHexEscape(ToAbsl(addr)),
-                                                 "\": ", ToAbsl(why)));
+absl::Status InvalidAddress(std::string_view addr, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid address \"", absl::CHexEscape(ToAbsl(addr)), "\": ", why));
 }
 
-// Why SplitHostPort refused `addr`, in this program's words.
-std::string_view SplitError(HostPortError error) {
-  switch (error) {
-    case HostPortError::kNone:
-      break;
-    case HostPortError::kMissingBracket:
-      return "missing ']' after the IPv6 address";
-    case HostPortError::kJunkAfterBracket:
-      return "expected \":port\" after ']'";
-    case HostPortError::kEmptyHost:
-      return "missing host";
-    case HostPortError::kBadPort:
-      return "the port must be a number in 1..65535";
-  }
-  return "";
-}
+// Why SplitHostPort refused an address, in this program's words.
+constexpr HostPortErrorTexts kAddressErrors = {
+    .missing_bracket = "missing ']' after the IPv6 address",
+    .junk_after_bracket = "expected \":port\" after ']'",
+    .empty_host = "missing host",
+    .bad_port = "the port must be a number in 1..65535",
+};
 
 // Completes a connect() that was interrupted by a signal: the connection
 // goes on in the background; wait for it and fetch its outcome.
@@ -228,12 +218,14 @@ absl::Status ReceiveOutput(int sock_fd, int out_fd,
 
 absl::StatusOr<HostPort> ParseAddress(std::string_view addr) {
   const HostPortParts parts = SplitHostPort(ToAbsl(addr));
-  if (!parts.ok()) return InvalidAddress(addr, SplitError(parts.error));
+  if (!parts.ok()) {
+    return InvalidAddress(addr, ErrorText(parts.error, kAddressErrors));
+  }
   if (parts.port.has_value()) {
     return HostPort{.host = std::string(parts.host), .port = *parts.port};
   }
   if (parts.bracketed) {
-    return InvalidAddress(addr, SplitError(HostPortError::kJunkAfterBracket));
+    return InvalidAddress(addr, kAddressErrors.junk_after_bracket);
   }
   if (absl::StrContains(parts.host, ':')) {  // "::1:80" is a bare IPv6 host
     return InvalidAddress(addr,

@@ -95,6 +95,23 @@ HostPortParts SplitHostPort(absl::string_view text) {
   return parts;
 }
 
+absl::string_view ErrorText(HostPortError error,
+                            const HostPortErrorTexts& texts) {
+  switch (error) {
+    case HostPortError::kNone:
+      break;
+    case HostPortError::kMissingBracket:
+      return texts.missing_bracket;
+    case HostPortError::kJunkAfterBracket:
+      return texts.junk_after_bracket;
+    case HostPortError::kEmptyHost:
+      return texts.empty_host;
+    case HostPortError::kBadPort:
+      return texts.bad_port;
+  }
+  return "";
+}
+
 int IpLiteralFamily(absl::string_view host) {
   const std::string text(host);
   in6_addr ignored;

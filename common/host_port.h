@@ -45,6 +45,17 @@ struct HostPortParts {
   bool ok() const { return error == HostPortError::kNone; }
 };
 
+// One caller's wording of each HostPortError, for ErrorText.
+struct HostPortErrorTexts {
+  absl::string_view missing_bracket;
+  absl::string_view junk_after_bracket;
+  absl::string_view empty_host;
+  absl::string_view bad_port;
+};
+// The text `texts` gives `error`; "" for kNone.
+absl::string_view ErrorText(HostPortError error,
+                            const HostPortErrorTexts& texts);
+
 // Splits "host:port", "[v6]:port", "host", "[v6]". A text with several ':'
 // outside brackets ("::1", "::1:80") is a bare IPv6 host without a port: the
 // port of an IPv6 address is only ever read after brackets. The port is

@@ -25,29 +25,23 @@ struct HostPort {
   uint16_t port = kDefaultAdminPort;
 };
 
+constexpr HostPortErrorTexts kEntryErrors = {
+    .missing_bracket = "missing ']'",
+    .junk_after_bracket = "expected ':' after ']'",
+    .empty_host = "no host",
+    .bad_port = "bad port",
+};
+
 // "[v6]", "[v6]:port", "host:port", or a name or bare IPv6 address alone.
 absl::StatusOr<HostPort> ParseEntry(absl::string_view entry) {
   const HostPortParts parts = SplitHostPort(entry);
-  absl::string_view problem;
-  switch (parts.error) {
-    case HostPortError::kNone:
-      return HostPort{.host = std::string(parts.host),
-                      .port = parts.port.value_or(kDefaultAdminPort)};
-    case HostPortError::kMissingBracket:
-      problem = "missing ']'";
-      break;
-    case HostPortError::kJunkAfterBracket:
-      problem = "expected ':' after ']'";
-      break;
-    case HostPortError::kEmptyHost:
-      problem = "no host";
-      break;
-    case HostPortError::kBadPort:
-      problem = "bad port";
-      break;
+  if (!parts.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--addr: ", ErrorText(parts.error, kEntryErrors), " in \"",
+                     entry, "\""));
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--addr: ", problem, " in \"", entry, "\""));
+  return HostPort{.host = std::string(parts.host),
+                  .port = parts.port.value_or(kDefaultAdminPort)};
 }
 
 bool IsLoopback(const std::string& ip) {

@@ -108,6 +108,18 @@ TEST(SplitHostPort, FailureCarriesNoParts) {
   EXPECT_FALSE(parts.port.has_value());
 }
 
+TEST(ErrorText, PicksTheCallersWording) {
+  constexpr HostPortErrorTexts kTexts = {.missing_bracket = "a",
+                                         .junk_after_bracket = "b",
+                                         .empty_host = "c",
+                                         .bad_port = "d"};
+  EXPECT_EQ(ErrorText(HostPortError::kNone, kTexts), "");
+  EXPECT_EQ(ErrorText(SplitHostPort("[::1").error, kTexts), "a");
+  EXPECT_EQ(ErrorText(SplitHostPort("[::1]x").error, kTexts), "b");
+  EXPECT_EQ(ErrorText(SplitHostPort(":1").error, kTexts), "c");
+  EXPECT_EQ(ErrorText(SplitHostPort("h:0").error, kTexts), "d");
+}
+
 TEST(IpLiteral, NumericAddressesOnly) {
   EXPECT_EQ(IpLiteralFamily("10.0.0.7"), AF_INET);
   EXPECT_EQ(IpLiteralFamily("0.0.0.0"), AF_INET);

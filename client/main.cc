@@ -25,6 +25,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/upper_client.h"
+#include "common/unique_fd.h"
 
 // Unset (nullopt) tells "not given" apart from any value, for the fallbacks;
 // abseil also reads an empty "--addr=" as unset.

@@ -12,7 +12,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <memory>
@@ -28,12 +27,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/host_port.h"
 
 namespace upper::client {
 namespace {
 
 constexpr size_t kBufferSize = 64 * 1024;
-constexpr int kMaxPort = 65535;
 
 // Reported by the sender when the receiver is done first: the server closed
 // its side while input remained (if the receiver failed, its error wins).
@@ -45,38 +44,18 @@ absl::string_view ToAbsl(std::string_view text) {
   return absl::string_view(text.data(), text.size());
 }
 
-absl::Status InvalidAddress(std::string_view addr, std::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid address \"",
-                                                 absl::CHexEscape(ToAbsl(addr)),
-                                                 "\": ", ToAbsl(why)));
+absl::Status InvalidAddress(std::string_view addr, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid address \"", absl::CHexEscape(ToAbsl(addr)), "\": ", why));
 }
 
-// Parses a decimal port in 1..kMaxPort.
-bool ParsePort(std::string_view text, uint16_t* port) {
-  if (text.empty()) return false;
-  int value = 0;
-  for (const char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = std::min(value * 10 + (c - '0'), kMaxPort + 1);
-  }
-  if (value < 1 || value > kMaxPort) return false;
-  *port = static_cast<uint16_t>(value);
-  return true;
-}
-
-// Returns the numeric "addr:port" of a resolved address, for messages.
-std::string NumericAddress(const addrinfo& ai) {
-  char host[NI_MAXHOST];
-  char service[NI_MAXSERV];
-  if (getnameinfo(ai.ai_addr, ai.ai_addrlen, host, sizeof(host), service,
-                  sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-    return "(unprintable address)";
-  }
-  if (absl::StrContains(host, ':')) {
-    return absl::StrCat("[", host, "]:", service);
-  }
-  return absl::StrCat(host, ":", service);
-}
+// Why SplitHostPort refused an address, in this program's words.
+constexpr HostPortErrorTexts kAddressErrors = {
+    .missing_bracket = "missing ']' after the IPv6 address",
+    .junk_after_bracket = "expected \":port\" after ']'",
+    .empty_host = "missing host",
+    .bad_port = "the port must be a number in 1..65535",
+};
 
 // Completes a connect() that was interrupted by a signal: the connection
 // goes on in the background; wait for it and fetch its outcome.
@@ -237,50 +216,26 @@ absl::Status ReceiveOutput(int sock_fd, int out_fd,
 
 }  // namespace
 
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) close(fd_);  // Never retried: Linux frees fd_ even on EINTR.
-  fd_ = fd;
-}
-
 absl::StatusOr<HostPort> ParseAddress(std::string_view addr) {
-  std::string_view host;
-  std::string_view port;
-  if (addr.starts_with('[')) {
-    const size_t close_bracket = addr.find(']');
-    if (close_bracket == std::string_view::npos) {
-      return InvalidAddress(addr, "missing ']' after the IPv6 address");
-    }
-    host = addr.substr(1, close_bracket - 1);
-    port = addr.substr(close_bracket + 1);
-    if (!port.starts_with(':')) {
-      return InvalidAddress(addr, "expected \":port\" after ']'");
-    }
-    port.remove_prefix(1);
-  } else {
-    const size_t colon = addr.rfind(':');
-    if (colon == std::string_view::npos) {
-      return InvalidAddress(addr, "missing \":port\"");
-    }
-    host = addr.substr(0, colon);
-    port = addr.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      return InvalidAddress(addr,
-                            "write an IPv6 address in brackets: [::1]:port");
-    }
+  const HostPortParts parts = SplitHostPort(ToAbsl(addr));
+  if (!parts.ok()) {
+    return InvalidAddress(addr, ErrorText(parts.error, kAddressErrors));
   }
-  if (host.empty()) return InvalidAddress(addr, "missing host");
-  HostPort result{.host = std::string(host)};
-  if (!ParsePort(port, &result.port)) {
-    return InvalidAddress(addr, "the port must be a number in 1..65535");
+  if (parts.port.has_value()) {
+    return HostPort{.host = std::string(parts.host), .port = *parts.port};
   }
-  return result;
+  if (parts.bracketed) {
+    return InvalidAddress(addr, kAddressErrors.junk_after_bracket);
+  }
+  if (absl::StrContains(parts.host, ':')) {  // "::1:80" is a bare IPv6 host
+    return InvalidAddress(addr,
+                          "write an IPv6 address in brackets: [::1]:port");
+  }
+  return InvalidAddress(addr, "missing \":port\"");
 }
 
 std::string FormatHostPort(const HostPort& address) {
-  if (absl::StrContains(address.host, ':')) {
-    return absl::StrCat("[", address.host, "]:", address.port);
-  }
-  return absl::StrCat(address.host, ":", address.port);
+  return JoinHostPort(address.host, address.port);
 }
 
 absl::StatusOr<UniqueFd> ConnectTo(const HostPort& address) {
@@ -309,7 +264,7 @@ absl::StatusOr<UniqueFd> ConnectTo(const HostPort& address) {
   for (const addrinfo* ai = resolved; ai != nullptr; ai = ai->ai_next) {
     absl::StatusOr<UniqueFd> fd = ConnectOne(*ai);
     if (fd.ok()) return fd;
-    const std::string numeric = NumericAddress(*ai);
+    const std::string numeric = FormatSocketAddress(ai->ai_addr);
     failures.push_back(
         numeric == name ? std::string(fd.status().message())
                         : absl::StrCat(numeric, ": ", fd.status().message()));

@@ -1,20 +1,19 @@
 #include "ctl/targets.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/host_port.h"
 
 namespace upper::ctl {
 namespace {
@@ -26,59 +25,23 @@ struct HostPort {
   uint16_t port = kDefaultAdminPort;
 };
 
-absl::StatusOr<HostPort> SplitHostPort(absl::string_view entry) {
-  HostPort result;
-  absl::string_view port_text;
-  bool has_port = false;
-  if (absl::StartsWith(entry, "[")) {  // [v6] or [v6]:port
-    const size_t close = entry.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--addr: missing ']' in \"", entry, "\""));
-    }
-    result.host = std::string(entry.substr(1, close - 1));
-    absl::string_view rest = entry.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':') {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--addr: expected ':' after ']' in \"", entry, "\""));
-      }
-      port_text = rest.substr(1);
-      has_port = true;
-    }
-  } else if (std::count(entry.begin(), entry.end(), ':') == 1) {
-    const size_t colon = entry.find(':');
-    result.host = std::string(entry.substr(0, colon));
-    port_text = entry.substr(colon + 1);
-    has_port = true;
-  } else {
-    result.host = std::string(entry);  // a name, or a bare IPv6 address
-  }
-  if (result.host.empty()) {
+constexpr HostPortErrorTexts kEntryErrors = {
+    .missing_bracket = "missing ']'",
+    .junk_after_bracket = "expected ':' after ']'",
+    .empty_host = "no host",
+    .bad_port = "bad port",
+};
+
+// "[v6]", "[v6]:port", "host:port", or a name or bare IPv6 address alone.
+absl::StatusOr<HostPort> ParseEntry(absl::string_view entry) {
+  const HostPortParts parts = SplitHostPort(entry);
+  if (!parts.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--addr: no host in \"", entry, "\""));
+        absl::StrCat("--addr: ", ErrorText(parts.error, kEntryErrors), " in \"",
+                     entry, "\""));
   }
-  if (has_port) {
-    uint32_t port = 0;
-    if (!absl::SimpleAtoi(port_text, &port) || port == 0 || port > 65535) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--addr: bad port in \"", entry, "\""));
-    }
-    result.port = static_cast<uint16_t>(port);
-  }
-  return result;
-}
-
-std::string Join(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos
-             ? absl::StrCat("[", host, "]:", port)
-             : absl::StrCat(host, ":", port);
-}
-
-bool IsIpLiteral(const std::string& host) {
-  in6_addr any;
-  return inet_pton(AF_INET, host.c_str(), &any) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &any) == 1;
+  return HostPort{.host = std::string(parts.host),
+                  .port = parts.port.value_or(kDefaultAdminPort)};
 }
 
 bool IsLoopback(const std::string& ip) {
@@ -106,18 +69,8 @@ absl::StatusOr<std::vector<std::string>> ResolveWithGetaddrinfo(
                                                            &freeaddrinfo);
   std::vector<std::string> addresses;
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    char text[INET6_ADDRSTRLEN] = {};
-    const void* raw = nullptr;
-    if (ai->ai_family == AF_INET) {
-      raw = &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr;
-    } else if (ai->ai_family == AF_INET6) {
-      raw = &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr;
-    } else {
-      continue;
-    }
-    if (inet_ntop(ai->ai_family, raw, text, sizeof(text)) != nullptr) {
-      addresses.emplace_back(text);
-    }
+    std::string ip = SocketAddressHost(ai->ai_addr);
+    if (!ip.empty()) addresses.push_back(std::move(ip));
   }
   if (addresses.empty()) {
     return absl::UnavailableError(
@@ -141,9 +94,9 @@ absl::StatusOr<Targets> ParseTargets(absl::string_view addr,
       continue;
     }
     absl::StatusOr<HostPort> host_port =
-        SplitHostPort(dns ? entry.substr(kDnsScheme.size()) : entry);
+        ParseEntry(dns ? entry.substr(kDnsScheme.size()) : entry);
     if (!host_port.ok()) return host_port.status();
-    const std::string joined = Join(host_port->host, host_port->port);
+    const std::string joined = JoinHostPort(host_port->host, host_port->port);
     if (!dns && IsIpLiteral(host_port->host)) {
       targets.list.push_back(One(joined));
       continue;
@@ -171,7 +124,7 @@ absl::StatusOr<Targets> ParseTargets(absl::string_view addr,
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
     for (const std::string& ip : sorted) {
-      targets.list.push_back(One(Join(ip, host_port->port)));
+      targets.list.push_back(One(JoinHostPort(ip, host_port->port)));
     }
   }
   return targets;

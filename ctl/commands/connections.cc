@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/host_port.h"
 #include "ctl/admin_client.h"
 #include "ctl/commands/commands.h"
 #include "ctl/format/fleet.h"
@@ -20,15 +21,9 @@ namespace {
 namespace admin = ::upper::admin::v1;
 namespace out = ::upper::ctl::v1;
 
-std::string Peer(const admin::Connection& c) {
-  return c.peer_address().find(':') != std::string::npos
-             ? absl::StrCat("[", c.peer_address(), "]:", c.peer_port())
-             : absl::StrCat(c.peer_address(), ":", c.peer_port());
-}
-
 std::vector<std::string> Cells(absl::Time now, const admin::Connection& c) {
   return {absl::StrCat(c.id()),
-          Peer(c),
+          JoinHostPort(c.peer_address(), c.peer_port()),
           ModeText(c.mode()),
           absl::StrCat(c.worker_pid()),
           c.worker_tid() == 0 ? "-" : absl::StrCat(c.worker_tid()),

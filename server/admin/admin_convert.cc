@@ -1,7 +1,6 @@
 #include "server/admin/admin_convert.h"
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
+#include "common/host_port.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace upper {
@@ -125,19 +124,9 @@ admin::v1::Connection ToConnection(const ConnectionInfo& info,
 }
 
 PeerAddress SplitPeer(absl::string_view peer) {
-  const size_t colon = peer.rfind(':');
-  uint32_t port = 0;
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(peer.substr(colon + 1), &port) || port > 65535) {
-    return {"unknown", 0};
-  }
-  absl::string_view address = peer.substr(0, colon);
-  if (absl::ConsumePrefix(&address, "[") &&
-      !absl::ConsumeSuffix(&address, "]")) {
-    return {"unknown", 0};
-  }
-  if (address.empty()) return {"unknown", 0};
-  return {std::string(address), port};
+  const HostPortParts parts = SplitHostPort(peer);
+  if (!parts.ok() || !parts.port.has_value()) return {"unknown", 0};
+  return {std::string(parts.host), *parts.port};
 }
 
 }  // namespace upper

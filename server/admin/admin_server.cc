@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/host_port.h"
 #include "server/admin/admin_service.h"
 #include "server/admin/admin_token.h"
 #include "server/admin/flag_file.h"
@@ -36,12 +36,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   return grpc::SslServerCredentials(options);
-}
-
-// "127.0.0.1:50051", "[::1]:50051".
-std::string HostPort(absl::string_view host, int port) {
-  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
-  return absl::StrCat(host, ":", port);
 }
 
 }  // namespace
@@ -72,7 +66,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   // port silently and answer half the calls. A port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int selected_port = 0;
-  builder.AddListeningPort(HostPort(config.admin_bind, config.admin_port),
+  builder.AddListeningPort(JoinHostPort(config.admin_bind, config.admin_port),
                            *credentials, &selected_port);
   builder.RegisterService(admin->service_.get());
   std::vector<
@@ -83,10 +77,10 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   admin->grpc_server_ = builder.BuildAndStart();
   if (admin->grpc_server_ == nullptr || selected_port == 0) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", HostPort(config.admin_bind, config.admin_port),
+        "cannot listen on ", JoinHostPort(config.admin_bind, config.admin_port),
         " (--admin_bind/--admin_port)"));
   }
-  admin->address_ = HostPort(config.admin_bind, selected_port);
+  admin->address_ = JoinHostPort(config.admin_bind, selected_port);
   grpc::HealthCheckServiceInterface* health =
       admin->grpc_server_->GetHealthCheckService();
   for (const char* name : kHealthNames) health->SetServingStatus(name, true);

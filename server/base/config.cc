@@ -1,8 +1,5 @@
 #include "server/base/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -17,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/host_port.h"
 
 // Defaults here are the product's defaults; Config's initialisers match.
 ABSL_FLAG(std::string, bind, "0.0.0.0",
@@ -93,18 +91,6 @@ absl::Status SetFlagFromText(absl::string_view source, absl::string_view name,
   return absl::OkStatus();
 }
 
-// "0.0.0.0", "::1" or "[::1]": what the data listener can bind without a
-// name lookup.
-bool IsIpLiteral(absl::string_view address) {
-  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
-    address = address.substr(1, address.size() - 2);
-  }
-  const std::string text(address);
-  in6_addr ignored;
-  return inet_pton(AF_INET, text.c_str(), &ignored) == 1 ||
-         inet_pton(AF_INET6, text.c_str(), &ignored) == 1;
-}
-
 absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
@@ -144,7 +130,9 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
 absl::StatusOr<Config> ConfigFromFlags() {
   Config c;
   c.bind = absl::GetFlag(FLAGS_bind);
-  if (!IsIpLiteral(c.bind)) {
+  // "0.0.0.0", "::1" or "[::1]": what the data listener binds without a
+  // name lookup.
+  if (!IsIpLiteral(StripBrackets(c.bind))) {
     return absl::InvalidArgumentError(
         absl::StrCat("--bind: '", c.bind, "' is not an IPv4 or IPv6 address"));
   }

@@ -12,8 +12,8 @@
 #include <cstring>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "common/host_port.h"
 #include "common/unique_fd.h"
 
 namespace upper {
@@ -65,17 +65,11 @@ std::string FormatPeer(const uint64_t packed[3]) {
   std::memcpy(bytes, packed, sizeof(bytes));
   uint16_t port_be;
   std::memcpy(&port_be, &bytes[2], 2);
-  const unsigned port = ntohs(port_be);
-  char text[INET6_ADDRSTRLEN] = {};
-  if (bytes[0] == 4) {
-    inet_ntop(AF_INET, &bytes[4], text, sizeof(text));
-    return absl::StrCat(text, ":", port);
-  }
-  if (bytes[0] == 6) {
-    inet_ntop(AF_INET6, &bytes[4], text, sizeof(text));
-    return absl::StrCat("[", text, "]:", port);
-  }
-  return "unknown";
+  const int family =
+      bytes[0] == 4 ? AF_INET : (bytes[0] == 6 ? AF_INET6 : AF_UNSPEC);
+  const std::string host = FormatIp(family, &bytes[4]);
+  if (host.empty()) return "unknown";
+  return JoinHostPort(host, ntohs(port_be));
 }
 
 uint64_t TableTotals::ActiveTotal() const {

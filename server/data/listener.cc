@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_port.h"
 
 namespace upper {
 
@@ -19,10 +20,7 @@ absl::StatusOr<sockaddr_storage> MakeSocketAddress(const std::string& address,
   sockaddr_storage storage = {};
   auto* in = reinterpret_cast<sockaddr_in*>(&storage);
   auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
-  std::string host = address;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const std::string host(StripBrackets(address));
   if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1) {
     in->sin_family = AF_INET;
     in->sin_port = htons(port);
@@ -37,21 +35,6 @@ absl::StatusOr<sockaddr_storage> MakeSocketAddress(const std::string& address,
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--bind: '", address, "' is not an IPv4 or IPv6 address"));
-}
-
-std::string FormatSocketAddress(const sockaddr* addr) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (addr->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-    return absl::StrCat(text, ":", ntohs(in->sin_port));
-  }
-  if (addr->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
-    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-    return absl::StrCat("[", text, "]:", ntohs(in6->sin6_port));
-  }
-  return "unknown";
 }
 
 absl::StatusOr<Listener> Listener::Listen(const std::string& address,

@@ -75,7 +75,5 @@ class Listener {
 absl::StatusOr<sockaddr_storage> MakeSocketAddress(const std::string& address,
                                                    uint16_t port,
                                                    socklen_t* len);
-// Formats "1.2.3.4:5" or "[::1]:5".
-std::string FormatSocketAddress(const sockaddr* addr);
 
 }  // namespace upper

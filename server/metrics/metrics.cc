@@ -1,7 +1,6 @@
 #include "server/metrics/metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <exception>
 #include <mutex>
@@ -14,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "civetweb.h"
+#include "common/host_port.h"
 #include "prometheus/exposer.h"
 #include "server/base/config.h"
 #include "server/base/log.h"
@@ -26,20 +26,6 @@ namespace {
 // Scrapes are rare and cheap; two threads let a slow scraper not block
 // another (civetweb's default would start 50).
 constexpr int kExposerThreads = 2;
-
-std::string JoinHostPort(const std::string& host, int port) {
-  return absl::StrCat(host, ":", port);
-}
-
-bool IsIpv4Address(const std::string& host) {
-  in_addr address;
-  return inet_pton(AF_INET, host.c_str(), &address) == 1;
-}
-
-bool IsIpv6Address(const std::string& host) {
-  in6_addr address;
-  return inet_pton(AF_INET6, host.c_str(), &address) == 1;
-}
 
 // Ports of metrics servers being stopped. prometheus-cpp's ~Exposer removes
 // the /metrics handler before it stops civetweb, so a scrape arriving in
@@ -81,12 +67,13 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): an
   // IPv6 address would fail as a vague bind error, so say why up front.
-  if (IsIpv6Address(config.metrics_bind)) {
+  const int family = IpLiteralFamily(config.metrics_bind);
+  if (family == AF_INET6) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--metrics_bind: '", config.metrics_bind,
         "' is IPv6; the metrics server (civetweb) listens on IPv4 only"));
   }
-  if (!IsIpv4Address(config.metrics_bind)) {
+  if (family != AF_INET) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--metrics_bind: '", config.metrics_bind, "' is not an IPv4 address"));
   }

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -43,12 +44,12 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using ::upper::UniqueFd;
 using ::upper::client::ConnectTo;
 using ::upper::client::CopyDuplex;
 using ::upper::client::FormatHostPort;
 using ::upper::client::HostPort;
 using ::upper::client::ParseAddress;
-using ::upper::client::UniqueFd;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kTimeout = std::chrono::seconds(30);
@@ -75,8 +76,6 @@ int MillisUntil(Clock::time_point deadline) {
       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
   return static_cast<int>(std::max<int64_t>(left.count(), 0));
 }
-
-bool IsOpen(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 struct Pipe {
   UniqueFd read;
@@ -106,7 +105,7 @@ class TestServer {
     Pipe stop = MakePipe();
     stop_reader_ = std::move(stop.read);
     stop_writer_ = std::move(stop.write);
-    listen_fd_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    listen_fd_.Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in addr = {};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -134,7 +133,7 @@ class TestServer {
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
   ~TestServer() {
-    stop_writer_.reset();
+    stop_writer_.Reset();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -354,7 +353,7 @@ class ClientProcess {
     return data;
   }
 
-  void CloseStdout() { stdout_.reset(); }
+  void CloseStdout() { stdout_.Reset(); }
 
   // Writes `input` and closes stdin (unless told not to), collecting stdout
   // and stderr until both end and the child exits. After kTimeout the child
@@ -362,7 +361,7 @@ class ClientProcess {
   Outcome Communicate(std::string_view input, bool close_stdin = true) {
     const Clock::time_point deadline = Clock::now() + kTimeout;
     Outcome outcome;
-    if (input.empty() && close_stdin) stdin_.reset();
+    if (input.empty() && close_stdin) stdin_.Reset();
     while (stdout_.valid() || stderr_.valid()) {
       pollfd fds[3] = {{.fd = input.empty() ? -1 : stdin_.get(),
                         .events = POLLOUT,
@@ -381,7 +380,7 @@ class ClientProcess {
         if (n > 0) input.remove_prefix(static_cast<size_t>(n));
         if ((input.empty() && close_stdin) ||
             (n < 0 && errno != EAGAIN && errno != EINTR)) {
-          stdin_.reset();
+          stdin_.Reset();
         }
       }
       if (fds[1].revents != 0) Drain(stdout_, outcome.out);
@@ -403,7 +402,7 @@ class ClientProcess {
     char buffer[64 * 1024];
     const ssize_t n = read(fd.get(), buffer, sizeof(buffer));
     if (n > 0) sink.append(buffer, static_cast<size_t>(n));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) fd.reset();
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) fd.Reset();
   }
 
   // waitpid()s the child; true once it is reaped.
@@ -512,24 +511,6 @@ TEST(FormatHostPort, BracketsIpv6Hosts) {
   EXPECT_EQ(FormatHostPort({.host = "localhost", .port = 80}), "localhost:80");
 }
 
-// --- UniqueFd ---
-
-TEST(UniqueFd, ClosesOnDestruction) {
-  Pipe pipe = MakePipe();
-  const int fd = pipe.read.get();
-  { const UniqueFd owner = std::move(pipe.read); }
-  EXPECT_FALSE(IsOpen(fd));
-}
-
-TEST(UniqueFd, MoveTransfersOwnership) {
-  Pipe pipe = MakePipe();
-  const int fd = pipe.read.get();
-  UniqueFd moved = std::move(pipe.read);
-  EXPECT_FALSE(pipe.read.valid());
-  EXPECT_EQ(moved.get(), fd);
-  EXPECT_TRUE(IsOpen(fd));
-}
-
 // --- ConnectTo ---
 
 TEST(ConnectTo, ConnectsWithNoDelayAndCloseOnExec) {
@@ -577,11 +558,11 @@ TEST(CopyDuplex, CopiesInputThroughServerToOutput) {
   Pipe in = MakePipe();
   Pipe out = MakePipe();
   ASSERT_EQ(write(in.write.get(), "hello, World 1\n", 15), 15);
-  in.write.reset();
+  in.write.Reset();
 
   EXPECT_TRUE(
       BoundedCopyDuplex(in.read.get(), sock->get(), out.write.get()).ok());
-  out.write.reset();
+  out.write.Reset();
   EXPECT_EQ(ReadAll(out.read.get(), Clock::now() + kTimeout),
             "HELLO, WORLD 1\n");
 }
@@ -612,7 +593,7 @@ TEST(CopyDuplex, BrokenOutputIsAnErrorNotASignal) {
   Pipe in = MakePipe();
   Pipe out = MakePipe();
   ASSERT_EQ(write(in.write.get(), "hello\n", 6), 6);
-  out.read.reset();
+  out.read.Reset();
 
   const absl::Status status =
       BoundedCopyDuplex(in.read.get(), sock->get(), out.write.get());

@@ -5,10 +5,9 @@
 // which must outlive the grpc::Server.
 #pragma once
 
-#include <grpcpp/support/server_interceptor.h>
-
 #include <memory>
 
+#include "grpcpp/support/server_interceptor.h"
 #include "server/admin/rpc_stats.h"
 
 namespace upper {

@@ -661,6 +661,14 @@ TEST(UpperClientBinary, FlagWinsOverEnvironment) {
   EXPECT_EQ(outcome.out, "FLAG\n");
 }
 
+// abseil lists only the flags of the files it takes for the program's own;
+// a moved main.cc once made --help list none.
+TEST(UpperClientBinary, HelpListsTheAddrFlag) {
+  const Outcome outcome = RunClient({"--help"}, "");
+  EXPECT_THAT(outcome.out + outcome.err, HasSubstr("--addr ("));
+  EXPECT_THAT(outcome.out + outcome.err, HasSubstr("UPPER_CLIENT_ADDR"));
+}
+
 TEST(UpperClientBinary, BadAddrFlagExits2WithOneLineNamingTheFlag) {
   const Outcome outcome = RunClient({"--addr=localhost:0"}, "");
   EXPECT_EQ(outcome.exit_code, 2);

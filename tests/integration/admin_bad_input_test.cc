@@ -5,8 +5,6 @@
 // right after every one of them. (Out-of-range modes, NOT_FOUND for a
 // made-up id and missing or wrong tokens through the typed stub are in
 // admin_test.cc and admin_access_test.cc.)
-#include <grpcpp/generic/generic_stub.h>
-
 #include <cstdint>
 #include <future>
 #include <limits>
@@ -17,6 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/support/admin_client.h"
 #include "tests/support/tcp.h"

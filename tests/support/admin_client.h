@@ -7,7 +7,6 @@
 // Thread-safe: stubs and channels may be shared across threads.
 #pragma once
 
-#include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -19,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
 
 namespace upper::testing {

@@ -1,8 +1,7 @@
 #include "server/admin/admin_convert.h"
 
-#include <gtest/gtest.h>
-
 #include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -1,8 +1,6 @@
 // AdminServiceImpl served by an in-process grpc::Server on loopback, against
 // FakeServerControl: WatchStatus (it needs a real ServerWriter), its cap, and
 // the token read from a real call's metadata. No upperd, no data plane.
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +13,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "server/admin/admin_service.h"
 #include "server/base/config.h"
 #include "tests/server/admin/admin_service_test_support.h"

@@ -6,9 +6,6 @@
 // is in admin_service_served_test.cc.
 #include "server/admin/admin_service.h"
 
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/test/server_context_test_spouse.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +18,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/test/server_context_test_spouse.h"
+#include "gtest/gtest.h"
 #include "server/base/config.h"
 #include "tests/server/admin/admin_service_test_support.h"
 #include "tests/server/admin/fake_server_control.h"

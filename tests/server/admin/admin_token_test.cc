@@ -1,11 +1,12 @@
 #include "server/admin/admin_token.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 
 #include <atomic>
@@ -29,6 +28,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "server/data/connection_table.h"
 #include "server/data/server_control.h"
 

@@ -1,13 +1,12 @@
 #include "server/admin/rpc_stats_interceptor.h"
 
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
 
 namespace upper {

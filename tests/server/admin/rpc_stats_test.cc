@@ -1,9 +1,9 @@
 #include "server/admin/rpc_stats.h"
 
-#include <gtest/gtest.h>
-
 #include <thread>
 #include <vector>
+
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -1,12 +1,11 @@
 #include "server/base/config.h"
 
-#include <gtest/gtest.h>
-
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/flags/reflection.h"
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -1,8 +1,8 @@
 #include "server/base/log.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -1,7 +1,6 @@
 #include "server/data/connection_table.h"
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +9,8 @@
 #include <memory>
 #include <thread>
 #include <vector>
+
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

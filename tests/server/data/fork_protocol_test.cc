@@ -1,7 +1,6 @@
 #include "server/data/fork_protocol.h"
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

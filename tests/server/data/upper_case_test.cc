@@ -1,11 +1,11 @@
 #include "server/data/upper_case.h"
 
-#include <gtest/gtest.h>
-
 #include <cctype>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

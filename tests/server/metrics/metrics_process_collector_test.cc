@@ -1,7 +1,6 @@
 #include "server/metrics/metrics_process_collector.h"
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <set>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "gtest/gtest.h"
 
 namespace upper {
 namespace {

@@ -1,6 +1,5 @@
 #include "server/metrics/metrics_table_collector.h"
 
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 
 #include <atomic>
@@ -10,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 

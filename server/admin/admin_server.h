@@ -6,9 +6,9 @@
 // (--admin_token_file) required by AdminService only. Counts every call by
 // method and status code in rpc_stats(), for the metrics plane.
 //
-// Lifecycle: Start() after Server::Create() (which must run before any thread
-// exists, and gRPC starts threads) and before Server::Run(); Stop() after
-// Run() returns. On the drain, health flips and WatchStatus streams end.
+// Lifecycle: Start() after DataPlane::Create() (which must run before any
+// thread exists, and gRPC starts threads) and before DataPlane::Run(); Stop()
+// after Run() returns. On the drain, health flips and WatchStatus streams end.
 //
 // Thread-safe: rpc_stats() and address() may be read from any thread.
 // Start()/Stop() from the main thread. Must be destroyed before `server`.

@@ -2,7 +2,7 @@
 // admin port. Every figure comes from the shared connection table (the
 // totals and a snapshot of the slots), so connections served by fork
 // children are as visible as those served by threads. Steering goes through
-// Server (SetMode, CloseConnection), which is thread-safe.
+// ServerControl (SetMode, CloseConnection), which is thread-safe.
 //
 // When a token is configured, every method first checks the call's
 // `authorization: Bearer <token>` metadata (constant-time comparison) and

@@ -6,8 +6,8 @@
 // IPC) and /proc/self (the standard process_* metrics). Nothing is counted on
 // the data path for metrics' sake.
 //
-// Start it after Server::Create: civetweb starts threads, and the fork server
-// must be spawned (and the signal mask set) before any thread exists.
+// Start it after DataPlane::Create: civetweb starts threads, and the fork
+// server must be spawned (and the signal mask set) before any thread exists.
 //
 // prometheus-cpp and civetweb types stay out of this header (forward
 // declarations and unique_ptr, as prometheus-cpp's own exposer.h does).

@@ -27,6 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/errno_status.h"
 #include "common/host_port.h"
 
 namespace upper::client {
@@ -74,15 +75,15 @@ int FinishInterruptedConnect(int fd) {
 absl::StatusOr<UniqueFd> ConnectOne(const addrinfo& ai) {
   UniqueFd fd(
       socket(ai.ai_family, ai.ai_socktype | SOCK_CLOEXEC, ai.ai_protocol));
-  if (!fd.valid()) return absl::ErrnoToStatus(errno, "socket");
+  if (!fd.valid()) return ErrnoStatus("socket", errno);
   const int one = 1;
   if (setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-    return absl::ErrnoToStatus(errno, "setsockopt(TCP_NODELAY)");
+    return ErrnoStatus("setsockopt(TCP_NODELAY)", errno);
   }
   if (connect(fd.get(), ai.ai_addr, ai.ai_addrlen) != 0) {
     const int error =
         errno == EINTR ? FinishInterruptedConnect(fd.get()) : errno;
-    if (error != 0) return absl::ErrnoToStatus(error, "connect");
+    if (error != 0) return ErrnoStatus("connect", error);
   }
   return fd;
 }
@@ -126,7 +127,7 @@ absl::StatusOr<bool> WaitReady(int fd, short events, int stop_fd) {
   pollfd fds[2] = {{.fd = fd, .events = events, .revents = 0},
                    {.fd = stop_fd, .events = POLLIN, .revents = 0}};
   while (poll(fds, stop_fd >= 0 ? 2 : 1, -1) < 0) {
-    if (errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+    if (errno != EINTR) return ErrnoStatus("poll", errno);
   }
   return fds[1].revents == 0;
 }
@@ -145,7 +146,7 @@ absl::Status SendAll(int sock_fd, const char* data, size_t size, int stop_fd) {
       if (!ready.ok()) return ready.status();
       if (!*ready) return absl::UnavailableError(kClosedEarly);
     } else if (errno != EINTR) {
-      return absl::ErrnoToStatus(errno, "send to server");
+      return ErrnoStatus("send to server", errno);
     }
   }
   return absl::OkStatus();
@@ -162,14 +163,14 @@ absl::Status SendInput(int in_fd, int sock_fd, int stop_fd) {
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR || WouldBlock(errno)) continue;
-      return absl::ErrnoToStatus(errno, "read input");
+      return ErrnoStatus("read input", errno);
     }
     absl::Status sent =
         SendAll(sock_fd, buffer.data(), static_cast<size_t>(n), stop_fd);
     if (!sent.ok()) return sent;
   }
   if (shutdown(sock_fd, SHUT_WR) != 0) {
-    return absl::ErrnoToStatus(errno, "shutdown(SHUT_WR)");
+    return ErrnoStatus("shutdown(SHUT_WR)", errno);
   }
   return absl::OkStatus();
 }
@@ -188,7 +189,7 @@ absl::Status WriteAll(int out_fd, const char* data, size_t size,
     } else if (errno != EINTR) {
       const int error = errno;
       if (error == EPIPE) sigpipe.DiscardPending();
-      return absl::ErrnoToStatus(error, "write output");
+      return ErrnoStatus("write output", error);
     }
   }
   return absl::OkStatus();
@@ -209,7 +210,7 @@ absl::Status ReceiveOutput(int sock_fd, int out_fd,
       absl::StatusOr<bool> ready = WaitReady(sock_fd, POLLIN, -1);
       if (!ready.ok()) return ready.status();
     } else if (errno != EINTR) {
-      return absl::ErrnoToStatus(errno, "receive from server");
+      return ErrnoStatus("receive from server", errno);
     }
   }
 }
@@ -219,7 +220,7 @@ absl::Status ReceiveOutput(int sock_fd, int out_fd,
 absl::StatusOr<HostPort> ParseAddress(std::string_view addr) {
   const HostPortParts parts = SplitHostPort(ToAbsl(addr));
   if (!parts.ok()) {
-    return InvalidAddress(addr, ErrorText(parts.error, kAddressErrors));
+    return InvalidAddress(addr, HostPortErrorText(parts.error, kAddressErrors));
   }
   if (parts.port.has_value()) {
     return HostPort{.host = std::string(parts.host), .port = *parts.port};
@@ -252,7 +253,7 @@ absl::StatusOr<UniqueFd> ConnectTo(const HostPort& address) {
   if (rc != 0) {
     const std::string reason =
         rc == EAI_SYSTEM
-            ? std::string(absl::ErrnoToStatus(errno, "getaddrinfo").message())
+            ? std::string(ErrnoStatus("getaddrinfo", errno).message())
             : std::string(gai_strerror(rc));
     return absl::UnavailableError(
         absl::StrCat("cannot resolve ", name, ": ", reason));
@@ -276,7 +277,7 @@ absl::StatusOr<UniqueFd> ConnectTo(const HostPort& address) {
 absl::Status CopyDuplex(int in_fd, int sock_fd, int out_fd) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::ErrnoToStatus(errno, "pipe");
+    return ErrnoStatus("pipe", errno);
   }
   // Closing the write end hangs up `stop_reader`, which stops the sender.
   const UniqueFd stop_reader(pipe_fds[0]);

@@ -95,8 +95,8 @@ HostPortParts SplitHostPort(absl::string_view text) {
   return parts;
 }
 
-absl::string_view ErrorText(HostPortError error,
-                            const HostPortErrorTexts& texts) {
+absl::string_view HostPortErrorText(HostPortError error,
+                                    const HostPortErrorTexts& texts) {
   switch (error) {
     case HostPortError::kNone:
       break;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/string_view.h"
 
 struct sockaddr;
@@ -21,7 +22,8 @@ std::string JoinHostPort(absl::string_view host, uint32_t port);
 
 // "[::1]" -> "::1": drops one pair of enclosing brackets around a non-empty
 // host; any other text (including "[]") is returned as is.
-absl::string_view StripBrackets(absl::string_view host);
+absl::string_view StripBrackets(
+    absl::string_view host ABSL_ATTRIBUTE_LIFETIME_BOUND);
 
 // The first rule SplitHostPort found broken, in the order checked.
 enum class HostPortError {
@@ -45,7 +47,7 @@ struct HostPortParts {
   bool ok() const { return error == HostPortError::kNone; }
 };
 
-// One caller's wording of each HostPortError, for ErrorText.
+// One caller's wording of each HostPortError, for HostPortErrorText.
 struct HostPortErrorTexts {
   absl::string_view missing_bracket;
   absl::string_view junk_after_bracket;
@@ -53,14 +55,15 @@ struct HostPortErrorTexts {
   absl::string_view bad_port;
 };
 // The text `texts` gives `error`; "" for kNone.
-absl::string_view ErrorText(HostPortError error,
-                            const HostPortErrorTexts& texts);
+absl::string_view HostPortErrorText(HostPortError error,
+                                    const HostPortErrorTexts& texts);
 
 // Splits "host:port", "[v6]:port", "host", "[v6]". A text with several ':'
 // outside brackets ("::1", "::1:80") is a bare IPv6 host without a port: the
 // port of an IPv6 address is only ever read after brackets. The port is
 // plain decimal: no sign, no spaces, no leading "0x".
-HostPortParts SplitHostPort(absl::string_view text);
+HostPortParts SplitHostPort(
+    absl::string_view text ABSL_ATTRIBUTE_LIFETIME_BOUND);
 
 // AF_INET or AF_INET6 when `host` is a numeric address of that family
 // ("10.0.0.7", "::1"; no brackets), else AF_UNSPEC.

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "common/errno_status.h"
 
 namespace upper::ctl {
 namespace {
@@ -31,7 +32,7 @@ void OnInterrupt(int /*signal*/) {
 absl::StatusOr<std::unique_ptr<InterruptCatcher>> InterruptCatcher::Install() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return absl::ErrnoToStatus(errno, "pipe2");
+    return ErrnoStatus("pipe2", errno);
   }
   std::unique_ptr<InterruptCatcher> catcher(
       new InterruptCatcher(fds[0], fds[1]));
@@ -42,7 +43,7 @@ absl::StatusOr<std::unique_ptr<InterruptCatcher>> InterruptCatcher::Install() {
   action.sa_flags = SA_RESTART;
   if (sigaction(SIGINT, &action, &catcher->old_int_) != 0 ||
       sigaction(SIGTERM, &action, &catcher->old_term_) != 0) {
-    return absl::ErrnoToStatus(errno, "sigaction");
+    return ErrnoStatus("sigaction", errno);
   }
   return catcher;
 }

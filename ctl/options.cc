@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/errno_status.h"
 
 // Empty strings mean "not given", so the environment fallbacks can apply.
 ABSL_FLAG(std::string, addr, "",
@@ -242,12 +243,12 @@ std::optional<std::string> RealGetenv(const char* name) {
 absl::StatusOr<std::string> RealReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
+    return ErrnoStatus(absl::StrCat("cannot read ", path), errno);
   }
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
+    return ErrnoStatus(absl::StrCat("cannot read ", path), errno);
   }
   return text.str();
 }

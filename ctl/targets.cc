@@ -1,6 +1,7 @@
 #include "ctl/targets.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -37,8 +38,8 @@ absl::StatusOr<HostPort> ParseEntry(absl::string_view entry) {
   const HostPortParts parts = SplitHostPort(entry);
   if (!parts.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--addr: ", ErrorText(parts.error, kEntryErrors), " in \"",
-                     entry, "\""));
+        absl::StrCat("--addr: ", HostPortErrorText(parts.error, kEntryErrors),
+                     " in \"", entry, "\""));
   }
   return HostPort{.host = std::string(parts.host),
                   .port = parts.port.value_or(kDefaultAdminPort)};
@@ -50,6 +51,14 @@ bool IsLoopback(const std::string& ip) {
 
 Target One(const std::string& address) {
   return {.address = address, .channel_target = address, .resolve_error = {}};
+}
+
+// The in_addr or in6_addr of a resolved address, for FormatIp.
+const void* AddressBytes(const addrinfo& ai) {
+  if (ai.ai_family == AF_INET) {
+    return &reinterpret_cast<const sockaddr_in*>(ai.ai_addr)->sin_addr;
+  }
+  return &reinterpret_cast<const sockaddr_in6*>(ai.ai_addr)->sin6_addr;
 }
 
 }  // namespace
@@ -69,7 +78,9 @@ absl::StatusOr<std::vector<std::string>> ResolveWithGetaddrinfo(
                                                            &freeaddrinfo);
   std::vector<std::string> addresses;
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    std::string ip = SocketAddressHost(ai->ai_addr);
+    // The bare address, without an IPv6 scope: each resolved address is
+    // one target, whichever interface it was seen on.
+    std::string ip = FormatIp(ai->ai_family, AddressBytes(*ai));
     if (!ip.empty()) addresses.push_back(std::move(ip));
   }
   if (addresses.empty()) {

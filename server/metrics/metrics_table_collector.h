@@ -8,7 +8,7 @@
 // in us), converted to seconds.
 //
 // Internal to upper_metrics (it exposes prometheus-cpp types): main and the
-// rest of upperd include server/metrics.h instead.
+// rest of upperd include server/metrics/metrics.h instead.
 //
 // Thread-safety: Collect() may run on several civetweb threads at once; it
 // only reads the table and calls the sources, which must be thread-safe.

@@ -499,6 +499,22 @@ TEST(ParseAddress, RejectsMalformedBrackets) {
   }
 }
 
+TEST(ParseAddress, SaysWhichRuleTheAddressBreaks) {
+  EXPECT_THAT(ParseAddress("[::1:80").status().message(),
+              HasSubstr("missing ']'"));
+  EXPECT_THAT(ParseAddress("[::1]80").status().message(),
+              HasSubstr("expected \":port\" after ']'"));
+  EXPECT_THAT(ParseAddress("[]:80").status().message(),
+              HasSubstr("missing host"));
+  EXPECT_THAT(ParseAddress("[]").status().message(), HasSubstr("missing host"));
+  EXPECT_THAT(ParseAddress("h").status().message(),
+              HasSubstr("missing \":port\""));
+  EXPECT_THAT(ParseAddress("::1:80").status().message(),
+              HasSubstr("write an IPv6 address in brackets"));
+  EXPECT_THAT(ParseAddress("h:0").status().message(),
+              HasSubstr("the port must be a number in 1..65535"));
+}
+
 TEST(ParseAddress, ErrorNamesTheValueOnOneLine) {
   EXPECT_THAT(ParseAddress("localhost:0").status().message(),
               HasSubstr("\"localhost:0\""));

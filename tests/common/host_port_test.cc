@@ -108,16 +108,16 @@ TEST(SplitHostPort, FailureCarriesNoParts) {
   EXPECT_FALSE(parts.port.has_value());
 }
 
-TEST(ErrorText, PicksTheCallersWording) {
+TEST(HostPortErrorText, PicksTheCallersWording) {
   constexpr HostPortErrorTexts kTexts = {.missing_bracket = "a",
                                          .junk_after_bracket = "b",
                                          .empty_host = "c",
                                          .bad_port = "d"};
-  EXPECT_EQ(ErrorText(HostPortError::kNone, kTexts), "");
-  EXPECT_EQ(ErrorText(SplitHostPort("[::1").error, kTexts), "a");
-  EXPECT_EQ(ErrorText(SplitHostPort("[::1]x").error, kTexts), "b");
-  EXPECT_EQ(ErrorText(SplitHostPort(":1").error, kTexts), "c");
-  EXPECT_EQ(ErrorText(SplitHostPort("h:0").error, kTexts), "d");
+  EXPECT_EQ(HostPortErrorText(HostPortError::kNone, kTexts), "");
+  EXPECT_EQ(HostPortErrorText(SplitHostPort("[::1").error, kTexts), "a");
+  EXPECT_EQ(HostPortErrorText(SplitHostPort("[::1]x").error, kTexts), "b");
+  EXPECT_EQ(HostPortErrorText(SplitHostPort(":1").error, kTexts), "c");
+  EXPECT_EQ(HostPortErrorText(SplitHostPort("h:0").error, kTexts), "d");
 }
 
 TEST(IpLiteral, NumericAddressesOnly) {

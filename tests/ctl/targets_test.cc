@@ -119,5 +119,16 @@ TEST(Targets, MalformedEntriesAreInvalidArgument) {
   }
 }
 
+// The same rule as upper-client's --addr and upperd's ports: plain decimal.
+TEST(Targets, PortWithSignOrSpaceIsABadPort) {
+  for (const char* bad : {"host:+50051", "host: 50051", "[::1]:+1", "h:0x50"}) {
+    absl::StatusOr<Targets> t = ParseTargets(bad, FakeResolve);
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(t.status().message()),
+                ::testing::HasSubstr("--addr: bad port in"))
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace upper

@@ -133,16 +133,24 @@ std::string FormatIp(int family, const void* address) {
   return text;
 }
 
-std::string SocketAddressHost(const sockaddr* address) {
+std::string SocketAddressIp(const sockaddr* address) {
   if (address->sa_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(address);
     return FormatIp(AF_INET, &in->sin_addr);
   }
   if (address->sa_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
-    return FormatIp(AF_INET6, &in6->sin6_addr) + ScopeSuffix(*in6);
+    return FormatIp(AF_INET6, &in6->sin6_addr);
   }
   return "";
+}
+
+std::string SocketAddressHost(const sockaddr* address) {
+  std::string host = SocketAddressIp(address);
+  if (address->sa_family == AF_INET6 && !host.empty()) {
+    host += ScopeSuffix(*reinterpret_cast<const sockaddr_in6*>(address));
+  }
+  return host;
 }
 
 std::string FormatSocketAddress(const sockaddr* address) {

@@ -74,6 +74,10 @@ bool IsIpLiteral(absl::string_view host);
 // "10.0.0.7", "::1"; "" for another family.
 std::string FormatIp(int family, const void* address);
 
+// Numeric address of an AF_INET or AF_INET6 socket address, without
+// brackets or scope: "10.0.0.7", "fe80::1". "" for another family.
+std::string SocketAddressIp(const sockaddr* address);
+
 // Numeric host of an AF_INET or AF_INET6 socket address, without brackets;
 // an IPv6 scope is appended as getnameinfo(NI_NUMERICHOST) does
 // ("fe80::1%eth0"). "" for another family.

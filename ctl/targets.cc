@@ -1,7 +1,6 @@
 #include "ctl/targets.h"
 
 #include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -53,14 +52,6 @@ Target One(const std::string& address) {
   return {.address = address, .channel_target = address, .resolve_error = {}};
 }
 
-// The in_addr or in6_addr of a resolved address, for FormatIp.
-const void* AddressBytes(const addrinfo& ai) {
-  if (ai.ai_family == AF_INET) {
-    return &reinterpret_cast<const sockaddr_in*>(ai.ai_addr)->sin_addr;
-  }
-  return &reinterpret_cast<const sockaddr_in6*>(ai.ai_addr)->sin6_addr;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ResolveWithGetaddrinfo(
@@ -80,7 +71,7 @@ absl::StatusOr<std::vector<std::string>> ResolveWithGetaddrinfo(
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     // The bare address, without an IPv6 scope: each resolved address is
     // one target, whichever interface it was seen on.
-    std::string ip = FormatIp(ai->ai_family, AddressBytes(*ai));
+    std::string ip = SocketAddressIp(ai->ai_addr);
     if (!ip.empty()) addresses.push_back(std::move(ip));
   }
   if (addresses.empty()) {

@@ -177,6 +177,7 @@ TEST(SocketAddressHost, NoBracketsAndTheScopeLikeGetnameinfo) {
   // A global address keeps its scope as a number.
   const sockaddr_in6 global = Ipv6("fd00::5", 1, 4242);
   EXPECT_EQ(SocketAddressHost(Generic(&global)), "fd00::5%4242");
+  EXPECT_EQ(SocketAddressIp(Generic(&global)), "fd00::5");
   // A link-local one names the interface: 1, loopback, exists everywhere.
   const sockaddr_in6 link_local = Ipv6("fe80::1", 80, 1);
   char name[IF_NAMESIZE] = {};

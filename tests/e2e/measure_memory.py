@@ -98,6 +98,14 @@ def settle(cid, seconds=3):
 
 def run(image, mode, n, port, busy=0):
     name = f"upper-memmeasure-{os.getpid()}-{mode}-{n}"
+    try:
+        return measure(image, mode, n, port, busy, name)
+    finally:
+        # Also when `docker run` failed after creating the container.
+        sh("docker", "rm", "-f", name, check=False)
+
+
+def measure(image, mode, n, port, busy, name):
     cid = sh("docker", "run", "-d", "--name", name, "--network", "host",
              "--memory", "2g", "--ulimit", "nofile=16384:16384",
              image, "--bind=127.0.0.1", f"--data_port={port}",
@@ -105,34 +113,31 @@ def run(image, mode, n, port, busy=0):
              "--metrics_bind=127.0.0.1", f"--metrics_port={port + 2}",
              f"--mode={mode}", f"--max_connections={n + 10}",
              "--idle_timeout=0")
-    try:
-        mem = f"{CG}/memory/docker/{cid}"
-        with open(f"{mem}/memory.kmem.tcp.limit_in_bytes", "w") as f:
-            f.write(str(2 << 30))
-        if not wait_port(port):
-            raise RuntimeError("upperd did not listen: " +
-                               sh("docker", "logs", name, check=False))
-        # Let admin and metrics come up and one scrape happen.
-        wait_port(port + 2)
-        socket.create_connection(("127.0.0.1", port + 2), timeout=5).close()
-        base = settle(cid)
-        socks = open_conns(port, n)
-        if busy:
-            # Worst case of a slow reader: each client sends BUSY bytes and
-            # reads nothing, so upperd's buffer and both socket queues fill.
-            for s in socks:
-                s.setblocking(False)
-                try:
-                    s.send(b"x" * busy)
-                except BlockingIOError:
-                    pass
-        loaded = settle(cid)
+    mem = f"{CG}/memory/docker/{cid}"
+    with open(f"{mem}/memory.kmem.tcp.limit_in_bytes", "w") as f:
+        f.write(str(2 << 30))
+    if not wait_port(port):
+        raise RuntimeError("upperd did not listen: " +
+                           sh("docker", "logs", name, check=False))
+    # Let admin and metrics come up and one scrape happen.
+    wait_port(port + 2)
+    socket.create_connection(("127.0.0.1", port + 2), timeout=5).close()
+    base = settle(cid)
+    socks = open_conns(port, n)
+    if busy:
+        # Worst case of a slow reader: each client sends BUSY bytes and
+        # reads nothing, so upperd's buffer and both socket queues fill.
         for s in socks:
-            s.close()
-        return {"mode": mode, "n": n, "busy": busy, "idle": base,
-                "loaded": loaded}
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
+            s.setblocking(False)
+            try:
+                s.send(b"x" * busy)
+            except BlockingIOError:
+                pass
+    loaded = settle(cid)
+    for s in socks:
+        s.close()
+    return {"mode": mode, "n": n, "busy": busy, "idle": base,
+            "loaded": loaded}
 
 
 def main():

@@ -11,6 +11,8 @@ and with upperd's flags (from `upperd --help` when given) and the image's
 user (from the Dockerfile). Prints one line per check; exits 1 if any fails.
 """
 import argparse
+import base64
+import hashlib
 import json
 import re
 import sys
@@ -70,6 +72,8 @@ def main():
     ap.add_argument("--upperd-help")
     ap.add_argument("--dashboard")
     ap.add_argument("--all-features", action="store_true")
+    ap.add_argument("--kube-minor", type=int, default=35,
+                    help="Kubernetes minor version helm rendered for")
     a = ap.parse_args()
 
     v = {}
@@ -93,6 +97,13 @@ def main():
     pod_labels = pod["metadata"]["labels"]
     check("Deployment selector matches its pods",
           selects(dep["spec"]["selector"]["matchLabels"], pod_labels))
+    versioned = {"helm.sh/chart", "app.kubernetes.io/version"}
+    check("pod template has no labels that change with each version",
+          not versioned & set(pod_labels), sorted(pod_labels))
+    check("the Deployment itself keeps the version labels",
+          versioned <= set(dep["metadata"]["labels"]))
+    check("enableServiceLinks: false (no UPPER_* link variables)",
+          spec.get("enableServiceLinks") is False)
     if v["autoscaling"]["enabled"]:
         check("replicas left to the HPA", "replicas" not in dep["spec"])
     else:
@@ -153,9 +164,16 @@ def main():
     check("liveness tolerates a whole drain (period x failures > drain)",
           live["periodSeconds"] * live["failureThreshold"] > drain)
     pre = c["lifecycle"]["preStop"]
-    pre_s = v["preStopSleepSeconds"]
-    check("preStop sleeps preStopSleepSeconds",
-          pre.get("exec", {}).get("command") == ["sleep", str(pre_s)], pre)
+    pre_s = v["preStop"]["sleepSeconds"]
+    handler = v["preStop"]["handler"]
+    if handler == "auto":
+        handler = "sleepAction" if a.kube_minor >= 30 else "exec"
+    if handler == "sleepAction":
+        check("preStop: the kubelet's sleep action for preStop.sleepSeconds",
+              pre == {"sleep": {"seconds": pre_s}}, pre)
+    else:
+        check("preStop: exec sleep preStop.sleepSeconds",
+              pre == {"exec": {"command": ["sleep", str(pre_s)]}}, pre)
     grace = spec["terminationGracePeriodSeconds"]
     check(f"terminationGracePeriodSeconds {grace} > preStop {pre_s} + "
           f"drain {drain}", grace > pre_s + drain)
@@ -195,12 +213,25 @@ def main():
               args.get("admin_token_file"))
         check("token not in env", not c.get("env") and not c.get("envFrom"))
         secret = one(objs, "Secret", secret_name)
+        ann = pod["metadata"].get("annotations", {}).get(
+            "checksum/admin-token")
         if tok["existingSecret"]:
             check("no Secret rendered for an existingSecret", secret is None)
+            want = hashlib.sha256(
+                f'secret:{tok["existingSecret"]}/{tok["secretKey"]}'
+                .encode()).hexdigest()
+            check("token checksum names the existingSecret (no lookup here)",
+                  ann == want, ann)
         else:
+            data = (secret or {}).get("data", {}).get(tok["secretKey"], "")
             check("chart renders the token Secret with a non-empty key",
-                  secret is not None and
-                  len(secret.get("data", {}).get(tok["secretKey"], "")) > 8)
+                  secret is not None and len(data) > 8)
+            token = base64.b64decode(data)
+            check("token checksum is the sha256 of the token in the Secret",
+                  ann == hashlib.sha256(token).hexdigest(), ann)
+            if tok["value"]:
+                check("the Secret holds adminToken.value",
+                      token == tok["value"].encode())
     else:
         check("no token flag when disabled", "admin_token_file" not in args)
 
@@ -230,11 +261,40 @@ def main():
     check("headless Service exists", head is not None)
     if head:
         hs = head["spec"]
-        check("headless: clusterIP None, every pod (not-ready too), admin port",
+        check("headless: clusterIP None, every pod (not-ready too), admin "
+              "and metrics ports",
               hs.get("clusterIP") == "None" and
               hs.get("publishNotReadyAddresses") is True and
-              [p["port"] for p in hs["ports"]] == [ports["admin"]] and
+              {p["name"]: p["port"] for p in hs["ports"]} ==
+              {"admin": ports["admin"], "metrics": ports["metrics"]} and
               selects(hs["selector"], pod_labels), hs)
+
+    # --- Scheduling -----------------------------------------------------------
+    tsc = spec.get("topologySpreadConstraints")
+    if v["topologySpreadConstraints"]:
+        check("topologySpreadConstraints from values",
+              tsc == v["topologySpreadConstraints"], tsc)
+    elif v["topologySpread"]["enabled"]:
+        ts_ = v["topologySpread"]
+        check("spread over nodes and zones, selecting the pods",
+              tsc is not None and
+              [t["topologyKey"] for t in tsc] ==
+              ["kubernetes.io/hostname", "topology.kubernetes.io/zone"] and
+              all(t["whenUnsatisfiable"] == ts_["whenUnsatisfiable"] and
+                  t["maxSkew"] == ts_["maxSkew"] and
+                  selects(t["labelSelector"]["matchLabels"], pod_labels)
+                  for t in tsc), tsc)
+    pdb = one(objs, "PodDisruptionBudget")
+    many = v["autoscaling"]["enabled"] or v["replicaCount"] > 1
+    if v["podDisruptionBudget"]["enabled"] and many:
+        check("PodDisruptionBudget (more than one pod) selects the pods",
+              pdb is not None and
+              selects(pdb["spec"]["selector"]["matchLabels"], pod_labels) and
+              pdb["spec"]["maxUnavailable"] ==
+              v["podDisruptionBudget"]["maxUnavailable"])
+    else:
+        check("no PodDisruptionBudget for a single pod or when disabled",
+              pdb is None)
 
     # --- Grafana dashboard ---------------------------------------------------
     cms = [o for o in objs if o["kind"] == "ConfigMap" and
@@ -257,33 +317,52 @@ def main():
 
     # --- Optional objects ---------------------------------------------------
     kinds = {o["kind"] for o in objs}
+    hpa = one(objs, "HorizontalPodAutoscaler")
+    if not v["autoscaling"]["enabled"]:
+        check("no HorizontalPodAutoscaler unless autoscaling.enabled", hpa is None)
+    else:
+        check("HPA scales the Deployment between min and max",
+              hpa is not None and
+              hpa["spec"]["scaleTargetRef"] == {
+                  "apiVersion": "apps/v1", "kind": "Deployment",
+                  "name": fullname} and
+              hpa["spec"]["minReplicas"] == v["autoscaling"]["minReplicas"] and
+              hpa["spec"]["maxReplicas"] == v["autoscaling"]["maxReplicas"])
+        if hpa:
+            metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+            au = v["autoscaling"]
+            if au["targetCPUUtilizationPercentage"]:
+                check("HPA on CPU utilization",
+                      metrics.get("Resource", {}).get("resource", {}).get(
+                          "target", {}).get("averageUtilization") ==
+                      au["targetCPUUtilizationPercentage"])
+            if au["connections"]["enabled"]:
+                want = str(au["connections"]["targetAverageValue"] or
+                           up["maxConnections"] * 7 // 10)
+                pods_m = metrics.get("Pods", {}).get("pods", {})
+                check("HPA on upper_connections_active per pod (Pods metric)",
+                      pods_m.get("metric", {}).get("name") ==
+                      au["connections"]["metricName"] and
+                      pods_m.get("target") == {"type": "AverageValue",
+                                               "averageValue": want}, pods_m)
     if not a.all_features:
-        for kind in ("ServiceMonitor", "PodDisruptionBudget",
-                     "HorizontalPodAutoscaler", "NetworkPolicy"):
+        for kind in ("ServiceMonitor", "PodMonitor", "NetworkPolicy"):
             check(f"no {kind} by default", kind not in kinds)
         return
 
     sm = one(objs, "ServiceMonitor")
-    check("ServiceMonitor scrapes the admin Service's metrics port",
-          sm is not None and admin is not None and
-          selects(sm["spec"]["selector"]["matchLabels"],
-                  admin["metadata"]["labels"]) and
+    services = [o for o in objs if o["kind"] == "Service"]
+    picked = [o["metadata"]["name"] for o in services if sm and selects(
+        sm["spec"]["selector"]["matchLabels"], o["metadata"]["labels"])]
+    check("ServiceMonitor scrapes the headless Service only (draining pods "
+          "too)", sm is not None and picked == [f"{fullname}-headless"] and
           sm["spec"]["endpoints"][0]["port"] == "metrics" and
-          sm["spec"]["endpoints"][0]["path"] == "/metrics")
-    pdb = one(objs, "PodDisruptionBudget")
-    check("PodDisruptionBudget selects the pods",
-          pdb is not None and
-          selects(pdb["spec"]["selector"]["matchLabels"], pod_labels) and
-          pdb["spec"]["maxUnavailable"] ==
-          v["podDisruptionBudget"]["maxUnavailable"])
-    hpa = one(objs, "HorizontalPodAutoscaler")
-    check("HPA scales the Deployment between min and max",
-          hpa is not None and
-          hpa["spec"]["scaleTargetRef"] == {
-              "apiVersion": "apps/v1", "kind": "Deployment",
-              "name": fullname} and
-          hpa["spec"]["minReplicas"] == v["autoscaling"]["minReplicas"] and
-          hpa["spec"]["maxReplicas"] == v["autoscaling"]["maxReplicas"])
+          sm["spec"]["endpoints"][0]["path"] == "/metrics", picked)
+    pm = one(objs, "PodMonitor")
+    check("PodMonitor scrapes the pods' metrics port",
+          pm is not None and
+          selects(pm["spec"]["selector"]["matchLabels"], pod_labels) and
+          pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics")
     np_ = one(objs, "NetworkPolicy")
     check("NetworkPolicy exists", np_ is not None)
     if np_:

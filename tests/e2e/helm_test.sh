@@ -8,7 +8,18 @@
 #   token comes from a Secret, Services, ServiceMonitor, PDB, HPA, the
 #   NetworkPolicy keeps the admin port inside the namespace, and the
 #   dashboard ConfigMap holds docker/grafana/dashboards/upper.json;
-# - values.schema.json and the templates refuse bad values.
+# - every rendered variant (defaults, every feature on, minimal, the HPA on
+#   connections only) passes strict validation against the Kubernetes and
+#   Prometheus Operator OpenAPI schemas (k8s-validate/validate.mjs: the
+#   kubernetes-models validators plus unknown fields at any depth), and
+#   broken copies of the chart (a misspelled probe field, a wrong type)
+#   fail it;
+# - renders are reproducible where the chart promises it (a given token,
+#   an existingSecret, no token): twice the same values = the same output,
+#   so `helm upgrade` restarts nothing; a chart version bump alone leaves
+#   the pod template unchanged;
+# - values.schema.json and the templates refuse bad values, among them a
+#   memory limit that cannot hold upperd.maxConnections.
 # Run from anywhere: `bash tests/e2e/helm_test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +38,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 e2e_ensure_helm || e2e_die "cannot get helm"
 e2e_python_with_yaml || e2e_die "no python3 with yaml"
+e2e_ensure_k8s_validate || e2e_die "cannot install the kubernetes-models validators"
 e2e_log "$("$E2E_HELM" version --short)"
 helm() { timeout 120 "$E2E_HELM" "$@"; }
 
@@ -95,14 +107,114 @@ e2e_check "rendered features: the above plus ServiceMonitor, PDB, HPA, NetworkPo
 
 e2e_check "helm template (dashboard off, token off, NodePort)" render "$WORK/min.yaml" \
   --set grafanaDashboard.enabled=false --set adminToken.enabled=false \
-  --set service.type=NodePort --set service.nodePort=30999
-e2e_check "rendered minimal: no dashboard, no token flag, NodePort" \
+  --set service.type=NodePort --set service.nodePort=30999 --set replicaCount=1 \
+  --set topologySpread.enabled=false --set preStop.handler=exec
+e2e_check "rendered minimal: no dashboard, no token flag, NodePort, one pod so no PDB" \
   check "$WORK/min.yaml" --values "$CHART/values.yaml" \
-  --values <(printf 'grafanaDashboard: {enabled: false}\nadminToken: {enabled: false}\nservice: {type: NodePort, nodePort: 30999}\n')
+  --values <(printf 'grafanaDashboard: {enabled: false}\nadminToken: {enabled: false}\nservice: {type: NodePort, nodePort: 30999}\nreplicaCount: 1\ntopologySpread: {enabled: false}\npreStop: {handler: exec}\n')
 
-e2e_check "NOTES.txt shows the upperctl command through the headless Service" \
+e2e_check "helm template (HPA on connections only, Kubernetes 1.29)" render "$WORK/hpa.yaml" \
+  --kube-version 1.29.0 --set autoscaling.enabled=true \
+  --set autoscaling.targetCPUUtilizationPercentage=null --set autoscaling.connections.enabled=true
+e2e_check "rendered HPA variant: Pods metric upper_connections_active, exec preStop before 1.30" \
+  check "$WORK/hpa.yaml" --values "$CHART/values.yaml" --kube-minor 29 \
+  --values <(printf 'autoscaling: {enabled: true, targetCPUUtilizationPercentage: null, connections: {enabled: true}}\n') \
+  "${dashboard_args[@]}"
+e2e_check "HPA variant: the HPA has only the Pods metric, target 70% of maxConnections" \
+  eval '"$E2E_PYTHON" -c "
+import sys, yaml
+(h,) = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o and o[\"kind\"] == \"HorizontalPodAutoscaler\"]
+m = h[\"spec\"][\"metrics\"]
+assert [x[\"type\"] for x in m] == [\"Pods\"], m
+assert m[0][\"pods\"][\"target\"][\"averageValue\"] == \"2800\", m
+" "$WORK/hpa.yaml"'
+
+e2e_check "NOTES.txt shows the upperctl command through the headless Service, with the token" \
   eval 'helm install "$RELEASE" "$chart_dir" --namespace "$NAMESPACE" --dry-run=client 2>/dev/null |
-    grep "upperctl --addr dns:///$RELEASE-upper-headless.$NAMESPACE.svc.cluster.local:50051 status" >/dev/null'
+    grep -F -- "upperctl --token_file /etc/upper/admin-token/token --addr dns:///$RELEASE-upper-headless.$NAMESPACE.svc.cluster.local:50051 status" >/dev/null'
+
+# ---- strict OpenAPI validation ----------------------------------------------------
+validate() { "${E2E_K8S_VALIDATE[@]}" "$@" >"$WORK/validate.txt" 2>&1 || { cat "$WORK/validate.txt"; return 1; }; }
+e2e_check "OpenAPI (strict, unknown fields at any depth): defaults" validate "$WORK/default.yaml"
+e2e_check "OpenAPI (strict): every feature on" validate "$WORK/all.yaml"
+e2e_check "OpenAPI (strict): minimal" validate "$WORK/min.yaml"
+e2e_check "OpenAPI (strict): HPA on connections (autoscaling/v2)" validate "$WORK/hpa.yaml"
+
+# broken NAME SED PATTERN: a copy of the chart with SED applied to
+# deployment.yaml must render, and fail validation saying PATTERN.
+broken() {
+  local name=$1 expr=$2 pattern=$3 copy=$WORK/broken-$1
+  rm -rf "$copy" && cp -r "$chart_dir" "$copy"
+  sed -i -e "$expr" "$copy/templates/deployment.yaml"
+  if cmp -s "$chart_dir/templates/deployment.yaml" "$copy/templates/deployment.yaml"; then
+    e2e_fail "broken chart ($name): the edit changed nothing"; return
+  fi
+  if ! helm template "$RELEASE" "$copy" --namespace "$NAMESPACE" >"$copy.yaml" 2>"$WORK/template.err"; then
+    e2e_fail "broken chart ($name): does not even render: $(head -c 300 "$WORK/template.err")"; return
+  fi
+  if "${E2E_K8S_VALIDATE[@]}" "$copy.yaml" >"$copy.txt" 2>&1; then
+    e2e_fail "broken chart ($name): validation accepted it"
+  elif grep -qE "$pattern" "$copy.txt"; then
+    e2e_pass "broken chart ($name): validation refuses it ($(grep -oE "$pattern" "$copy.txt" | head -n1))"
+  else
+    e2e_fail "broken chart ($name): refused, but not for the expected reason: $(grep -A3 FAIL "$copy.txt" | head -c 400)"
+  fi
+}
+broken probe-field 's/toYaml .Values.probes.readiness/toYaml .Values.probes.readiness | replace "periodSeconds" "periodSecond"/' \
+  'readinessProbe\.periodSecond: unknown field'
+broken wrong-type 's/replicas: {{ .Values.replicaCount }}/replicas: "two"/' \
+  'spec/replicas must be integer'
+broken pod-field 's/enableServiceLinks: false/enableServiceLink: false/' \
+  'spec\.enableServiceLink: unknown field'
+
+# ---- reproducible renders, no restarts ----------------------------------------------
+# same DESCRIPTION ARGS...: two renders with the same values are identical.
+same() {
+  local what=$1
+  shift
+  if render "$WORK/a.yaml" "$@" && render "$WORK/b.yaml" "$@" && cmp -s "$WORK/a.yaml" "$WORK/b.yaml"; then
+    e2e_pass "template twice, identical: $what"
+  else
+    e2e_fail "template twice differs: $what: $(diff "$WORK/a.yaml" "$WORK/b.yaml" | head -5)"
+  fi
+}
+same "adminToken.value" --set adminToken.value=s3cret-token-for-tests
+same "adminToken.existingSecret" --set adminToken.existingSecret=their-token
+same "adminToken.enabled=false" --set adminToken.enabled=false
+same "every feature on" -f "$ALL"
+
+# pod_template FILE: the Deployment's pod template, as canonical JSON.
+pod_template() {
+  "$E2E_PYTHON" -c '
+import json, sys, yaml
+(d,) = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o and o["kind"] == "Deployment"]
+print(json.dumps(d["spec"]["template"], sort_keys=True))' "$1"
+}
+token=(--set adminToken.value=s3cret-token-for-tests)
+render "$WORK/u1.yaml" "${token[@]}" && render "$WORK/u2.yaml" "${token[@]}"
+e2e_check "upgrade with unchanged values: same pod template (checksum/admin-token too), nothing restarts" \
+  eval '[[ $(pod_template "$WORK/u1.yaml") == "$(pod_template "$WORK/u2.yaml")" ]]'
+render "$WORK/u3.yaml" --set adminToken.value=another-token-for-tests
+e2e_check "a new token changes checksum/admin-token (pods roll)" \
+  eval '[[ $(pod_template "$WORK/u1.yaml") != "$(pod_template "$WORK/u3.yaml")" ]]'
+bumped=$WORK/bumped/upper
+mkdir -p "$WORK/bumped" && cp -r "$chart_dir" "$bumped"
+sed -i -e 's/^version: .*/version: 99.0.0/' "$bumped/Chart.yaml"
+e2e_check "chart version bump alone: same pod template, no roll" \
+  eval 'helm template "$RELEASE" "$bumped" --namespace "$NAMESPACE" "${token[@]}" >"$WORK/u4.yaml" &&
+    grep -q "helm.sh/chart: upper-99.0.0" "$WORK/u4.yaml" &&
+    [[ $(pod_template "$WORK/u1.yaml") == "$(pod_template "$WORK/u4.yaml")" ]]'
+
+# ---- sizing ----------------------------------------------------------------------
+e2e_check "memory fit: the defaults hold maxConnections in fork mode" render "$WORK/fit.yaml"
+e2e_check "memory fit: 10000 connections in 1.5Gi accepted" render "$WORK/fit.yaml" \
+  --set upperd.maxConnections=10000 --set resources.limits.memory=1.5Gi --set resources.requests.memory=1.5Gi
+e2e_check "memory fit: sizing.check=configured budgets thread mode (10000 in 640Mi)" render "$WORK/fit.yaml" \
+  --set sizing.check=configured --set upperd.maxConnections=10000 --set resources.limits.memory=640Mi
+e2e_check "memory fit: no memory limit, no check" render "$WORK/fit.yaml" \
+  --set upperd.maxConnections=100000 --set resources.limits.memory=null
+e2e_check "memory fit: sizing.check=off skips it" render "$WORK/fit.yaml" \
+  --set sizing.check=off --set upperd.maxConnections=100000
 
 # ---- refused values --------------------------------------------------------------
 # refused DESCRIPTION PATTERN ARGS...: helm template fails and says PATTERN.
@@ -124,5 +236,25 @@ refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTi
 refused "schema: unknown top-level key" "additional propert[a-z]* 'foo' not allowed" --set foo=1
 refused "template: grace period not longer than preStop + drain" \
   "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=20
+refused "template: 512Mi cannot hold 4000 connections in fork mode (names limit, count and formula)" \
+  "resources.limits.memory 512Mi is below what upperd.maxConnections 4000 needs in fork mode: sizing.baseMemory 64Mi \+ 4000 x sizing.perConnectionMemory.fork 128Ki \+ sizing.busyConnections 32 x sizing.perBusyConnectionMemory 4Mi = 692Mi" \
+  --set resources.limits.memory=512Mi
+refused "template: the old default (10000 connections in 512Mi)" \
+  "upperd.maxConnections 10000 needs in fork mode" \
+  --set upperd.maxConnections=10000 --set resources.limits.memory=512Mi
+refused "template: 1G is bytes, not GiB (10000 connections need 1442Mi)" \
+  "= 1442Mi" --set upperd.maxConnections=10000 --set resources.limits.memory=1G
+refused "template: thread mode with sizing.check=configured still checked" \
+  "needs in thread mode" --set sizing.check=configured --set upperd.maxConnections=10000 \
+  --set resources.limits.memory=512Mi
+refused "schema: memory limit not a quantity" "/resources/limits/memory'?: " \
+  --set resources.limits.memory=lots
+refused "schema: maxConnections=0" "/upperd/maxConnections'?: " --set upperd.maxConnections=0
+refused "schema: preStop.handler=poststart" "/preStop/handler'?: value must be one of" \
+  --set preStop.handler=poststart
+refused "schema: the old preStopSleepSeconds key" "additional propert[a-z]* 'preStopSleepSeconds' not allowed" \
+  --set preStopSleepSeconds=5
+refused "template: HPA without any metric" "needs a metric" --set autoscaling.enabled=true \
+  --set autoscaling.targetCPUUtilizationPercentage=null
 
 e2e_summary

@@ -247,3 +247,28 @@ e2e_ensure_helm() {
   install -m 0755 "$found" "$E2E_HELM"
   rm -rf "$tmp"
 }
+
+# ---- Kubernetes schemas ------------------------------------------------------
+
+# Sets E2E_K8S_VALIDATE to a `node validate.mjs` ready to run: the npm
+# packages of tests/e2e/k8s-validate/package-lock.json (kubernetes-models,
+# @kubernetes-models/prometheus-operator, typescript, yaml), installed once
+# with `npm ci` into $UPPER_TOOLS_CACHE/k8s-models/<hash of the lockfile>.
+e2e_ensure_k8s_validate() {
+  local src=tests/e2e/k8s-validate hash dir
+  command -v node >/dev/null && command -v npm >/dev/null ||
+    e2e_apt_install nodejs npm || return 1
+  hash=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
+  dir=$UPPER_TOOLS_CACHE/k8s-models/$hash
+  if [[ ! -f $dir/.complete ]]; then
+    e2e_log "npm ci kubernetes-models into $dir"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && timeout 300 npm ci --no-audit --no-fund --loglevel=error \
+      >"$E2E_LOG_DIR/npm-k8s.log" 2>&1) || { cat "$E2E_LOG_DIR/npm-k8s.log"; return 1; }
+    touch "$dir/.complete"
+  fi
+  # ES modules resolve packages next to the importing file: run it there.
+  cp "$src/validate.mjs" "$dir/validate.mjs"
+  E2E_K8S_VALIDATE=(timeout 120 node "$dir/validate.mjs")
+}

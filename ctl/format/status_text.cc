@@ -71,6 +71,28 @@ std::string ReasonsText(
   return absl::StrJoin(parts, ", ");
 }
 
+namespace {
+
+// A limit where 0 means none: "unlimited", or the number as `text` shows it.
+std::string LimitText(uint64_t limit, std::string (*text)(uint64_t) = nullptr) {
+  if (limit == 0) return "unlimited";
+  return text != nullptr ? text(limit) : absl::StrCat(limit);
+}
+
+// What caps connections: open files (one per thread-mode connection) and
+// tasks (one per connection), and the memory they share.
+void AddLimitRows(Table& table, const admin::ResourceLimits& limits) {
+  table.AddRow(
+      {"open files limit", absl::StrCat(limits.open_files_limit(), " (hard ",
+                                        limits.open_files_hard_limit(), ")")});
+  table.AddRow({"max processes", LimitText(limits.max_processes())});
+  table.AddRow({"pids limit", LimitText(limits.pids_limit())});
+  table.AddRow(
+      {"memory limit", LimitText(limits.memory_limit_bytes(), HumanBytes)});
+}
+
+}  // namespace
+
 std::string StatusBlock(const std::string& address,
                         const admin::ServerStatus& status) {
   Table table({{"KEY"}, {"VALUE"}}, /*show_header=*/false);
@@ -102,6 +124,7 @@ std::string StatusBlock(const std::string& address,
                         ToDuration(status.idle_timeout()) > absl::ZeroDuration()
                     ? HumanDuration(ToDuration(status.idle_timeout()))
                     : "none"});
+  if (status.has_limits()) AddLimitRows(table, status.limits());
   table.AddRow({"data address", status.data_address()});
   return table.Render();
 }

@@ -97,7 +97,18 @@ admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
   s.set_max_connections(facts.max_connections);
   SetDuration(facts.idle_timeout, s.mutable_idle_timeout());
   s.set_draining(facts.draining);
+  *s.mutable_limits() = ToProtoLimits(facts.limits);
   return s;
+}
+
+admin::v1::ResourceLimits ToProtoLimits(const ResourceLimits& limits) {
+  admin::v1::ResourceLimits l;
+  l.set_open_files_limit(limits.open_files);
+  l.set_open_files_hard_limit(limits.open_files_hard);
+  l.set_max_processes(limits.max_processes);
+  l.set_pids_limit(limits.pids_limit);
+  l.set_memory_limit_bytes(limits.memory_limit_bytes);
+  return l;
 }
 
 admin::v1::Connection ToConnection(const ConnectionInfo& info,

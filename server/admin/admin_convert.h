@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/base/mode.h"
+#include "server/base/resource_limits.h"
 #include "server/data/connection_table.h"
 #include "upper/admin/v1/admin.pb.h"
 
@@ -28,6 +29,7 @@ struct ServerFacts {
   uint32_t max_connections = 0;
   absl::Duration idle_timeout;
   bool draining = false;
+  ResourceLimits limits;
 };
 
 admin::v1::Mode ToProtoMode(Mode mode);
@@ -40,6 +42,10 @@ std::optional<Mode> FromProtoMode(int value);
 // clients see a stable set of keys.
 admin::v1::ServerStatus ToServerStatus(const TableTotals& totals,
                                        const ServerFacts& facts);
+
+// The limits as the proto carries them (0 = unlimited or unknown, as in
+// ResourceLimits).
+admin::v1::ResourceLimits ToProtoLimits(const ResourceLimits& limits);
 
 // One live connection. `now_coarse_mono_ns` is CLOCK_MONOTONIC_COARSE now,
 // the clock workers stamp activity with, for the idle time.

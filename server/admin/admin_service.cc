@@ -66,6 +66,7 @@ admin::v1::ServerStatus AdminServiceImpl::CurrentStatus() const {
   facts.max_connections = max_connections_;
   facts.idle_timeout = idle_timeout_;
   facts.draining = server_.draining();
+  facts.limits = server_.resource_limits();
   return ToServerStatus(server_.table().ReadTotals(), facts);
 }
 

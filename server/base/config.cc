@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/host_port.h"
+#include "server/base/service_link.h"
 
 // Defaults here are the product's defaults; Config's initialisers match.
 ABSL_FLAG(std::string, bind, "0.0.0.0",
@@ -197,76 +198,110 @@ void ResetFlagsToDefaults() {
   }
 }
 
-// The environment layer: UPPER_<FLAG> for every flag that has one. Returns
-// the flags it set, so that a validation error can name the variable the
-// operator actually set.
-absl::StatusOr<std::set<std::string>> ApplyEnvironment(const EnvLookup& env) {
-  std::set<std::string> from_env;
-  for (absl::string_view name : kFlagNames) {
-    const std::string var = EnvName(name);
-    if (std::optional<std::string> value = env(var)) {
-      if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
-        return s;
-      }
-      from_env.insert(std::string(name));
-    }
-  }
-  return from_env;
-}
+// One flag of argv, as written: "--name=value", "--name value" or the same
+// with one dash.
+struct FlagArgument {
+  std::string name;
+  std::string value;
+};
 
-// One flag argument, argv[i]: "--name=value", "--name value" or the same with
-// one dash. Advances `i` past a separate value. A flag set here no longer
-// counts as set from the environment.
-absl::Status ApplyFlagArgument(int argc, const char* const* argv, int& i,
-                               std::set<std::string>& from_env) {
+// What argv says, before anything is parsed: the action, and the flags in
+// order. Scanning first lets the environment skip every flag the command
+// line gives, so that "flags win" holds even for a variable that could not
+// be parsed (a kubelet's UPPER_ADMIN_PORT=tcp://... service link).
+struct ScannedArguments {
+  ParsedCommandLine::Action action = ParsedCommandLine::Action::kRun;
+  std::vector<FlagArgument> flags;
+};
+
+// argv[i] as a flag; advances `i` past a separate value.
+absl::StatusOr<FlagArgument> ScanFlagArgument(int argc, const char* const* argv,
+                                              int& i) {
   absl::string_view arg = argv[i];
   if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
     return absl::InvalidArgumentError(absl::StrCat(
         "unexpected argument '", arg, "' (upperd takes only flags)"));
   }
   arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
-  absl::string_view name = arg;
-  absl::string_view value;
-  bool has_value = false;
-  if (const size_t eq = arg.find('='); eq != absl::string_view::npos) {
-    name = arg.substr(0, eq);
-    value = arg.substr(eq + 1);
-    has_value = true;
-  }
-  const std::string source = absl::StrCat("--", name);
-  if (!IsOurFlag(name)) {
+  const size_t eq = arg.find('=');
+  FlagArgument flag;
+  flag.name = std::string(arg.substr(0, eq));
+  if (!IsOurFlag(flag.name)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ": unknown flag (see --help)"));
+        absl::StrCat("--", flag.name, ": unknown flag (see --help)"));
   }
-  if (!has_value) {
-    if (i + 1 >= argc) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ": missing value"));
-    }
-    value = argv[++i];
+  if (eq != absl::string_view::npos) {
+    flag.value = std::string(arg.substr(eq + 1));
+  } else if (i + 1 < argc) {
+    flag.value = argv[++i];
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag.name, ": missing value"));
   }
-  if (absl::Status s = SetFlagFromText(source, name, value); !s.ok()) {
-    return s;
-  }
-  from_env.erase(std::string(name));
-  return absl::OkStatus();
+  return flag;
 }
 
-// The flag layer, over the environment: argv in order. --help, -h,
-// --helpfull and --version end the parse where they stand.
-absl::StatusOr<ParsedCommandLine::Action> ApplyArguments(
-    int argc, const char* const* argv, std::set<std::string>& from_env) {
+// argv in order. --help, -h, --helpfull and --version end the scan where
+// they stand.
+absl::StatusOr<ScannedArguments> ScanArguments(int argc,
+                                               const char* const* argv) {
+  ScannedArguments scanned;
   for (int i = 1; i < argc; ++i) {
     const absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
-      return ParsedCommandLine::Action::kHelp;
+      scanned.action = ParsedCommandLine::Action::kHelp;
+      return scanned;
     }
-    if (arg == "--version") return ParsedCommandLine::Action::kVersion;
-    if (absl::Status s = ApplyFlagArgument(argc, argv, i, from_env); !s.ok()) {
+    if (arg == "--version") {
+      scanned.action = ParsedCommandLine::Action::kVersion;
+      return scanned;
+    }
+    absl::StatusOr<FlagArgument> flag = ScanFlagArgument(argc, argv, i);
+    if (!flag.ok()) return flag.status();
+    scanned.flags.push_back(*std::move(flag));
+  }
+  return scanned;
+}
+
+bool IsGiven(const ScannedArguments& scanned, absl::string_view name) {
+  for (const FlagArgument& flag : scanned.flags) {
+    if (flag.name == name) return true;
+  }
+  return false;
+}
+
+// The environment layer: UPPER_<FLAG> for every flag the command line does
+// not give (those variables are not even read). Returns the flags it set, so
+// that a validation error can name the variable the operator actually set.
+absl::StatusOr<std::set<std::string>> ApplyEnvironment(
+    const EnvLookup& env, const ScannedArguments& scanned) {
+  std::set<std::string> from_env;
+  for (absl::string_view name : kFlagNames) {
+    if (IsGiven(scanned, name)) continue;
+    const std::string var = EnvName(name);
+    std::optional<std::string> value = env(var);
+    if (!value) continue;
+    if (LooksLikeServiceLink(*value)) {
+      return absl::InvalidArgumentError(ServiceLinkError(var, *value, name));
+    }
+    if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
+      return s;
+    }
+    from_env.insert(std::string(name));
+  }
+  return from_env;
+}
+
+// The flag layer, over the environment.
+absl::Status ApplyArguments(const ScannedArguments& scanned) {
+  for (const FlagArgument& flag : scanned.flags) {
+    if (absl::Status s = SetFlagFromText(absl::StrCat("--", flag.name),
+                                         flag.name, flag.value);
+        !s.ok()) {
       return s;
     }
   }
-  return ParsedCommandLine::Action::kRun;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -283,14 +318,15 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
                                                    const char* const* argv,
                                                    const EnvLookup& env) {
   ResetFlagsToDefaults();
-  absl::StatusOr<std::set<std::string>> from_env = ApplyEnvironment(env);
-  if (!from_env.ok()) return from_env.status();
-  absl::StatusOr<ParsedCommandLine::Action> action =
-      ApplyArguments(argc, argv, *from_env);
-  if (!action.ok()) return action.status();
+  absl::StatusOr<ScannedArguments> scanned = ScanArguments(argc, argv);
+  if (!scanned.ok()) return scanned.status();
   ParsedCommandLine parsed;
-  parsed.action = *action;
+  parsed.action = scanned->action;
   if (parsed.action != ParsedCommandLine::Action::kRun) return parsed;
+  absl::StatusOr<std::set<std::string>> from_env =
+      ApplyEnvironment(env, *scanned);
+  if (!from_env.ok()) return from_env.status();
+  if (absl::Status s = ApplyArguments(*scanned); !s.ok()) return s;
   absl::StatusOr<Config> config = ConfigFromFlags();
   if (!config.ok()) return NameTheVariable(config.status(), *from_env);
   parsed.config = *std::move(config);

@@ -3,7 +3,12 @@
 //
 // Precedence: a flag on the command line wins over its environment variable
 // (UPPER_ + the flag name upper-cased: --data_port <- UPPER_DATA_PORT), which
-// wins over the default. Not thread-safe: parse once, at start-up.
+// wins over the default. A flag's variable is not even read when the flag is
+// on the command line, because a kubelet injects service links whose names
+// collide with ours (a Service "upper-admin" gives
+// UPPER_ADMIN_PORT=tcp://10.96.0.11:50051); such a value for a flag that is
+// not given fails with a line that says so (service_link.h).
+// Not thread-safe: parse once, at start-up.
 #pragma once
 
 #include <cstdint>

@@ -38,10 +38,28 @@ uint64_t Rejected(const TableTotals& t, RejectReason reason) {
   return t.rejected_total[static_cast<int>(reason)];
 }
 
+// The limits in force once the soft fd limit is raised. Failing to raise it
+// is not fatal (upperd serves what the old limit allows, and the start line
+// says how much that is), but it is logged.
+absl::StatusOr<ResourceLimits> RaiseAndReadLimits() {
+  if (absl::Status s = RaiseOpenFileLimit(); !s.ok()) {
+    LogEvent(LogLevel::kWarning, "fd_limit_not_raised",
+             {{"error", s.ToString()}});
+  }
+  return ReadResourceLimits();
+}
+
+// A limit for the log: 0 (none found) reads as "unlimited".
+std::string LimitText(uint64_t limit) {
+  return limit == 0 ? "unlimited" : absl::StrCat(limit);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
     const Config& config, const std::string& executable) {
+  absl::StatusOr<ResourceLimits> limits = RaiseAndReadLimits();
+  if (!limits.ok()) return limits.status();
   absl::StatusOr<UniqueFd> signals = TakeOverSignals();
   if (!signals.ok()) return signals.status();
   // Children of a dead fork server become ours, so none is left unreaped.
@@ -62,8 +80,9 @@ absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
         listener.status().code(),
         absl::StrCat(listener.status().message(), " (--bind/--data_port)"));
   }
-  std::unique_ptr<DataPlane> server(new DataPlane(
-      config, *std::move(signals), *std::move(table), *std::move(listener)));
+  std::unique_ptr<DataPlane> server(
+      new DataPlane(config, *limits, *std::move(signals), *std::move(table),
+                    *std::move(listener)));
   absl::StatusOr<std::unique_ptr<ForkWorkers>> fork_workers =
       ForkWorkers::Start(*server->table_, executable, config.log_format);
   if (!fork_workers.ok()) return fork_workers.status();
@@ -71,9 +90,11 @@ absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
   return server;
 }
 
-DataPlane::DataPlane(const Config& config, UniqueFd signals,
-                     std::unique_ptr<ConnectionTable> table, Listener listener)
+DataPlane::DataPlane(const Config& config, const ResourceLimits& limits,
+                     UniqueFd signals, std::unique_ptr<ConnectionTable> table,
+                     Listener listener)
     : config_(config),
+      limits_(limits),
       started_at_(absl::Now()),
       signals_(std::move(signals)),
       table_(std::move(table)),
@@ -119,7 +140,7 @@ bool DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
   }
 }
 
-int DataPlane::Run() {
+void DataPlane::LogStart() const {
   LogEvent(LogLevel::kInfo, "listening",
            {{"service", "data"},
             {"addr", listener_.address()},
@@ -127,7 +148,26 @@ int DataPlane::Run() {
             {"max_connections", config_.max_connections},
             {"idle_timeout", absl::FormatDuration(config_.idle_timeout)},
             {"version", Version()},
-            {"pid", static_cast<int64_t>(getpid())}});
+            {"pid", static_cast<int64_t>(getpid())},
+            {"open_files_limit", limits_.open_files},
+            {"open_files_hard_limit", limits_.open_files_hard},
+            {"max_processes", LimitText(limits_.max_processes)},
+            {"pids_limit", LimitText(limits_.pids_limit)},
+            {"memory_limit_bytes", LimitText(limits_.memory_limit_bytes)}});
+  // Connections past such a limit are refused (fd_exhausted, fork_failed,
+  // thread_failed) and counted, but an operator should know before then.
+  for (const LimitShortfall& s :
+       CheckLimits(limits_, config_.max_connections)) {
+    LogEvent(LogLevel::kWarning, "limit_below_max_connections",
+             {{"limit", s.limit},
+              {"available", s.available},
+              {"needed", s.needed},
+              {"max_connections", config_.max_connections}});
+  }
+}
+
+int DataPlane::Run() {
+  LogStart();
   for (;;) {
     pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {-1, POLLIN, 0}};
     if (listener_.is_open() && absl::Now() >= accept_backoff_until_) {

@@ -36,8 +36,9 @@ namespace upper {
 
 class DataPlane final : public ServerControl {
  public:
-  // Takes over signals, creates the table, starts the fork server from
-  // `executable` and binds the data port. Call before any other thread
+  // Raises the soft fd limit to the hard one, takes over signals, creates
+  // the table, starts the fork server from `executable` (which inherits the
+  // raised limit) and binds the data port. Call before any other thread
   // exists. Errors name the failing flag, address or call.
   static absl::StatusOr<std::unique_ptr<DataPlane>> Create(
       const Config& config, const std::string& executable = "/proc/self/exe");
@@ -51,6 +52,7 @@ class DataPlane final : public ServerControl {
   std::string data_address() const override { return listener_.address(); }
   absl::Time started_at() const override { return started_at_; }
   bool draining() const override { return draining_.load(); }
+  ResourceLimits resource_limits() const override { return limits_; }
   Mode SetMode(Mode mode) override;
   bool CloseConnection(uint64_t id, CloseReason reason) override;
   void SetDrainListener(std::function<void()> listener) override {
@@ -60,8 +62,13 @@ class DataPlane final : public ServerControl {
   uint16_t data_port() const { return listener_.port(); }
 
  private:
-  DataPlane(const Config& config, UniqueFd signals,
-            std::unique_ptr<ConnectionTable> table, Listener listener);
+  DataPlane(const Config& config, const ResourceLimits& limits,
+            UniqueFd signals, std::unique_ptr<ConnectionTable> table,
+            Listener listener);
+
+  // The start line (listening service=data ...) with the limits in force,
+  // and a warning for each limit --max_connections does not fit.
+  void LogStart() const;
 
   void HandleSignals();
   void ReapChildren();
@@ -77,6 +84,7 @@ class DataPlane final : public ServerControl {
   void LogFinalTotals() const;
 
   const Config config_;
+  const ResourceLimits limits_;
   const absl::Time started_at_;
   UniqueFd signals_;
   std::unique_ptr<ConnectionTable> table_;  // outlives the workers below

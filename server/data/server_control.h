@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "server/base/mode.h"
+#include "server/base/resource_limits.h"
 #include "server/data/connection_table.h"
 
 namespace upper {
@@ -30,6 +31,9 @@ class ServerControl {
   virtual absl::Time started_at() const = 0;
   // True once SIGTERM (or SIGINT) has started the drain.
   virtual bool draining() const = 0;
+  // The fd, task and memory limits read at start-up (after the fd limit
+  // was raised); they do not change while upperd runs.
+  virtual ResourceLimits resource_limits() const = 0;
 
   // Sets the mode for new connections; returns the previous one.
   virtual Mode SetMode(Mode mode) = 0;

@@ -67,6 +67,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): an
   // IPv6 address would fail as a vague bind error, so say why up front.
+  // Nor is civetweb's dual-stack "+port" form a way out: without IPv6 it
+  // silently listens on IPv4 only (mg_get_server_ports reports protocol 1).
   const int family = IpLiteralFamily(config.metrics_bind);
   if (family == AF_INET6) {
     return absl::InvalidArgumentError(absl::StrCat(

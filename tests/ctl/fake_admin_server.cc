@@ -224,6 +224,12 @@ admin::ServerStatus FakeAdminServer::CannedStatus(int pid) {
   status.set_data_address("127.0.0.1:9999");
   status.set_max_connections(1024);
   status.mutable_idle_timeout()->set_seconds(300);
+  admin::ResourceLimits& limits = *status.mutable_limits();
+  limits.set_open_files_limit(4096);
+  limits.set_open_files_hard_limit(524288);
+  limits.set_max_processes(0);
+  limits.set_pids_limit(300);
+  limits.set_memory_limit_bytes(512 << 20);
   return status;
 }
 

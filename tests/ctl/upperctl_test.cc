@@ -138,6 +138,10 @@ TEST_F(UpperctlTest, StatusTableShowsFiguresWithUnits) {
   EXPECT_EQ(values["idle timeout"], "5m0s");
   EXPECT_EQ(values["pid"], "4242");
   EXPECT_EQ(values["version"], "0.1.0 (abcdef123456)");
+  EXPECT_EQ(values["open files limit"], "4096 (hard 524288)");
+  EXPECT_EQ(values["max processes"], "unlimited");
+  EXPECT_EQ(values["pids limit"], "300");
+  EXPECT_EQ(values["memory limit"], "512.0 MiB");
   // Values start in one column.
   std::set<size_t> value_columns;
   for (const std::string& line : Lines(run.out)) {
@@ -153,6 +157,8 @@ TEST_F(UpperctlTest, StatusJsonIsTheServersMessage) {
   EXPECT_TRUE(MessageDifferencer::Equals(status, server_.status()))
       << status.DebugString();
   EXPECT_THAT(run.out, HasSubstr("\"active_connections\": \"3\""));
+  EXPECT_THAT(run.out, HasSubstr("\"open_files_limit\": \"4096\""));
+  EXPECT_THAT(run.out, HasSubstr("\"max_processes\": \"0\""));  // unlimited
 }
 
 TEST_F(UpperctlTest, ConnectionsTableHasARowPerConnection) {

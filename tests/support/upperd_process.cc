@@ -40,8 +40,9 @@ absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
   std::vector<std::string> args;
   if (options.rlimit_nofile) {
     args.push_back(kPrlimitPath);
-    args.push_back(absl::StrCat("--nofile=", *options.rlimit_nofile, ":",
-                                *options.rlimit_nofile));
+    args.push_back(absl::StrCat(
+        "--nofile=", *options.rlimit_nofile, ":",
+        options.rlimit_nofile_hard.value_or(*options.rlimit_nofile)));
     args.push_back("--");
   }
   if (options.run_as_uid) {

@@ -42,6 +42,9 @@ struct UpperdOptions {
   // limits, so upperd is started through util-linux `prlimit`, which sets
   // the limit and execs upperd in the same process: race-free, same pid.
   std::optional<uint64_t> rlimit_nofile;
+  // The hard RLIMIT_NOFILE, when it differs from the soft rlimit_nofile
+  // (containerd 2.x starts containers at 1024 soft, 524288 hard).
+  std::optional<uint64_t> rlimit_nofile_hard;
   // Run upperd under this uid and gid (no supplementary groups) through
   // util-linux `setpriv`, which also execs in place. For limits root
   // ignores (RLIMIT_NPROC). Needs root.

@@ -112,6 +112,22 @@ TEST(AdminConvert, StatusCarriesTheServerFacts) {
   EXPECT_TRUE(s.draining());
 }
 
+TEST(AdminConvert, StatusCarriesTheResourceLimits) {
+  ServerFacts f = SampleFacts();
+  f.limits = {.open_files = 524288,
+              .open_files_hard = 1048576,
+              .max_processes = 0,
+              .pids_limit = 4096,
+              .memory_limit_bytes = 536870912};
+  const admin::v1::ServerStatus s = ToServerStatus(SampleTotals(), f);
+  ASSERT_TRUE(s.has_limits());
+  EXPECT_EQ(s.limits().open_files_limit(), 524288u);
+  EXPECT_EQ(s.limits().open_files_hard_limit(), 1048576u);
+  EXPECT_EQ(s.limits().max_processes(), 0u);
+  EXPECT_EQ(s.limits().pids_limit(), 4096u);
+  EXPECT_EQ(s.limits().memory_limit_bytes(), 536870912u);
+}
+
 TEST(AdminConvert, UptimeIsNeverNegative) {
   ServerFacts f = SampleFacts();
   f.now = f.started_at - absl::Seconds(1);  // a clock step backwards

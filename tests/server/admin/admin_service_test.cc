@@ -133,6 +133,23 @@ TEST(AdminService, GetStatusReportsTheTablesTotals) {
   EXPECT_EQ(s.per_mode(1).closed_total(), 1u);
 }
 
+TEST(AdminService, GetStatusReportsTheDataPlanesResourceLimits) {
+  FakeServerControl fake;
+  fake.set_resource_limits({.open_files = 4096,
+                            .open_files_hard = 4096,
+                            .max_processes = 777,
+                            .pids_limit = 300,
+                            .memory_limit_bytes = 268435456});
+  AdminServiceImpl service(fake, TestConfig(), "");
+  const auto [status, s] = GetStatus(service);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(s.limits().open_files_limit(), 4096u);
+  EXPECT_EQ(s.limits().open_files_hard_limit(), 4096u);
+  EXPECT_EQ(s.limits().max_processes(), 777u);
+  EXPECT_EQ(s.limits().pids_limit(), 300u);
+  EXPECT_EQ(s.limits().memory_limit_bytes(), 268435456u);
+}
+
 TEST(AdminService, GetStatusReportsTheServersFactsAndTheConfig) {
   FakeServerControl fake(8, Mode::kFork);
   fake.set_data_address("[::1]:4242");

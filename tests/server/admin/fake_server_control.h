@@ -4,7 +4,8 @@
 // It owns a real ConnectionTable (a memfd, as upperd's), so what the admin
 // plane reads (totals, snapshots) is the table's own code; Connect() takes a
 // slot the way the listener does, so the connection looks live. SetMode and
-// CloseConnection are recorded; draining and the data address are settable;
+// CloseConnection are recorded; draining, the data address and the resource
+// limits are settable;
 // CloseConnection's answer is derived from the table unless a test fixes it.
 //
 // Thread-safe: the admin service calls it from gRPC's threads while the test
@@ -82,6 +83,11 @@ class FakeServerControl final : public ServerControl {
     close_result_ = result;
   }
 
+  void set_resource_limits(const ResourceLimits& limits) {
+    std::lock_guard lock(mu_);
+    limits_ = limits;
+  }
+
   std::vector<Mode> set_mode_calls() const {
     std::lock_guard lock(mu_);
     return set_mode_calls_;
@@ -99,6 +105,10 @@ class FakeServerControl final : public ServerControl {
   }
   absl::Time started_at() const override { return started_at_; }
   bool draining() const override { return draining_; }
+  ResourceLimits resource_limits() const override {
+    std::lock_guard lock(mu_);
+    return limits_;
+  }
   Mode SetMode(Mode mode) override {
     std::lock_guard lock(mu_);
     set_mode_calls_.push_back(mode);
@@ -132,6 +142,7 @@ class FakeServerControl final : public ServerControl {
   std::vector<Mode> set_mode_calls_;             // under mu_
   std::vector<CloseCall> close_calls_;           // under mu_
   std::function<void()> drain_listener_;         // under mu_
+  ResourceLimits limits_;                        // under mu_
 };
 
 }  // namespace upper

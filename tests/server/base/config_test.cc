@@ -1,11 +1,16 @@
 #include "server/base/config.h"
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/support/kubelet_env.h"
 
 namespace upper {
 namespace {
@@ -167,6 +172,104 @@ TEST_F(ConfigTest, UnknownFlagAndStrayArgument) {
   EXPECT_EQ(ErrorOf({"serve"}),
             "unexpected argument 'serve' (upperd takes only flags)");
   EXPECT_EQ(ErrorOf({"--mode"}), "--mode: missing value");
+}
+
+// --flag=value for every flag, as a chart passes them; values differ from
+// the defaults, so a test can tell that each one was applied.
+const std::vector<const char*> kEveryFlag = {"--bind=127.0.0.1",
+                                             "--data_port=19999",
+                                             "--mode=fork",
+                                             "--max_connections=77",
+                                             "--idle_timeout=7s",
+                                             "--drain_timeout=9s",
+                                             "--log_format=json",
+                                             "--admin_bind=0.0.0.0",
+                                             "--admin_port=15051",
+                                             "--admin_token_file=/run/token",
+                                             "--admin_tls_cert=/c.pem",
+                                             "--admin_tls_key=/k.pem",
+                                             "--metrics_bind=0.0.0.0",
+                                             "--metrics_port=19464"};
+
+TEST_F(ConfigTest, GivenFlagsDoNotEvenParseTheirVariables) {
+  // Values that cannot be parsed: each would fail if it were read.
+  env_["UPPER_ADMIN_PORT"] = "tcp://10.96.0.11:50051";
+  env_["UPPER_DATA_PORT"] = "not a port";
+  env_["UPPER_MODE"] = "spoon";
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--admin_port=50051", "--data_port", "9999", "-mode=fork"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_port, 50051);
+  EXPECT_EQ(parsed->config.data_port, 9999);
+  EXPECT_EQ(parsed->config.mode, Mode::kFork);
+}
+
+TEST_F(ConfigTest, EveryFlagGivenIgnoresEveryVariable) {
+  for (const char* flag : kEveryFlag) {
+    std::string name(absl::string_view(flag).substr(2));
+    name = name.substr(0, name.find('='));
+    env_["UPPER_" + absl::AsciiStrToUpper(name)] = "tcp://10.0.0.1:1";
+  }
+  absl::StatusOr<ParsedCommandLine> parsed = Parse(kEveryFlag);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.metrics_port, 19464);
+  EXPECT_EQ(parsed->config.admin_tls_key, "/k.pem");
+}
+
+TEST_F(ConfigTest, ServiceLinkForAMissingFlagNamesTheVariable) {
+  env_["UPPER_ADMIN_PORT"] = "tcp://10.96.0.11:50051";
+  EXPECT_EQ(ErrorOf({"--data_port=9999"}),
+            "UPPER_ADMIN_PORT=tcp://10.96.0.11:50051 looks like a Kubernetes "
+            "service link (a Service named \"upper-admin\" in this "
+            "namespace), not a port: set enableServiceLinks: false in the pod "
+            "spec or pass --admin_port");
+}
+
+// The whole set a kubelet injects for the chart's Services (upper,
+// upper-admin, upper-headless; ports data, admin, metrics). Only
+// UPPER_ADMIN_PORT is one of upperd's variables: no flag is named port,
+// service_host, service_port, headless_port...
+TEST_F(ConfigTest, KubeletServiceLinksCollideOnlyWithAdminPort) {
+  const std::map<std::string, std::string> injected =
+      testing::KubeletServiceLinkEnv(testing::ChartServices());
+  ASSERT_EQ(injected.at("UPPER_ADMIN_PORT"), "tcp://10.96.0.11:50051");
+  std::set<std::string> colliding;
+  for (const auto& [var, value] : injected) {
+    env_ = {{var, value}};
+    absl::StatusOr<ParsedCommandLine> parsed = Parse({});
+    if (parsed.ok()) {
+      EXPECT_EQ(parsed->config.admin_port, 50051) << var;
+      EXPECT_EQ(parsed->config.data_port, 9999) << var;
+      EXPECT_EQ(parsed->config.metrics_port, 9464) << var;
+      continue;
+    }
+    colliding.insert(var);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StartsWith(parsed.status().message(),
+                                 absl::StrCat(var, "=", value,
+                                              " looks like a Kubernetes "
+                                              "service link")))
+        << parsed.status();
+  }
+  EXPECT_EQ(colliding, std::set<std::string>{"UPPER_ADMIN_PORT"});
+}
+
+TEST_F(ConfigTest, KubeletServiceLinksAreHarmlessWithTheChartsFlags) {
+  env_ = testing::KubeletServiceLinkEnv(testing::ChartServices());
+  absl::StatusOr<ParsedCommandLine> parsed = Parse(kEveryFlag);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = parsed->config;
+  EXPECT_EQ(c.bind, "127.0.0.1");
+  EXPECT_EQ(c.data_port, 19999);
+  EXPECT_EQ(c.admin_port, 15051);
+  EXPECT_EQ(c.metrics_port, 19464);
+  EXPECT_EQ(c.max_connections, 77u);
+  // All together without the flags: the first colliding variable fails.
+  absl::StatusOr<ParsedCommandLine> bare = Parse({});
+  ASSERT_FALSE(bare.ok());
+  EXPECT_TRUE(absl::StartsWith(bare.status().message(),
+                               "UPPER_ADMIN_PORT=tcp://10.96.0.11:50051 looks "
+                               "like a Kubernetes service link"));
 }
 
 TEST_F(ConfigTest, HelpAndVersion) {

@@ -1,0 +1,97 @@
+// upperd started with containerd 2.x's descriptor limits scaled down (soft
+// 1024, hard 4096): it raises the soft limit to the hard one, says so in
+// its start line and in GetStatus, and then really holds more than 1024
+// connections at once, every byte checked.
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
+#include "tests/support/tcp.h"
+#include "tests/support/upperd_process.h"
+
+namespace upper::testing {
+namespace {
+
+constexpr uint64_t kSoft = 1024;
+constexpr uint64_t kHard = 4096;
+// Past the soft limit by far more than upperd's own few dozen descriptors.
+constexpr int kConnections = 1500;
+
+// Each connection's bytes name it, so a byte from another connection fails.
+std::string PayloadOf(int i) {
+  return absl::StrCat("connection ", i, " of ", kConnections, ": ",
+                      RandomPayload(200, static_cast<uint64_t>(i)), "\n");
+}
+
+TEST(FdLimitRaise, RaisesALowSoftLimitAndServesPastIt) {
+  rlimit own;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &own), 0);
+  if (own.rlim_max < kHard || own.rlim_cur < 2 * kConnections) {
+    GTEST_SKIP() << "the test needs a hard fd limit of at least " << kHard
+                 << " and a soft one of " << 2 * kConnections;
+  }
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+      UpperdProcess::Start({.args = {"--max_connections=2000"},
+                            .rlimit_nofile = kSoft,
+                            .rlimit_nofile_hard = kHard});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  EXPECT_EQ((*upperd)->Field("listening service=data", "open_files_limit"),
+            absl::StrCat(kHard));
+  EXPECT_EQ((*upperd)->Field("listening service=data", "open_files_hard_limit"),
+            absl::StrCat(kHard));
+  // 2,000 + the reserve do not fit in 4,096? They do: no warning.
+  EXPECT_EQ((*upperd)->Log().find("limit_below_max_connections"),
+            std::string::npos)
+      << (*upperd)->Log();
+
+  std::vector<UniqueFd> conns;
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<UniqueFd> fd = Connect((*upperd)->data_port());
+    ASSERT_TRUE(fd.ok()) << "connection " << i << ": " << fd.status();
+    const std::string payload = PayloadOf(i);
+    ASSERT_EQ(send(fd->get(), payload.data(), payload.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(payload.size()));
+    conns.push_back(*std::move(fd));
+  }
+  // All of them at once: every reply arrives while every connection is open.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  for (int i = 0; i < kConnections; ++i) {
+    const std::string expected = ExpectedUpper(PayloadOf(i));
+    absl::StatusOr<std::string> reply =
+        ReadExactly(conns[i].get(), expected.size(), deadline);
+    ASSERT_TRUE(reply.ok()) << "connection " << i << ": " << reply.status();
+    ASSERT_EQ(*reply, expected) << "connection " << i;
+  }
+  absl::StatusOr<uint16_t> admin_port = (*upperd)->Port("admin");
+  ASSERT_TRUE(admin_port.ok()) << admin_port.status();
+  auto stub = admin::v1::AdminService::NewStub(AdminChannel(*admin_port));
+  absl::StatusOr<admin::v1::ServerStatus> status = GetStatus(*stub);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->active_connections(), static_cast<uint64_t>(kConnections));
+  EXPECT_EQ(status->rejected_total(), 0u);
+  EXPECT_EQ(status->limits().open_files_limit(), kHard);
+  EXPECT_EQ(status->limits().open_files_hard_limit(), kHard);
+}
+
+TEST(FdLimitRaise, WarnsWhenMaxConnectionsCannotFit) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+      UpperdProcess::Start({.args = {"--max_connections=10000"},
+                            .rlimit_nofile = kSoft,
+                            .rlimit_nofile_hard = kSoft});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<std::string> line = (*upperd)->WaitForLog(
+      "limit_below_max_connections limit=open_files", absl::Seconds(5));
+  ASSERT_TRUE(line.ok()) << (*upperd)->Log();
+  EXPECT_NE(line->find("available=1024 needed=10064 max_connections=10000"),
+            std::string::npos)
+      << *line;
+}
+
+}  // namespace
+}  // namespace upper::testing

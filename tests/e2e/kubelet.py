@@ -1494,7 +1494,7 @@ def main():
         p.add_argument("--label", required=True, help="name of this run in the check lines")
         p.add_argument("--service-links", choices=("pod", "on", "off"), default="pod",
                        help="pod: as enableServiceLinks says; on/off: forced")
-        p.add_argument("--pids-overhead", type=int, default=128,
+        p.add_argument("--pids-overhead", type=int, default=64,
                        help="pids limit = max_connections + this (upperd's own tasks)")
         p.add_argument("--pids-limit", type=int, default=None, help="explicit pids limit; 0: none")
         p.add_argument("--nofile", default="1024:524288", help="soft:hard (containerd 2.x)")

@@ -31,7 +31,7 @@
 #   POD_TEST_CHART         chart directory (deploy/helm/upper)
 #   POD_TEST_HELM_ARGS     extra helm template arguments for every render,
 #                          e.g. "--set upperd.maxConnections=900"
-#   POD_TEST_PIDS_OVERHEAD pids limit = max_connections + this (128)
+#   POD_TEST_PIDS_OVERHEAD pids limit = max_connections + this (64, the chart's sizing.pidsReserve)
 #   POD_TEST_PAYLOAD       bytes each load connection sends (65536)
 #   POD_TEST_NOFILE        soft:hard open files (1024:524288)
 #   POD_TEST_SERVICE_LINKS pod (as enableServiceLinks says, the default) or
@@ -54,7 +54,7 @@ NAMESPACE=upper
 PREFIX=upper-pod-$$
 NET=$PREFIX
 read -r -a HELM_EXTRA <<<"${POD_TEST_HELM_ARGS:-}"
-PIDS_OVERHEAD=${POD_TEST_PIDS_OVERHEAD:-128}
+PIDS_OVERHEAD=${POD_TEST_PIDS_OVERHEAD:-64}
 PAYLOAD=${POD_TEST_PAYLOAD:-65536}
 ONLY=${POD_TEST_ONLY:-thread fork rolling links}
 WORK=$(mktemp -d)

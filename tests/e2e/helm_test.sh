@@ -126,7 +126,7 @@ import sys, yaml
 (h,) = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o and o[\"kind\"] == \"HorizontalPodAutoscaler\"]
 m = h[\"spec\"][\"metrics\"]
 assert [x[\"type\"] for x in m] == [\"Pods\"], m
-assert m[0][\"pods\"][\"target\"][\"averageValue\"] == \"2800\", m
+assert m[0][\"pods\"][\"target\"][\"averageValue\"] == \"2100\", m
 " "$WORK/hpa.yaml"'
 
 e2e_check "NOTES.txt shows the upperctl command through the headless Service, with the token" \
@@ -207,10 +207,10 @@ e2e_check "chart version bump alone: same pod template, no roll" \
 
 # ---- sizing ----------------------------------------------------------------------
 e2e_check "memory fit: the defaults hold maxConnections in fork mode" render "$WORK/fit.yaml"
-e2e_check "memory fit: 10000 connections in 1.5Gi accepted" render "$WORK/fit.yaml" \
-  --set upperd.maxConnections=10000 --set resources.limits.memory=1.5Gi --set resources.requests.memory=1.5Gi
-e2e_check "memory fit: sizing.check=configured budgets thread mode (10000 in 640Mi)" render "$WORK/fit.yaml" \
-  --set sizing.check=configured --set upperd.maxConnections=10000 --set resources.limits.memory=640Mi
+e2e_check "memory fit: 10000 connections in 2.25Gi accepted" render "$WORK/fit.yaml" \
+  --set upperd.maxConnections=10000 --set resources.limits.memory=2.25Gi --set resources.requests.memory=2.25Gi
+e2e_check "memory fit: sizing.check=configured budgets thread mode (10000 in 1.25Gi, which fork mode would need 2067Mi for)" render "$WORK/fit.yaml" \
+  --set sizing.check=configured --set upperd.maxConnections=10000 --set resources.limits.memory=1.25Gi --set resources.requests.memory=1.25Gi
 e2e_check "memory fit: no memory limit, no check" render "$WORK/fit.yaml" \
   --set upperd.maxConnections=100000 --set resources.limits.memory=null
 e2e_check "memory fit: sizing.check=off skips it" render "$WORK/fit.yaml" \
@@ -236,14 +236,14 @@ refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTi
 refused "schema: unknown top-level key" "additional propert[a-z]* 'foo' not allowed" --set foo=1
 refused "template: grace period not longer than preStop + drain" \
   "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=20
-refused "template: 512Mi cannot hold 4000 connections in fork mode (names limit, count and formula)" \
-  "resources.limits.memory 512Mi is below what upperd.maxConnections 4000 needs in fork mode: sizing.baseMemory 64Mi \+ 4000 x sizing.perConnectionMemory.fork 128Ki \+ sizing.busyConnections 32 x sizing.perBusyConnectionMemory 4Mi = 692Mi" \
+refused "template: 512Mi cannot hold 3000 connections in fork mode (names limit, count and formula)" \
+  "resources.limits.memory 512Mi is below what upperd.maxConnections 3000 needs in fork mode: sizing.baseMemory 64Mi \+ 3000 x sizing.perConnectionMemory.fork 192Ki \+ sizing.busyConnections 32 x sizing.perBusyConnectionMemory 4Mi = 755Mi" \
   --set resources.limits.memory=512Mi
 refused "template: the old default (10000 connections in 512Mi)" \
   "upperd.maxConnections 10000 needs in fork mode" \
   --set upperd.maxConnections=10000 --set resources.limits.memory=512Mi
-refused "template: 1G is bytes, not GiB (10000 connections need 1442Mi)" \
-  "= 1442Mi" --set upperd.maxConnections=10000 --set resources.limits.memory=1G
+refused "template: 1G is bytes, not GiB (10000 connections need 2067Mi)" \
+  "= 2067Mi" --set upperd.maxConnections=10000 --set resources.limits.memory=1G
 refused "template: thread mode with sizing.check=configured still checked" \
   "needs in thread mode" --set sizing.check=configured --set upperd.maxConnections=10000 \
   --set resources.limits.memory=512Mi

@@ -8,7 +8,7 @@ slope between the two sizes.
 
 usage: measure_memory.py [--image upper:test] [--sizes 1000,3000]
                          [--modes thread,fork] [--port-base 23000]
-                         [--busy BYTES]
+                         [--busy BYTES] [--payload BYTES]
 
 --busy: each client also sends BYTES and never reads, the worst case of a
 slow reader (socket queues and upperd's buffer full).
@@ -72,16 +72,18 @@ def wait_port(port, seconds=20):
     return False
 
 
-def open_conns(port, n):
-    """N connections, each checked with one echo; returns the sockets."""
+def open_conns(port, n, payload=0):
+    """N connections, each checked with one echo of max(payload, a few)
+    bytes; returns the sockets."""
     socks = []
     for i in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         msg = b"hello %d\n" % i
+        msg += b"x" * max(0, payload - len(msg))
         s.sendall(msg)
         got = b""
         while len(got) < len(msg):
-            chunk = s.recv(64)
+            chunk = s.recv(65536)
             if not chunk:
                 raise RuntimeError(f"connection {i} closed early")
             got += chunk
@@ -96,16 +98,16 @@ def settle(cid, seconds=3):
     return stat(cid)
 
 
-def run(image, mode, n, port, busy=0):
+def run(image, mode, n, port, busy=0, payload=0):
     name = f"upper-memmeasure-{os.getpid()}-{mode}-{n}"
     try:
-        return measure(image, mode, n, port, busy, name)
+        return measure(image, mode, n, port, busy, name, payload)
     finally:
         # Also when `docker run` failed after creating the container.
         sh("docker", "rm", "-f", name, check=False)
 
 
-def measure(image, mode, n, port, busy, name):
+def measure(image, mode, n, port, busy, name, payload=0):
     cid = sh("docker", "run", "-d", "--name", name, "--network", "host",
              "--memory", "2g", "--ulimit", "nofile=16384:16384",
              image, "--bind=127.0.0.1", f"--data_port={port}",
@@ -123,7 +125,7 @@ def measure(image, mode, n, port, busy, name):
     wait_port(port + 2)
     socket.create_connection(("127.0.0.1", port + 2), timeout=5).close()
     base = settle(cid)
-    socks = open_conns(port, n)
+    socks = open_conns(port, n, payload)
     if busy:
         # Worst case of a slow reader: each client sends BUSY bytes and
         # reads nothing, so upperd's buffer and both socket queues fill.
@@ -146,6 +148,9 @@ def main():
     ap.add_argument("--sizes", default="1000,3000")
     ap.add_argument("--modes", default="thread,fork")
     ap.add_argument("--port-base", type=int, default=23000)
+    ap.add_argument("--payload", type=int, default=0,
+                    help="bytes each client echoes once before it idles "
+                         "(65536 fills upperd's serve buffer)")
     ap.add_argument("--busy", type=int, default=0,
                     help="bytes each client sends without reading (0: idle)")
     a = ap.parse_args()
@@ -156,7 +161,7 @@ def main():
     for mode in a.modes.split(","):
         runs = []
         for n in sizes:
-            r = run(a.image, mode, n, port, a.busy)
+            r = run(a.image, mode, n, port, a.busy, a.payload)
             port += 10
             print(json.dumps(r), flush=True)
             runs.append(r)

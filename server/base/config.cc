@@ -45,7 +45,8 @@ ABSL_FLAG(std::string, admin_tls_cert, "",
 ABSL_FLAG(std::string, admin_tls_key, "",
           "PEM private key for TLS on the admin port (with --admin_tls_cert)");
 ABSL_FLAG(std::string, metrics_bind, "0.0.0.0",
-          "Address of the Prometheus /metrics endpoint");
+          "Address of the Prometheus /metrics endpoint (IPv4 or IPv6 "
+          "literal; \"::\" serves both)");
 ABSL_FLAG(int32_t, metrics_port, 9464,
           "TCP port of the Prometheus /metrics endpoint; 0 picks a free one");
 
@@ -123,6 +124,12 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
   c.metrics_bind = absl::GetFlag(FLAGS_metrics_bind);
   if (c.metrics_bind.empty()) {
     return absl::InvalidArgumentError("--metrics_bind: must not be empty");
+  }
+  // As --bind: an IPv4 or IPv6 literal, no name lookup; "::" is dual stack.
+  if (!IsIpLiteral(StripBrackets(c.metrics_bind))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_bind: '", c.metrics_bind,
+                     "' is not an IPv4 or IPv6 address"));
   }
   return ValidatePort("metrics_port", absl::GetFlag(FLAGS_metrics_port),
                       &c.metrics_port);

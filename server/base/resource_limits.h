@@ -37,13 +37,14 @@ struct ResourceLimits {
 
 // Descriptors upperd holds besides its connections: stdio, the listeners
 // (data, admin, metrics), the EMFILE reserve, the signalfd, the table memfd,
-// the fork server's socket, gRPC's epoll and wake-up fds, civetweb's and
-// each admin or metrics client's sockets. Under 30 when measured; 64 leaves
+// the fork server's socket, gRPC's epoll and wake-up fds, the metrics
+// server's eventfd and each admin or metrics client's socket (at most 16 of
+// those: server/metrics/http_server.h). Under 30 when measured; 64 leaves
 // room for admin clients.
 inline constexpr uint64_t kOwnFdReserve = 64;
 // Tasks upperd runs besides its connections: its own threads (event loop,
-// gRPC's pollers and executor, civetweb's master and workers) and the fork
-// server.
+// gRPC's pollers and executor, the metrics server's one thread) and the
+// fork server.
 inline constexpr uint64_t kOwnTaskReserve = 64;
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (to fs.nr_open when the

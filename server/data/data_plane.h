@@ -24,11 +24,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/listener.h"
 #include "common/unique_fd.h"
 #include "server/base/config.h"
 #include "server/data/connection_table.h"
 #include "server/data/fork_workers.h"
-#include "server/data/listener.h"
 #include "server/data/server_control.h"
 #include "server/data/thread_workers.h"
 

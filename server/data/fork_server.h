@@ -1,7 +1,7 @@
 // The fork server: a small single-threaded process whose only job is to
 // fork one child per fork-mode connection and reap it.
 //
-// Why a separate process: upperd runs gRPC and civetweb threads. fork()
+// Why a separate process: upperd runs gRPC and metrics threads. fork()
 // copies only the calling thread, so a lock another thread held at that
 // moment (malloc's, gRPC's) stays locked forever in the child; and each fork
 // copies upperd's big page tables (fork_server_main.cc has the figures;

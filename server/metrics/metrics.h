@@ -1,19 +1,25 @@
 // MetricsServer: upperd's Prometheus /metrics endpoint.
 //
-// A prometheus-cpp pull Exposer (civetweb) on --metrics_bind:--metrics_port
-// serving two collectors that read their figures at scrape time: the shared
-// connection table (every upper_* metric, fork children included, without
-// IPC) and /proc/self (the standard process_* metrics). Nothing is counted on
-// the data path for metrics' sake.
+// Our own small HTTP/1.1 server (http_server.h: bounded, one thread, dual
+// stack on "::") on --metrics_bind:--metrics_port, serving in prometheus-cpp's
+// text format (TextSerializer) two collectors that read their figures at scrape
+// time: the shared connection table (every upper_* metric, fork children
+// included, without IPC) and /proc/self (the standard process_* metrics).
+// Nothing is counted on the data path for metrics' sake.
 //
-// Start it after DataPlane::Create: civetweb starts threads, and the fork
-// server must be spawned (and the signal mask set) before any thread exists.
+// Start it after DataPlane::Create: it starts a thread, and the fork server
+// must be spawned (and the signal mask set) before any thread exists.
 //
-// prometheus-cpp and civetweb types stay out of this header (forward
-// declarations and unique_ptr, as prometheus-cpp's own exposer.h does).
+// prometheus-cpp types stay out of this header (forward declarations and
+// unique_ptr, as prometheus-cpp's own exposer.h does).
+//
+// Stopping (the destructor) closes the port: a scrape after that is refused
+// by the kernel, one in flight is cut; no scrape ever gets a partial body
+// announced as whole, nor a 404.
 //
 // Thread-safety: Start and the destructor from one thread; scrapes run on
-// civetweb's threads and call the sources concurrently.
+// the server's one thread, so the sources are called from that thread only
+// (one scrape at a time).
 #pragma once
 
 #include <cstdint>
@@ -27,16 +33,17 @@
 
 namespace prometheus {
 class Collectable;
-class Exposer;
 }  // namespace prometheus
 
 namespace upper {
 
 class ConnectionTable;
+class HttpServer;
 struct Config;
 
-// Where the figures come from. Every callback may be called from several
-// scrape threads at once and must be thread-safe.
+// Where the figures come from. Every callback is called on the metrics
+// server's thread, concurrently with the rest of upperd, and must be
+// thread-safe with respect to it.
 struct MetricsSources {
   // Required; must outlive the MetricsServer.
   const ConnectionTable* table = nullptr;
@@ -53,27 +60,29 @@ class MetricsServer {
  public:
   // Listens on config.metrics_bind:config.metrics_port (port 0: any free
   // port) and logs `listening service=metrics addr=<ip:port>`.
-  // Errors: InvalidArgument when --metrics_bind is not an IPv4 address
-  // (Debian's civetweb has no IPv6);
-  // Unavailable naming the address and --metrics_port when it cannot listen.
+  // IPv6 addresses listen dual stack ("::" serves IPv4 clients too).
+  // Errors: InvalidArgument when --metrics_bind is not an IPv4 or IPv6
+  // literal; Unavailable naming the address and --metrics_port when it
+  // cannot listen; ResourceExhausted when its thread cannot start.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const Config& config, MetricsSources sources);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // "ip:port" with the real port, e.g. "127.0.0.1:9464".
+  // "ip:port" with the real port, e.g. "127.0.0.1:9464", "[::]:9464".
   const std::string& address() const { return address_; }
 
  private:
   MetricsServer(
       std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
-      std::unique_ptr<prometheus::Exposer> exposer, std::string address);
+      std::string address);
 
-  // The exposer holds weak pointers to these; it is stopped first.
+  // The server's thread calls these; it is stopped (declared after them)
+  // before they go.
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
+  std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace upper

@@ -10,8 +10,9 @@
 // Internal to upper_metrics (it exposes prometheus-cpp types): main and the
 // rest of upperd include server/metrics/metrics.h instead.
 //
-// Thread-safety: Collect() may run on several civetweb threads at once; it
-// only reads the table and calls the sources, which must be thread-safe.
+// Thread-safety: Collect() runs on the metrics server's thread, beside
+// upperd's other threads; it only reads the table and calls the sources,
+// which must be thread-safe. It is also safe to call from several threads.
 #pragma once
 
 #include <cstdint>

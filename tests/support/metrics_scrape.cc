@@ -12,19 +12,26 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/host_port.h"
 #include "tests/support/tcp.h"
 
 namespace upper::testing {
 
 absl::StatusOr<std::string> HttpGet(uint16_t port, const std::string& path,
                                     absl::Duration timeout) {
+  return HttpGet("127.0.0.1", port, path, timeout);
+}
+
+absl::StatusOr<std::string> HttpGet(const std::string& ip, uint16_t port,
+                                    const std::string& path,
+                                    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  absl::StatusOr<UniqueFd> fd = Connect(port);
+  absl::StatusOr<UniqueFd> fd = Connect(ip, port);
   if (!fd.ok()) return fd.status();
   // HTTP/1.0 and Connection: close: the body ends at EOF, never chunked.
   const std::string request =
-      absl::StrCat("GET ", path,
-                   " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", JoinHostPort(ip, port),
+                   "\r\nConnection: close\r\n\r\n");
   size_t written = 0;
   while (written < request.size()) {
     const ssize_t n = send(fd->get(), request.data() + written,

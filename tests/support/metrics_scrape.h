@@ -18,6 +18,10 @@ namespace upper::testing {
 // error naming the status line.
 absl::StatusOr<std::string> HttpGet(uint16_t port, const std::string& path,
                                     absl::Duration timeout);
+// The same from `ip` (an IPv4 or IPv6 literal, e.g. "::1").
+absl::StatusOr<std::string> HttpGet(const std::string& ip, uint16_t port,
+                                    const std::string& path,
+                                    absl::Duration timeout);
 
 // Samples of a text exposition, keyed by the series exactly as written
 // (`name{label="value",...}` or `name`). Comments and blank lines are

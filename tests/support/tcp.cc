@@ -79,17 +79,32 @@ std::vector<pid_t> DescendantsWhere(pid_t root, bool zombies_only) {
 }  // namespace
 
 absl::StatusOr<UniqueFd> Connect(uint16_t port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return Connect("127.0.0.1", port);
+}
+
+absl::StatusOr<UniqueFd> Connect(const std::string& ip, uint16_t port) {
+  sockaddr_storage storage = {};
+  socklen_t len = 0;
+  auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, ip.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    len = sizeof(*in);
+  } else if (inet_pton(AF_INET6, ip.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    len = sizeof(*in6);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("not an IP: ", ip));
+  }
+  UniqueFd fd(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return absl::ErrnoToStatus(errno, "socket");
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (RetryOnEintr([&] {
-        return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr),
-                       sizeof(addr));
+        return connect(fd.get(), reinterpret_cast<sockaddr*>(&storage), len);
       }) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("connect to port ", port));
+    return absl::ErrnoToStatus(errno,
+                               absl::StrCat("connect to ", ip, " port ", port));
   }
   return fd;
 }

@@ -19,6 +19,9 @@ namespace upper::testing {
 
 // A blocking TCP connection to 127.0.0.1:`port`.
 absl::StatusOr<UniqueFd> Connect(uint16_t port);
+// A blocking TCP connection to `ip`:`port`, `ip` an IPv4 or IPv6 literal
+// ("::1").
+absl::StatusOr<UniqueFd> Connect(const std::string& ip, uint16_t port);
 
 // `size` random bytes (all 256 values) from `seed`.
 std::string RandomPayload(size_t size, uint64_t seed);

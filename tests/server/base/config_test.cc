@@ -139,6 +139,21 @@ TEST_F(ConfigTest, BindMustBeAnIpLiteral) {
   EXPECT_TRUE(bracketed.ok()) << bracketed.status();
 }
 
+TEST_F(ConfigTest, MetricsBindIsAnIpv4OrIpv6Literal) {
+  for (const char* ok : {"0.0.0.0", "127.0.0.1", "::", "::1", "[::]"}) {
+    absl::StatusOr<ParsedCommandLine> parsed =
+        Parse({absl::StrCat("--metrics_bind=", ok).c_str()});
+    ASSERT_TRUE(parsed.ok()) << ok << ": " << parsed.status();
+    EXPECT_EQ(parsed->config.metrics_bind, ok);
+  }
+  EXPECT_EQ(ErrorOf({"--metrics_bind=localhost"}),
+            "--metrics_bind: 'localhost' is not an IPv4 or IPv6 address");
+  env_["UPPER_METRICS_BIND"] = "metrics.local";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_METRICS_BIND: 'metrics.local' is not an IPv4 or IPv6 "
+            "address");
+}
+
 TEST_F(ConfigTest, PortOutOfRange) {
   EXPECT_EQ(ErrorOf({"--data_port=70000"}),
             "--data_port: 70000 is out of range (0..65535)");

@@ -1,4 +1,4 @@
-#include "server/data/listener.h"
+#include "common/listener.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -34,7 +34,7 @@ absl::StatusOr<sockaddr_storage> MakeSocketAddress(const std::string& address,
     return storage;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("--bind: '", address, "' is not an IPv4 or IPv6 address"));
+      absl::StrCat("'", address, "' is not an IPv4 or IPv6 address"));
 }
 
 absl::StatusOr<Listener> Listener::Listen(const std::string& address,
@@ -67,6 +67,14 @@ absl::StatusOr<Listener> Listener::Listen(const std::string& address,
   if (setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
     return fail("setsockopt(TCP_NODELAY)");
   }
+  // Dual stack for "::" even where the sysctl net.ipv6.bindv6only=1 would
+  // make it IPv6 only: one socket for both families.
+  const int zero = 0;
+  if (addr->ss_family == AF_INET6 &&
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) !=
+          0) {
+    return fail("setsockopt(IPV6_V6ONLY)");
+  }
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), len) != 0) {
     return fail("bind");
   }
@@ -86,12 +94,13 @@ absl::StatusOr<Listener> Listener::Listen(const std::string& address,
                   ntohs(bound_in->sin_port));  // same offset in sockaddr_in6
 }
 
-Accepted Listener::Accept() {
+Accepted Listener::Accept(int extra_flags) {
+  const int flags = SOCK_CLOEXEC | extra_flags;
   Accepted result;
   for (;;) {
     result.peer_len = sizeof(result.peer);
     const int fd = accept4(fd_.get(), reinterpret_cast<sockaddr*>(&result.peer),
-                           &result.peer_len, SOCK_CLOEXEC);
+                           &result.peer_len, flags);
     if (fd >= 0) {
       result.kind = Accepted::Kind::kConnection;
       result.fd.Reset(fd);

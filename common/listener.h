@@ -1,8 +1,11 @@
-// Listener: the data port's listening socket and an accept() that never
-// spins.
+// Listener: a listening TCP socket and an accept() that never spins, shared
+// by the data port and the metrics port.
 //
-// Accepted sockets are blocking and close-on-exec, with TCP_NODELAY (an echo
-// service must not wait for Nagle). accept(2) failures are sorted once, here:
+// An IPv6 address listens dual stack (IPV6_V6ONLY off, whatever the
+// net.ipv6.bindv6only sysctl says): "::" takes IPv4 clients too, as
+// "::ffff:a.b.c.d". Accepted sockets are close-on-exec, blocking unless
+// Accept is asked for SOCK_NONBLOCK, with TCP_NODELAY (an echo service must
+// not wait for Nagle). accept(2) failures are sorted once, here:
 // EAGAIN means "no more for now"; EINTR, ECONNABORTED and the network errors
 // accept(2) passes through are retried; EMFILE/ENFILE use a reserve fd (close
 // it, accept and close the pending connection so it is refused rather than
@@ -54,7 +57,9 @@ class Listener {
   const std::string& address() const { return address_; }
   uint16_t port() const { return port_; }
 
-  Accepted Accept();
+  // `extra_flags`: more accept4(2) flags, e.g. SOCK_NONBLOCK for an event
+  // loop (SOCK_CLOEXEC is always set).
+  Accepted Accept(int extra_flags = 0);
   // Stops listening: new connection attempts are refused by the kernel.
   void Close() { fd_.Reset(); }
 

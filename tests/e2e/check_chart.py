@@ -133,11 +133,11 @@ def main():
         else:
             check("upperd --help lists every arg", not missing, missing)
     expect = {
-        "bind": "0.0.0.0",
+        "bind": v.get("listenAddress", "::"),
         "data_port": str(ports["data"]),
-        "admin_bind": "0.0.0.0",
+        "admin_bind": v.get("listenAddress", "::"),
         "admin_port": str(ports["admin"]),
-        "metrics_bind": "0.0.0.0",
+        "metrics_bind": v.get("listenAddress", "::"),
         "metrics_port": str(ports["metrics"]),
         "mode": up["mode"],
         "max_connections": str(up["maxConnections"]),

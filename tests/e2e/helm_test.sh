@@ -230,6 +230,7 @@ refused() {
   fi
 }
 refused "schema: upperd.mode=foo" "/upperd/mode'?: value must be one of" --set upperd.mode=foo
+refused "schema: listenAddress is :: or 0.0.0.0" "/listenAddress'?: value must be one of" --set listenAddress=localhost
 refused "schema: ports.admin=70000" "/ports/admin'?: " --set ports.admin=70000
 refused "schema: service.type=Internal" "/service/type'?: value must be one of" --set service.type=Internal
 refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTimeout=soon

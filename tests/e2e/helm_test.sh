@@ -139,6 +139,17 @@ e2e_check "OpenAPI (strict, unknown fields at any depth): defaults" validate "$W
 e2e_check "OpenAPI (strict): every feature on" validate "$WORK/all.yaml"
 e2e_check "OpenAPI (strict): minimal" validate "$WORK/min.yaml"
 e2e_check "OpenAPI (strict): HPA on connections (autoscaling/v2)" validate "$WORK/hpa.yaml"
+e2e_check "helm template (PodMonitor instead of the ServiceMonitor)" render "$WORK/pm.yaml" \
+  -f "$ALL" --set serviceMonitor.enabled=false --set podMonitor.enabled=true
+e2e_check "PodMonitor scrapes the pods' metrics port, no ServiceMonitor" \
+  "$E2E_PYTHON" - "$WORK/pm.yaml" <<'PY'
+import sys, yaml
+objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
+pm = [o for o in objs if o["kind"] == "PodMonitor"]
+assert len(pm) == 1 and not [o for o in objs if o["kind"] == "ServiceMonitor"], [o["kind"] for o in objs]
+assert pm[0]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics", pm[0]["spec"]
+PY
+e2e_check "OpenAPI (strict): PodMonitor" validate "$WORK/pm.yaml"
 
 # broken NAME SED PATTERN: a copy of the chart with SED applied to
 # deployment.yaml must render, and fail validation saying PATTERN.
@@ -215,6 +226,22 @@ e2e_check "memory fit: no memory limit, no check" render "$WORK/fit.yaml" \
   --set upperd.maxConnections=100000 --set resources.limits.memory=null
 e2e_check "memory fit: sizing.check=off skips it" render "$WORK/fit.yaml" \
   --set sizing.check=off --set upperd.maxConnections=100000
+for q in 1e9 805306368 0.75Gi 1Pi 800M; do
+  e2e_check "memory quantity $q read as the API server reads it" render "$WORK/fit.yaml" \
+    --set-string resources.limits.memory=$q --set-string resources.requests.memory=$q
+done
+e2e_check "memory quantity as a plain YAML integer" render "$WORK/fit.yaml" \
+  --set resources.limits.memory=805306368 --set resources.requests.memory=805306368
+e2e_check "HPA connections target never 0 (maxConnections 1 aims at 1)" eval \
+  'render "$WORK/hpa1.yaml" --set autoscaling.enabled=true --set autoscaling.connections.enabled=true \
+     --set upperd.maxConnections=1 --show-only templates/hpa.yaml &&
+   grep -q "averageValue: \"1\"" "$WORK/hpa1.yaml"'
+e2e_check "checksum/admin-token is not the bare SHA-256 of the token (pods are readable by more people than Secrets)" eval \
+  'render "$WORK/tok.yaml" --set adminToken.value=s3cret &&
+   grep -q "checksum/admin-token:" "$WORK/tok.yaml" &&
+   ! grep -q "$(printf %s s3cret | sha256sum | cut -d" " -f1)" "$WORK/tok.yaml"'
+e2e_check "topology spread counts only the rollout's own pods (matchLabelKeys, Kubernetes >= 1.27)" \
+  grep -q "matchLabelKeys: \[pod-template-hash\]" "$WORK/default.yaml"
 
 # ---- refused values --------------------------------------------------------------
 # refused DESCRIPTION PATTERN ARGS...: helm template fails and says PATTERN.
@@ -231,6 +258,19 @@ refused() {
 }
 refused "schema: upperd.mode=foo" "/upperd/mode'?: value must be one of" --set upperd.mode=foo
 refused "schema: listenAddress is :: or 0.0.0.0" "/listenAddress'?: value must be one of" --set listenAddress=localhost
+refused "template: ServiceMonitor and PodMonitor both on (double scrape)" \
+  "serviceMonitor.enabled and podMonitor.enabled are both on" \
+  --set serviceMonitor.enabled=true --set podMonitor.enabled=true
+refused "template: memory request above its limit" \
+  "resources.requests.memory 2Gi is above resources.limits.memory 768Mi" \
+  --set resources.requests.memory=2Gi
+refused "template: the sleep action before Kubernetes 1.30" \
+  "preStop.handler sleepAction needs Kubernetes 1.30" \
+  --set preStop.handler=sleepAction --kube-version 1.29.0
+refused "schema: capital K is not a Kubernetes suffix" "/resources/limits/memory'?: " \
+  --set-string resources.limits.memory=1000000K
+refused "schema: an empty memory limit (null removes it)" "/resources/limits/memory'?: " \
+  --set-string resources.limits.memory=
 refused "schema: ports.admin=70000" "/ports/admin'?: " --set ports.admin=70000
 refused "schema: service.type=Internal" "/service/type'?: value must be one of" --set service.type=Internal
 refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTimeout=soon

@@ -118,24 +118,34 @@ after rotating the Secret's content, restart them yourself).
 {{- define "upper.adminTokenChecksum" -}}
 {{- $token := include "upper.adminToken" . }}
 {{- if $token }}
-{{- $token | sha256sum }}
+{{- /* Not the bare token's SHA-256: anyone who may read pods sees the
+annotation, and a short token would fall to an offline guess. scrypt
+(derivePassword) makes every guess expensive and stays deterministic. */}}
+{{- derivePassword 1 "long" $token "upper-admin-token" (printf "%s/%s" .Release.Namespace (include "upper.fullname" .)) | sha256sum }}
 {{- else }}
 {{- printf "secret:%s/%s" .Values.adminToken.existingSecret .Values.adminToken.secretKey | sha256sum }}
 {{- end }}
 {{- end }}
 
 {{/*
-Bytes of a Kubernetes memory quantity: plain bytes, or a number with one
-of Ki Mi Gi Ti (powers of 1024) or k K M G T (powers of 1000); fails on
-anything else. Prints an integer.
+Bytes of a Kubernetes memory quantity: plain bytes, a decimal exponent
+(1e9), or a number with one of Ki Mi Gi Ti Pi Ei (powers of 1024) or
+k M G T P E (powers of 1000), as the API server reads them; fails on
+anything else (a capital K, say, which Kubernetes refuses too). Prints an
+integer.
 */}}
 {{- define "upper.bytes" -}}
 {{- $q := toString . }}
 {{- $m := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
 {{- $unit := trimPrefix $m $q }}
-{{- $units := dict "" 1 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- $units := dict "" 1 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 }}
+{{- if regexMatch "^[eE][0-9]+$" $unit }}
+{{- $f := 1.0 }}
+{{- range until (trimPrefix "e" (lower $unit) | int) }}{{ $f = mulf $f 10 }}{{ end }}
+{{- $_ := set $units $unit $f }}
+{{- end }}
 {{- if or (not $m) (not (hasKey $units $unit)) }}
-{{- fail (printf "cannot read the memory quantity %q: use plain bytes or Ki, Mi, Gi, Ti, k, M, G, T" $q) }}
+{{- fail (printf "cannot read the memory quantity %q: use plain bytes, an exponent (1e9) or Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E" $q) }}
 {{- end }}
 {{- mulf (float64 $m) (index $units $unit) | floor | int64 }}
 {{- end }}
@@ -171,6 +181,9 @@ with sizing.check "off" or without a memory limit. Prints nothing.
 {{- if eq $mode "auto" }}
 {{- $mode = ternary "sleepAction" "exec" (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}
 {{- end }}
+{{- if and (eq $mode "sleepAction") (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "preStop.handler sleepAction needs Kubernetes 1.30 or later (PodLifecycleSleepAction is off by default before), this cluster is %s: use preStop.handler auto or exec" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- if eq $mode "sleepAction" }}
 sleep:
   seconds: {{ .Values.preStop.sleepSeconds }}
@@ -183,4 +196,21 @@ exec:
 {{/* The PDB is on (podDisruptionBudget.enabled) whenever more than one pod runs. */}}
 {{- define "upper.pdbEnabled" -}}
 {{- if and .Values.podDisruptionBudget.enabled (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}true{{ end }}
+{{- end }}
+
+{{/*
+Combinations the API server or the cluster would refuse later, refused at
+render time with the value's name. Prints nothing.
+*/}}
+{{- define "upper.valuesCheck" -}}
+{{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled }}
+{{- fail "serviceMonitor.enabled and podMonitor.enabled are both on: every pod would be scraped twice (two jobs), and the per-pod sum the connections autoscaler reads would double; choose one" }}
+{{- end }}
+{{- $req := dig "requests" "memory" "" (.Values.resources | default dict) }}
+{{- $lim := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- if and $req $lim }}
+{{- if gt (include "upper.bytes" $req | int64) (include "upper.bytes" $lim | int64) }}
+{{- fail (printf "resources.requests.memory %s is above resources.limits.memory %s: Kubernetes refuses a request over its limit" (toString $req) (toString $lim)) }}
+{{- end }}
+{{- end }}
 {{- end }}

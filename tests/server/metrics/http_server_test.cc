@@ -22,6 +22,7 @@
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "server/metrics/http_message.h"
+#include "tests/support/tcp.h"
 
 namespace upper {
 namespace {
@@ -30,27 +31,8 @@ constexpr char kBody[] = "upper_up 1\n";
 
 // A blocking connection to `ip`:`port`; invalid if it cannot connect.
 UniqueFd Dial(const std::string& ip, uint16_t port) {
-  sockaddr_storage storage = {};
-  socklen_t len = 0;
-  auto* in = reinterpret_cast<sockaddr_in*>(&storage);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
-  if (inet_pton(AF_INET, ip.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    len = sizeof(*in);
-  } else if (inet_pton(AF_INET6, ip.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    len = sizeof(*in6);
-  } else {
-    return UniqueFd();
-  }
-  UniqueFd fd(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd ||
-      connect(fd.get(), reinterpret_cast<sockaddr*>(&storage), len) != 0) {
-    return UniqueFd();
-  }
-  return fd;
+  absl::StatusOr<UniqueFd> fd = testing::Connect(ip, port);
+  return fd.ok() ? *std::move(fd) : UniqueFd();
 }
 
 void SendAll(int fd, absl::string_view data) {

@@ -1,5 +1,7 @@
 #include "server/admin/admin_server.h"
 
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -16,12 +18,32 @@
 #include "server/admin/flag_file.h"
 #include "server/admin/rpc_stats_interceptor.h"
 #include "server/base/log.h"
+#include "upper/admin/v1/admin.pb.h"
 
 namespace upper {
 namespace {
 
 // The names health reports on: the whole server, and the admin service.
 constexpr const char* kHealthNames[] = {"", "upper.admin.v1.AdminService"};
+
+// Every method the admin port serves, by full name: AdminService's from its
+// descriptor, plus gRPC's health and reflection services. The RPC stats
+// count only these by name (see rpc_stats_interceptor.h).
+std::set<std::string> ServedMethods() {
+  std::set<std::string> served = {
+      "/grpc.health.v1.Health/Check",
+      "/grpc.health.v1.Health/Watch",
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+  };
+  const google::protobuf::ServiceDescriptor* admin =
+      admin::v1::ServerStatus::descriptor()->file()->FindServiceByName(
+          "AdminService");
+  for (int i = 0; admin != nullptr && i < admin->method_count(); ++i) {
+    served.insert(
+        absl::StrCat("/", admin->full_name(), "/", admin->method(i)->name()));
+  }
+  return served;
+}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const Config& config) {
@@ -71,7 +93,8 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
-  interceptors.push_back(MakeRpcStatsInterceptorFactory(*admin->rpc_stats_));
+  interceptors.push_back(
+      MakeRpcStatsInterceptorFactory(*admin->rpc_stats_, ServedMethods()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   admin->grpc_server_ = builder.BuildAndStart();
   if (admin->grpc_server_ == nullptr || selected_port == 0) {

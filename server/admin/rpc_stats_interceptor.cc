@@ -1,6 +1,8 @@
 #include "server/admin/rpc_stats_interceptor.h"
 
+#include <set>
 #include <string>
+#include <utility>
 
 namespace upper {
 namespace {
@@ -29,22 +31,27 @@ class RpcStatsInterceptor : public grpc::experimental::Interceptor {
 class RpcStatsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit RpcStatsInterceptorFactory(RpcStats& stats) : stats_(stats) {}
+  RpcStatsInterceptorFactory(RpcStats& stats, std::set<std::string> served)
+      : stats_(stats), served_(std::move(served)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RpcStatsInterceptor(stats_, info->method());  // gRPC owns it
+    const char* method = info->method();
+    const bool known = method != nullptr && served_.count(method) != 0;
+    // gRPC owns the interceptor.
+    return new RpcStatsInterceptor(stats_, known ? method : kOtherMethod);
   }
 
  private:
   RpcStats& stats_;
+  const std::set<std::string> served_;  // read-only: no lock needed
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-MakeRpcStatsInterceptorFactory(RpcStats& stats) {
-  return std::make_unique<RpcStatsInterceptorFactory>(stats);
+MakeRpcStatsInterceptorFactory(RpcStats& stats, std::set<std::string> served) {
+  return std::make_unique<RpcStatsInterceptorFactory>(stats, std::move(served));
 }
 
 }  // namespace upper

@@ -1,10 +1,15 @@
 #include "server/admin/rpc_stats_interceptor.h"
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
@@ -26,7 +31,9 @@ class InterceptedServer {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
-    interceptors.push_back(MakeRpcStatsInterceptorFactory(stats));
+    interceptors.push_back(MakeRpcStatsInterceptorFactory(
+        stats, {"/grpc.health.v1.Health/Check",
+                "/upper.admin.v1.AdminService/GetStatus"}));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
     server_ = builder.BuildAndStart();
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
@@ -55,6 +62,31 @@ grpc::StatusCode CheckHealth(grpc::Channel& channel, const std::string& name) {
   request.set_service(name);
   grpc::health::v1::HealthCheckResponse response;
   return stub->Check(&context, request, &response).error_code();
+}
+
+// Calls `path` with an empty request through the generic stub, as a peer
+// that names any method it likes would.
+grpc::StatusCode CallPath(const std::shared_ptr<grpc::Channel>& channel,
+                          const std::string& path) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  grpc::Slice empty("");  // a default ByteBuffer is no message at all
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::optional<grpc::Status> status;
+  stub.UnaryCall(&context, path, grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   status = std::move(s);
+                   done_cv.notify_one();
+                 });
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait(lock, [&] { return status.has_value(); });
+  return status->error_code();
 }
 
 uint64_t CountOf(const RpcStats& stats, const std::string& method, int code) {
@@ -88,6 +120,31 @@ TEST(RpcStatsInterceptor, CountsEveryFinishedCallByMethodAndCode) {
                     grpc::UNIMPLEMENTED),
             1u);
   EXPECT_EQ(stats.Snapshot().size(), 3u);
+}
+
+// A peer may send any path, with no token: each unknown one must not become
+// a label of its own (that would grow /metrics without bound).
+TEST(RpcStatsInterceptor, MethodsNotServedAreCountedAsOther) {
+  RpcStats stats;
+  InterceptedServer server(stats);
+  ASSERT_TRUE(server.started());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(CallPath(server.channel(), "/evil.Service/M" + std::to_string(i)),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  // ListConnections is a method of the server but not in its `served` set:
+  // counted as other too.
+  auto admin = admin::v1::AdminService::NewStub(server.channel());
+  grpc::ClientContext context;
+  admin::v1::ListConnectionsResponse list;
+  ASSERT_EQ(admin
+                ->ListConnections(&context, admin::v1::ListConnectionsRequest(),
+                                  &list)
+                .error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+
+  EXPECT_EQ(CountOf(stats, kOtherMethod, grpc::UNIMPLEMENTED), 51u);
+  EXPECT_EQ(stats.Snapshot().size(), 1u);
 }
 
 }  // namespace

@@ -30,6 +30,22 @@ constexpr size_t kMaxDrainBytes = 64 * 1024;
 
 constexpr char kText[] = "text/plain; charset=utf-8";
 
+// `now` + `timeout`, saturated: an infinite (or absurd) timeout is "never",
+// not a signed overflow that would make it already past.
+HttpServer::Clock::time_point DeadlineAfter(HttpServer::Clock::time_point now,
+                                            absl::Duration timeout) {
+  constexpr absl::Duration kNever = absl::Hours(24 * 365 * 100);
+  if (timeout >= kNever) return HttpServer::Clock::time_point::max();
+  return now + absl::ToChronoNanoseconds(timeout);
+}
+
+// poll() failed for a reason other than EINTR (ENOMEM): wait a little
+// rather than retry at once, so the loop cannot spin.
+void PauseAfterPollError() {
+  constexpr int kPauseMs = 10;
+  (void)poll(nullptr, 0, kPauseMs);
+}
+
 }  // namespace
 
 struct HttpServer::Connection {
@@ -114,7 +130,8 @@ void HttpServer::Run() {
       fds.push_back({.fd = c->fd.get(), .events = events, .revents = 0});
     }
     if (poll(fds.data(), fds.size(), PollTimeoutMs(now)) < 0) {
-      continue;  // EINTR; nothing else can fail with valid arguments
+      if (errno != EINTR) PauseAfterPollError();
+      continue;
     }
     if (fds[0].revents != 0) return;  // stopping
     now = Clock::now();
@@ -124,6 +141,8 @@ void HttpServer::Run() {
       if (fds[2 + i].revents != 0)
         Serve(*connections_[i], fds[2 + i].revents, now);
     }
+    // Connections that ended above no longer count against the cap.
+    std::erase_if(connections_, [](const auto& c) { return !c->fd.valid(); });
     if (fds[1].revents != 0) AcceptPending(now);
   }
 }
@@ -157,14 +176,17 @@ void HttpServer::AcceptPending(Clock::time_point now) {
     }
     if (connections_.size() >= options_.max_connections && !EvictOne()) {
       refused_.fetch_add(1, std::memory_order_relaxed);
-      continue;  // `accepted.fd` closes: every slot is writing a response
+      continue;  // only with max_connections 0: `accepted.fd` closes
     }
     accepted_.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_unique<Connection>();
     c->fd = std::move(accepted.fd);
     c->accepted = now;
-    c->deadline = now + absl::ToChronoNanoseconds(options_.header_timeout);
-    connections_.push_back(std::move(c));
+    c->deadline = DeadlineAfter(now, options_.header_timeout);
+    // A scraper's request is usually in the socket already: read it now, so
+    // a flood of connections queued behind it cannot evict it unread.
+    ReadHead(*c, now);
+    if (c->fd.valid()) connections_.push_back(std::move(c));
   }
 }
 
@@ -179,9 +201,15 @@ bool HttpServer::EvictOne() {
     }
     return found;
   };
+  // A writer goes last, and the oldest one: a scraper reads its answer in
+  // milliseconds, so a slot still writing long after is a peer that does
+  // not read, and must not lock scrapers out until its write timeout.
   auto victim = oldest_in(Connection::State::kLingering);
   if (victim == connections_.end()) {
     victim = oldest_in(Connection::State::kReadingHead);
+  }
+  if (victim == connections_.end()) {
+    victim = oldest_in(Connection::State::kWriting);
   }
   if (victim == connections_.end()) return false;
   evicted_.fetch_add(1, std::memory_order_relaxed);
@@ -259,9 +287,10 @@ std::string HttpServer::Answer(absl::string_view head) {
   std::string body;
   try {
     body = body_();
-  } catch (const std::exception& e) {
-    return HttpResponse(500, kText, "", absl::StrCat(e.what(), "\n"),
-                        head_only);
+  } catch (...) {
+    // What failed inside a collector is no business of an unauthenticated
+    // peer; the scrape just fails.
+    return HttpResponse(500, kText, "", "cannot collect metrics\n", head_only);
   }
   return HttpResponse(200, options_.content_type, "", body, head_only);
 }
@@ -272,7 +301,7 @@ void HttpServer::Respond(Connection& c, std::string response,
   c.in = std::string();
   responses_.fetch_add(1, std::memory_order_relaxed);
   c.state = Connection::State::kWriting;
-  c.deadline = now + absl::ToChronoNanoseconds(options_.write_timeout);
+  c.deadline = DeadlineAfter(now, options_.write_timeout);
   Write(c, now);
 }
 
@@ -292,7 +321,7 @@ void HttpServer::Write(Connection& c, Clock::time_point now) {
   shutdown(c.fd.get(), SHUT_WR);
   c.out = std::string();
   c.state = Connection::State::kLingering;
-  c.deadline = now + absl::ToChronoNanoseconds(options_.linger_timeout);
+  c.deadline = DeadlineAfter(now, options_.linger_timeout);
 }
 
 void HttpServer::Drain(Connection& c) {

@@ -6,10 +6,13 @@
 // resource a peer can make it spend is bounded (HttpServerOptions), and a
 // scrape must get through whatever other peers do:
 // - at most max_connections at once; when full, a new connection evicts the
-//   oldest one that has already been answered (lingering) or else the oldest
-//   one still waiting for its request head, so slowloris peers cannot lock
-//   a scraper out; only when every slot is writing a response is the new
-//   one refused (closed at once);
+//   oldest one that has already been answered (lingering), else the oldest
+//   one still waiting for its request head, else the oldest one still
+//   writing (a scraper reads its answer in milliseconds: a slot writing
+//   long after is a peer that does not read), so neither slowloris peers
+//   nor peers that never read lock a scraper out; a new connection's head
+//   is read at once, so connections flooding in after a scraper cannot
+//   evict it before its request (already in its socket) is read;
 // - the request head is at most max_head_bytes (431 and close) and must
 //   arrive within header_timeout of the accept (408 and close);
 // - one request per connection (`Connection: close`): no idle keep-alive
@@ -67,7 +70,7 @@ struct HttpServerStats {
   uint64_t accepted = 0;
   uint64_t responses = 0;        // of any status code
   uint64_t evicted = 0;          // closed to make room for a newer connection
-  uint64_t refused = 0;          // closed at accept: every slot busy, or no fds
+  uint64_t refused = 0;          // not accepted: no descriptor left
   uint64_t header_timeouts = 0;  // answered 408
   uint64_t write_timeouts = 0;   // cut before their response was sent
 };

@@ -291,6 +291,69 @@ TEST(HttpServer, ClientThatNeverReadsIsCutAfterTheWriteTimeout) {
   EXPECT_LT(cut.bytes.size(), big.size());
 }
 
+TEST(HttpServer, PeersThatNeverReadNeverLockAScraperOut) {
+  constexpr size_t kSlots = 3;
+  // Bigger than any socket buffers, and write and header timeouts beyond
+  // the test: only eviction of a stuck writer can let the scrape in.
+  const std::string big(16 << 20, 'x');
+  std::unique_ptr<HttpServer> server =
+      StartServer({.max_connections = kSlots,
+                   .header_timeout = absl::Hours(1),
+                   .write_timeout = absl::Hours(1)},
+                  [&big] { return big; });
+  ASSERT_NE(server, nullptr);
+  std::vector<UniqueFd> stuck;
+  for (size_t i = 0; i < kSlots; ++i) {
+    stuck.push_back(Dial("127.0.0.1", server->port()));
+    ASSERT_TRUE(stuck.back().valid());
+    SendAll(stuck.back().get(), "GET /metrics HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(Eventually([&] { return server->stats().responses == i + 1; }));
+  }
+  const Reply scrape =
+      Exchange(server->port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusLine(scrape.bytes), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(absl::EndsWith(scrape.bytes, big));
+  EXPECT_EQ(server->stats().evicted, 1u);
+  // The oldest stuck writer was the one cut.
+  EXPECT_TRUE(ReadAll(stuck[0].get()).eof);
+}
+
+TEST(HttpServer, AFloodAfterAScraperCannotEvictItBeforeItsRequestIsRead) {
+  constexpr size_t kSlots = 2;
+  std::unique_ptr<HttpServer> server = StartServer(
+      {.max_connections = kSlots, .header_timeout = absl::Hours(1)});
+  ASSERT_NE(server, nullptr);
+  for (int round = 0; round < 20; ++round) {
+    UniqueFd scraper = Dial("127.0.0.1", server->port());
+    ASSERT_TRUE(scraper.valid());
+    SendAll(scraper.get(), "GET /metrics HTTP/1.1\r\n\r\n");
+    // Silent connections queued right behind it, many more than the slots.
+    std::vector<UniqueFd> flood;
+    for (size_t i = 0; i < 8 * kSlots; ++i) {
+      flood.push_back(Dial("127.0.0.1", server->port()));
+    }
+    const Reply reply = ReadAll(scraper.get());
+    ASSERT_EQ(StatusLine(reply.bytes), "HTTP/1.1 200 OK") << "round " << round;
+  }
+}
+
+TEST(HttpServer, AnInfiniteHeaderTimeoutMeansNever) {
+  std::unique_ptr<HttpServer> server =
+      StartServer({.header_timeout = absl::InfiniteDuration(),
+                   .write_timeout = absl::InfiniteDuration(),
+                   .linger_timeout = absl::InfiniteDuration()});
+  ASSERT_NE(server, nullptr);
+  UniqueFd fd = Dial("127.0.0.1", server->port());
+  ASSERT_TRUE(fd.valid());
+  SendAll(fd.get(), "GET /me");
+  EXPECT_FALSE(ReadAll(fd.get(), absl::Milliseconds(300)).eof);
+  SendAll(fd.get(), "trics HTTP/1.1\r\n\r\n");
+  shutdown(fd.get(), SHUT_WR);  // so the linger ends with our FIN
+  const Reply reply = ReadAll(fd.get());
+  EXPECT_EQ(StatusLine(reply.bytes), "HTTP/1.1 200 OK");
+  EXPECT_EQ(server->stats().header_timeouts, 0u);
+}
+
 TEST(HttpServer, AnIpv6AnyAddressServesIpv4AndIpv6Clients) {
   std::unique_ptr<HttpServer> server = StartServer({}, {}, "::");
   ASSERT_NE(server, nullptr);

@@ -12,6 +12,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "server/admin/admin_service.h"
 #include "server/admin/admin_token.h"
@@ -22,6 +23,46 @@
 
 namespace upper {
 namespace {
+
+// Bounds on what any peer, authenticated or not, can make the admin server
+// spend before a handler (and so the token check) runs (issue 12). Admin
+// requests are a few bytes; a token is under 1 KiB.
+constexpr int kMaxReceiveMessageBytes = 64 * 1024;
+constexpr int kMaxMetadataBytes = 16 * 1024;
+// Streams per connection, sent in the server's SETTINGS. A conforming
+// client queues beyond it; gRPC 1.51 closes the connection of a peer that
+// opens more once it acknowledged the SETTINGS, but admits every stream
+// opened before that acknowledgement (so only kMaxThreads bounds those).
+constexpr int kMaxConcurrentStreams = 16;
+// Threads of the sync server, pollers included; a running stream holds one.
+// At the bound a new call, authenticated or not, is answered at once with
+// RESOURCE_EXHAUSTED "Server Threadpool Exhausted" (measured: 200 streams
+// opened before the SETTINGS ack take upperd from 11 to 42 threads, not
+// 211). Above kMaxConcurrentStreams, so that a peer that honours the
+// SETTINGS leaves room for others, and kMaxWatches plus room for unary
+// calls.
+constexpr int kMaxThreads = 32;
+static_assert(kMaxThreads > kMaxConcurrentStreams);
+static_assert(kMaxThreads >= AdminServiceImpl::kMaxWatches + 16);
+
+// Applies the bounds above. Compression is refused altogether: gRPC 1.51
+// inflates a whole compressed message before it checks the receive limit
+// against the inflated size, so even a body under the 64 KiB limit would
+// inflate to ~64 MiB. With gzip and deflate disabled, a message sent with
+// either is answered UNIMPLEMENTED ("Compression algorithm 'gzip' is
+// disabled.") on its headers, without being inflated (measured by
+// tests/integration/admin_hostile_peer_test.cc).
+void BoundResources(grpc::ServerBuilder& builder) {
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             kMaxConcurrentStreams);
+  grpc::ResourceQuota quota("upper-admin");
+  quota.SetMaxThreads(kMaxThreads);
+  builder.SetResourceQuota(quota);
+}
 
 // The names health reports on: the whole server, and the admin service.
 constexpr const char* kHealthNames[] = {"", "upper.admin.v1.AdminService"};
@@ -86,6 +127,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   // gRPC sets SO_REUSEPORT by default: a second upperd would then share the
   // port silently and answer half the calls. A port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  BoundResources(builder);
   int selected_port = 0;
   builder.AddListeningPort(JoinHostPort(config.admin_bind, config.admin_port),
                            *credentials, &selected_port);

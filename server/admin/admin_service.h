@@ -33,9 +33,12 @@ namespace upper {
 
 class AdminServiceImpl final : public admin::v1::AdminService::Service {
  public:
-  // Dozens of operators' `upperctl watch` at once, far below what the
-  // process's threads and memory allow.
-  static constexpr int kMaxWatches = 64;
+  // A handful of operators' `upperctl watch` at once. Each holds one of the
+  // admin server's 32 threads (kMaxThreads in admin_server.cc) for as long
+  // as it runs, so the cap leaves most of them to unary calls; below the
+  // 16 streams a connection may open, so that one client past the cap is
+  // refused rather than queued by its own channel.
+  static constexpr int kMaxWatches = 8;
 
   // `token` empty: no authentication. `server` must outlive this service.
   AdminServiceImpl(ServerControl& server, const Config& config,

@@ -1,6 +1,6 @@
 // Bad input on upperd's admin port, below what the generated stubs can
 // send: raw bytes that are not a valid protobuf, a request past the
-// server's 4 MiB receive limit, an unknown method, and ids no connection
+// server's 64 KiB receive limit, an unknown method, and ids no connection
 // has, each with the exact gRPC status code, and upperd serving normally
 // right after every one of them. (Out-of-range modes, NOT_FOUND for a
 // made-up id and missing or wrong tokens through the typed stub are in
@@ -30,8 +30,9 @@ constexpr char kGetStatus[] = "/upper.admin.v1.AdminService/GetStatus";
 constexpr char kSetMode[] = "/upper.admin.v1.AdminService/SetMode";
 constexpr char kCloseConnection[] =
     "/upper.admin.v1.AdminService/CloseConnection";
-// gRPC's default server receive limit, which upperd keeps.
-constexpr size_t kMaxReceiveBytes = 4 << 20;
+// The admin server's receive limit (kMaxReceiveMessageBytes in
+// admin_server.cc: admin requests are a few bytes).
+constexpr size_t kMaxReceiveBytes = 64 << 10;
 
 // A unary call to `method` whose request body is exactly `body`, whatever
 // it is; the status and, on success, the raw response.
@@ -147,8 +148,8 @@ TEST_F(AdminBadInputTest, ValidProtobufWithWrongFieldsReachesTheHandler) {
 }
 
 TEST_F(AdminBadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
-  // A valid protobuf (one unknown bytes field) just past 4 MiB: refused by
-  // gRPC before parsing. One byte under the limit is served.
+  // A valid protobuf (one unknown bytes field) just past 64 KiB: refused by
+  // gRPC before parsing. Exactly the limit is served.
   auto padded = [](size_t total) {
     // Field 15, wire type 2, a length as a 4-byte varint (< 2^28), then
     // the bytes.

@@ -170,7 +170,8 @@ TEST(AdminServiceWatch, OneWatchMoreThanTheCapIsResourceExhausted) {
   std::unique_ptr<Watch> extra = OpenWatch(admin, absl::Seconds(20));
   const grpc::Status refused = extra->Refusal();
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_TRUE(Contains(refused.error_message(), "64"))
+  EXPECT_TRUE(Contains(refused.error_message(),
+                       std::to_string(AdminServiceImpl::kMaxWatches)))
       << refused.error_message();
 
   // A cancelled watch frees its place (once the service notices, within

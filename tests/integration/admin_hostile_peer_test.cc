@@ -1,0 +1,256 @@
+// Attacks on the admin port by a peer with no token (issue 12), each run by
+// a raw HTTP/2 client (h2_attack.py, under `ulimit -v`) against a real
+// upperd started with --admin_token_file:
+//  - a gzip bomb: a GetStatus whose message inflates to 256 MiB (and one
+//    that fits under the 64 KiB receive limit compressed, so that only the
+//    refused compression can stop it): upperd's peak RSS grows by less than
+//    16 MiB, the call fails, a data connection opened before still
+//    round-trips; with and without a valid token;
+//  - 200 HEADERS-only streams of a streaming method on one connection:
+//    upperd's threads stay under the admin bounds (16 streams a connection
+//    once SETTINGS are exchanged, 32 threads in all), an authenticated
+//    GetStatus on another connection answers (or, past the thread bound,
+//    is refused at once and recovers), new data connections are served.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
+#include "tests/support/proc.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/tcp.h"
+#include "tests/support/upperd_process.h"
+
+namespace upper::testing {
+namespace {
+
+constexpr char kToken[] = "0123456789abcdef-upper-test-token";
+// What the attack client may map: the compressed bomb and Python itself.
+constexpr int kAttackerAddressSpaceKib = 512 * 1024;
+// The admin server's bounds (kMaxThreads and kMaxConcurrentStreams in
+// admin_server.cc).
+constexpr int kAdminMaxThreads = 32;
+constexpr int kAdminMaxConcurrentStreams = 16;
+
+// "VmHWM:  1234 kB" → 1234; nullopt if gone.
+std::optional<int64_t> PeakRssKib(pid_t pid) {
+  std::optional<std::string> status =
+      ReadProcFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status) return std::nullopt;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, "VmHWM:")) continue;
+    int64_t kib = 0;
+    if (absl::SimpleAtoi(
+            absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib))
+      return kib;
+  }
+  return std::nullopt;
+}
+
+// The attack client's argv, run through bash for its `ulimit -v`.
+std::vector<std::string> AttackArgv(const std::vector<std::string>& args) {
+  std::string command =
+      absl::StrCat("ulimit -v ", kAttackerAddressSpaceKib, " && exec '",
+                   UPPER_PYTHON3, "' '", H2_ATTACK_PATH, "'");
+  for (const std::string& arg : args) absl::StrAppend(&command, " '", arg, "'");
+  return {"/bin/bash", "-c", command};
+}
+
+// One byte through a data connection: upper-cased back.
+void ExpectRoundTrip(int fd) {
+  ASSERT_EQ(send(fd, "q", 1, MSG_NOSIGNAL), 1);
+  absl::StatusOr<std::string> back =
+      ReadExactly(fd, 1, absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, "Q");
+}
+
+class AdminHostilePeerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::string> dir = MakeTempDir();
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_ = *dir;
+    const std::string token_file = dir_ + "/token";
+    ASSERT_TRUE(WriteFile(token_file, kToken).ok());
+    absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+        UpperdProcess::Start(
+            {.args = {"--mode=thread", "--admin_token_file=" + token_file}});
+    ASSERT_TRUE(upperd.ok()) << upperd.status();
+    upperd_ = *std::move(upperd);
+    absl::StatusOr<uint16_t> port = upperd_->Port("admin");
+    ASSERT_TRUE(port.ok()) << port.status();
+    admin_port_ = *port;
+  }
+  void TearDown() override {
+    if (!dir_.empty())
+      RunShell(absl::StrCat("rm -rf '", dir_, "'")).IgnoreError();
+  }
+
+  // Sends the bomb; returns the client's one-line verdict.
+  std::string SendBomb(int zeros_mib, const std::string& token) {
+    absl::StatusOr<ProcessResult> run = RunProcess(
+        AttackArgv({"gzip_bomb", absl::StrCat("--port=", admin_port_),
+                    absl::StrCat("--zeros_mib=", zeros_mib),
+                    "--token=" + token}),
+        {}, absl::Seconds(60));
+    EXPECT_TRUE(run.ok()) << run.status();
+    if (!run.ok()) return "";
+    EXPECT_EQ(run->exit_code, 0) << run->err;
+    return run->out;
+  }
+
+  void ExpectBombHeld(int zeros_mib, const std::string& token) {
+    absl::StatusOr<UniqueFd> data = Connect(upperd_->data_port());
+    ASSERT_TRUE(data.ok()) << data.status();
+    ExpectRoundTrip(data->get());
+    const int64_t before = PeakRssKib(upperd_->pid()).value_or(0);
+    const std::string verdict(
+        absl::StripTrailingAsciiWhitespace(SendBomb(zeros_mib, token)));
+    const int64_t after = PeakRssKib(upperd_->pid()).value_or(0);
+    const int64_t growth_mib = (after - before) / 1024;
+    RecordProperty("peak_rss_growth_mib", static_cast<int>(growth_mib));
+    std::printf("bomb of %d MiB, token %s: %s  peak RSS +%lld MiB\n", zeros_mib,
+                token.empty() ? "none" : "valid", verdict.c_str(),
+                static_cast<long long>(growth_mib));
+    EXPECT_LT(growth_mib, 16) << verdict;
+    EXPECT_TRUE(absl::StartsWith(verdict, "grpc-status=") ||
+                absl::StartsWith(verdict, "rst="))
+        << verdict;
+    EXPECT_FALSE(absl::StartsWith(verdict, "grpc-status=0 ")) << verdict;
+    ASSERT_TRUE(upperd_->running());
+    ExpectRoundTrip(data->get());
+  }
+
+  // Opens `count` HEADERS-only streams of `path` on one connection (once the
+  // SETTINGS are exchanged if `ack_first`), checks upperd's threads while
+  // they are held against `max_new_threads`, and a data connection; returns
+  // what an authenticated GetStatus on another connection got meanwhile.
+  grpc::StatusCode HoldStreams(const std::string& path, bool ack_first,
+                               int max_new_threads, int count = 200) {
+    const int threads_before = CountThreads(upperd_->pid());
+    std::vector<std::string> args = {
+        "streams", absl::StrCat("--port=", admin_port_), "--path=" + path,
+        absl::StrCat("--count=", count)};
+    if (ack_first) args.push_back("--ack_first");
+    absl::StatusOr<std::unique_ptr<Subprocess>> attack =
+        Subprocess::Start(AttackArgv(args));
+    EXPECT_TRUE(attack.ok()) << attack.status();
+    if (!attack.ok()) return grpc::StatusCode::UNKNOWN;
+    EXPECT_TRUE((*attack)->WaitForStdout("ready", absl::Seconds(30)))
+        << (*attack)->Stdout() << (*attack)->Stderr();
+    absl::SleepFor(absl::Milliseconds(500));  // let every thread start
+    const int threads_during = CountThreads(upperd_->pid());
+    std::printf("%s%s: %s  threads %d -> %d\n", path.c_str(),
+                ack_first ? " (after SETTINGS)" : "",
+                (*attack)->Stdout().c_str(), threads_before, threads_during);
+    EXPECT_LE(threads_during, threads_before + max_new_threads);
+
+    auto stub = admin::v1::AdminService::NewStub(AdminChannel(admin_port_));
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    admin::v1::ServerStatus status;
+    const grpc::Status got =
+        stub->GetStatus(&context, admin::v1::GetStatusRequest(), &status);
+    std::printf("authenticated GetStatus meanwhile: %d %s\n",
+                static_cast<int>(got.error_code()),
+                got.error_message().c_str());
+    // What a kubelet probe would see (reported, not asserted).
+    std::shared_ptr<grpc::Channel> probe = AdminChannel(admin_port_);
+    absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+        health = CheckHealth(*probe, "");
+    std::printf("health check meanwhile: %s\n",
+                health.ok() ? absl::StrCat("status ", *health).c_str()
+                            : health.status().ToString().c_str());
+    absl::StatusOr<UniqueFd> data = Connect(upperd_->data_port());
+    EXPECT_TRUE(data.ok()) << data.status();
+    if (data.ok()) ExpectRoundTrip(data->get());
+    (*attack)->Signal(SIGKILL);
+    (*attack)->Wait(absl::Seconds(10)).IgnoreError();
+    return got.error_code();
+  }
+
+  // GetStatus with the token answers OK again (the attacker's streams are
+  // gone once its connection is).
+  void ExpectAuthenticatedCallsRecover() {
+    auto stub = admin::v1::AdminService::NewStub(AdminChannel(admin_port_));
+    EXPECT_TRUE(Eventually([&] { return GetStatus(*stub, kToken).ok(); },
+                           absl::Seconds(10)));
+  }
+
+  std::string dir_;
+  std::unique_ptr<UpperdProcess> upperd_;
+  uint16_t admin_port_ = 0;
+};
+
+TEST_F(AdminHostilePeerTest, GzipBombWithoutTokenIsRefusedUninflated) {
+  ExpectBombHeld(256, "");
+}
+
+TEST_F(AdminHostilePeerTest, GzipBombWithValidTokenIsRefusedUninflated) {
+  ExpectBombHeld(256, kToken);
+}
+
+// 60 MiB of zeros gzip to ~60 KiB, under the 64 KiB receive limit: only
+// the disabled compression stands between this message and the inflater.
+TEST_F(AdminHostilePeerTest, BombUnderTheReceiveLimitIsRefusedUninflated) {
+  ExpectBombHeld(60, "");
+  ExpectBombHeld(60, kToken);
+}
+
+constexpr char kReflection[] =
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+// A peer that waits for the SETTINGS may hold 16 streams (each a thread in
+// reflection's handler) and operators keep theirs; when it opens a 17th,
+// gRPC 1.51 closes its whole connection ("Max stream count exceeded"), and
+// with it the 16.
+TEST_F(AdminHostilePeerTest, ReflectionStreamsAreCappedPerConnection) {
+  EXPECT_EQ(HoldStreams(kReflection, /*ack_first=*/true,
+                        kAdminMaxConcurrentStreams, kAdminMaxConcurrentStreams),
+            grpc::StatusCode::OK);
+  EXPECT_EQ(HoldStreams(kReflection, /*ack_first=*/true,
+                        kAdminMaxConcurrentStreams, 200),
+            grpc::StatusCode::OK);
+  ExpectAuthenticatedCallsRecover();
+}
+
+// gRPC 1.51 enforces MAX_CONCURRENT_STREAMS only once the peer acknowledged
+// the SETTINGS: streams opened before that are admitted. The thread quota
+// still holds them to kAdminMaxThreads (211 threads before it); at the
+// bound, further calls, authenticated ones too, are answered
+// RESOURCE_EXHAUSTED "Server Threadpool Exhausted" at once (no hang) until
+// the streams end. Data connections are untouched.
+TEST_F(AdminHostilePeerTest, ReflectionStreamsBeforeSettingsAreThreadBounded) {
+  const grpc::StatusCode got =
+      HoldStreams(kReflection, /*ack_first=*/false, kAdminMaxThreads);
+  EXPECT_TRUE(got == grpc::StatusCode::OK ||
+              got == grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << got;
+  ExpectAuthenticatedCallsRecover();
+}
+
+// A server-streaming call gets no thread before its request message.
+TEST_F(AdminHostilePeerTest, HeadersOnlyWatchStreamsTakeNoThreads) {
+  EXPECT_EQ(HoldStreams("/upper.admin.v1.AdminService/WatchStatus",
+                        /*ack_first=*/false, 2),
+            grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace upper::testing

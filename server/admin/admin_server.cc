@@ -1,5 +1,7 @@
 #include "server/admin/admin_server.h"
 
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -13,11 +15,12 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
-#include "grpcpp/security/server_credentials.h"
+#include "server/admin/admin_credentials.h"
 #include "server/admin/admin_service.h"
 #include "server/admin/admin_token.h"
 #include "server/admin/flag_file.h"
 #include "server/admin/rpc_stats_interceptor.h"
+#include "server/admin/token_auth_processor.h"
 #include "server/base/log.h"
 #include "upper/admin/v1/admin.pb.h"
 
@@ -86,18 +89,21 @@ std::set<std::string> ServedMethods() {
   return served;
 }
 
+// The port's credentials: TLS when --admin_tls_cert is set, and the token
+// checked on every call's headers when there is a token.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const Config& config) {
-  if (config.admin_tls_cert.empty()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert =
-      ReadFlagFile("admin_tls_cert", config.admin_tls_cert);
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key =
-      ReadFlagFile("admin_tls_key", config.admin_tls_key);
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
-  return grpc::SslServerCredentials(options);
+    const Config& config, std::shared_ptr<TokenAuthProcessor> auth) {
+  std::optional<TlsKeyPair> tls;
+  if (!config.admin_tls_cert.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadFlagFile("admin_tls_cert", config.admin_tls_cert);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key =
+        ReadFlagFile("admin_tls_key", config.admin_tls_key);
+    if (!key.ok()) return key.status();
+    tls = TlsKeyPair{*std::move(key), *std::move(cert)};
+  }
+  return std::make_shared<AdminCredentials>(std::move(tls), std::move(auth));
 }
 
 }  // namespace
@@ -110,13 +116,17 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     if (!read.ok()) return read.status();
     token = *std::move(read);
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      Credentials(config);
-  if (!credentials.ok()) return credentials.status();
-
   std::unique_ptr<AdminServer> admin(new AdminServer());
   admin->server_ = &server;
   admin->rpc_stats_ = std::make_unique<RpcStats>();
+  std::shared_ptr<TokenAuthProcessor> auth;
+  if (!token.empty()) {
+    auth = std::make_shared<TokenAuthProcessor>(token, ServedMethods(),
+                                                *admin->rpc_stats_);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      Credentials(config, std::move(auth));
+  if (!credentials.ok()) return credentials.status();
   admin->service_ =
       std::make_unique<AdminServiceImpl>(server, config, std::move(token));
 

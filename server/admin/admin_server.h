@@ -3,7 +3,8 @@
 // service (SERVING; NOT_SERVING for "" and "upper.admin.v1.AdminService" once
 // upperd drains) and server reflection, optionally over TLS
 // (--admin_tls_cert/--admin_tls_key) and with a bearer token
-// (--admin_token_file) required by AdminService only. Counts every call by
+// (--admin_token_file) checked on every call's headers before it takes a
+// thread (token_auth_processor.h): everything but Health/Check needs it. Counts every call by
 // method and status code in rpc_stats(), for the metrics plane.
 //
 // Lifecycle: Start() after DataPlane::Create() (which must run before any

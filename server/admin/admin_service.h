@@ -6,8 +6,9 @@
 //
 // When a token is configured, every method first checks the call's
 // `authorization: Bearer <token>` metadata (constant-time comparison) and
-// answers UNAUTHENTICATED otherwise; health and reflection are other
-// services and stay open.
+// answers UNAUTHENTICATED otherwise. This is the second line: the first is
+// TokenAuthProcessor, which refuses such calls on their headers before they
+// reach a thread (token_auth_processor.h).
 //
 // At most kMaxWatches WatchStatus streams run at once; a further one gets
 // RESOURCE_EXHAUSTED. Each stream holds one of the sync server's threads for

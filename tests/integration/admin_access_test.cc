@@ -142,10 +142,15 @@ TEST_F(AdminAccessTest, WithATokenOnlyTheRightOnePasses) {
   EXPECT_FALSE(watch->Read(&ignored));
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
-  // Health and reflection stay open, for probes and tools.
+  // Health stays open, for probes; reflection is behind the same token as
+  // the service (it describes the API to whoever asks).
   EXPECT_EQ(CheckHealth(*channel, "").value_or(HealthCheckResponse::UNKNOWN),
             HealthCheckResponse::SERVING);
-  EXPECT_TRUE(ReflectionListServices(*channel).ok());
+  EXPECT_EQ(ReflectionListServices(*channel).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(ReflectionListServices(*channel, "wrong").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(ReflectionListServices(*channel, kToken).ok());
 }
 
 TEST_F(AdminAccessTest, TokenFileComesFromTheEnvironmentToo) {

@@ -6,13 +6,18 @@
 //    refused compression can stop it): upperd's peak RSS grows by less than
 //    16 MiB, the call fails, a data connection opened before still
 //    round-trips; with and without a valid token;
-//  - 200 HEADERS-only streams of a streaming method on one connection:
-//    upperd's threads stay under the admin bounds (16 streams a connection
-//    once SETTINGS are exchanged, 32 threads in all), an authenticated
-//    GetStatus on another connection answers (or, past the thread bound,
-//    is refused at once and recovers), new data connections are served.
+//  - 500 streams of every streaming method without a token, on one and on
+//    25 connections, under a pids limit: no stream gets a thread (the token
+//    is checked on the headers), an authenticated GetStatus answers, new
+//    data connections are served;
+//  - with the token, streams stay under the admin bounds (16 a connection
+//    once SETTINGS are exchanged, 32 threads in all): an authenticated
+//    GetStatus answers (or, past the thread bound, is refused at once and
+//    recovers).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -45,6 +50,8 @@ constexpr int kAttackerAddressSpaceKib = 512 * 1024;
 // admin_server.cc).
 constexpr int kAdminMaxThreads = 32;
 constexpr int kAdminMaxConcurrentStreams = 16;
+// Data connections opened (at once) while a flood is held.
+constexpr int kDataConnections = 8;
 
 // "VmHWM:  1234 kB" → 1234; nullopt if gone.
 std::optional<int64_t> PeakRssKib(pid_t pid) {
@@ -97,6 +104,12 @@ class AdminHostilePeerTest : public ::testing::Test {
     admin_port_ = *port;
   }
   void TearDown() override {
+    if (!cgroup_.empty()) {
+      upperd_.reset();  // the cgroup can go once upperd has
+      for (int i = 0; i < 50 && rmdir(cgroup_.c_str()) != 0; ++i) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
     if (!dir_.empty())
       RunShell(absl::StrCat("rm -rf '", dir_, "'")).IgnoreError();
   }
@@ -136,30 +149,60 @@ class AdminHostilePeerTest : public ::testing::Test {
     ExpectRoundTrip(data->get());
   }
 
-  // Opens `count` HEADERS-only streams of `path` on one connection (once the
-  // SETTINGS are exchanged if `ack_first`), checks upperd's threads while
-  // they are held against `max_new_threads`, and a data connection; returns
-  // what an authenticated GetStatus on another connection got meanwhile.
-  grpc::StatusCode HoldStreams(const std::string& path, bool ack_first,
-                               int max_new_threads, int count = 200) {
+  struct Flood {
+    std::string path;
+    bool ack_first = false;  // open streams once the SETTINGS are exchanged
+    int count = 200;         // streams on each connection
+    int connections = 1;
+    bool with_message = false;  // an empty message on each stream
+    std::string token;          // the attacker's; empty: none
+    int max_new_threads = 2;    // what upperd may gain meanwhile
+  };
+
+  // Opens the streams of `flood`, checks upperd's threads while they are
+  // held against `max_new_threads`, and that data connections are served;
+  // returns what an authenticated GetStatus on another connection got
+  // meanwhile.
+  grpc::StatusCode HoldStreams(const Flood& flood) {
     const int threads_before = CountThreads(upperd_->pid());
     std::vector<std::string> args = {
-        "streams", absl::StrCat("--port=", admin_port_), "--path=" + path,
-        absl::StrCat("--count=", count)};
-    if (ack_first) args.push_back("--ack_first");
+        "streams", absl::StrCat("--port=", admin_port_),
+        "--path=" + flood.path, absl::StrCat("--count=", flood.count),
+        absl::StrCat("--connections=", flood.connections),
+        "--token=" + flood.token};
+    if (flood.ack_first) args.push_back("--ack_first");
+    if (flood.with_message) args.push_back("--with_message");
     absl::StatusOr<std::unique_ptr<Subprocess>> attack =
         Subprocess::Start(AttackArgv(args));
     EXPECT_TRUE(attack.ok()) << attack.status();
     if (!attack.ok()) return grpc::StatusCode::UNKNOWN;
-    EXPECT_TRUE((*attack)->WaitForStdout("ready", absl::Seconds(30)))
+    EXPECT_TRUE((*attack)->WaitForStdout("ready", absl::Seconds(60)))
         << (*attack)->Stdout() << (*attack)->Stderr();
     absl::SleepFor(absl::Milliseconds(500));  // let every thread start
     const int threads_during = CountThreads(upperd_->pid());
-    std::printf("%s%s: %s  threads %d -> %d\n", path.c_str(),
-                ack_first ? " (after SETTINGS)" : "",
+    std::printf("%s x%d on %d connection(s)%s%s, token %s: %s  threads %d -> "
+                "%d\n",
+                flood.path.c_str(), flood.count, flood.connections,
+                flood.ack_first ? " after SETTINGS" : "",
+                flood.with_message ? " with a message" : "",
+                flood.token.empty() ? "none" : "valid",
                 (*attack)->Stdout().c_str(), threads_before, threads_during);
-    EXPECT_LE(threads_during, threads_before + max_new_threads);
+    EXPECT_LE(threads_during, threads_before + flood.max_new_threads);
+    const grpc::StatusCode got = AuthenticatedGetStatus();
+    // What a kubelet probe would see (reported, not asserted).
+    std::shared_ptr<grpc::Channel> probe = AdminChannel(admin_port_);
+    absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+        health = CheckHealth(*probe, "");
+    std::printf("health check meanwhile: %s\n",
+                health.ok() ? absl::StrCat("status ", *health).c_str()
+                            : health.status().ToString().c_str());
+    ExpectDataConnectionsServed();
+    (*attack)->Signal(SIGKILL);
+    (*attack)->Wait(absl::Seconds(10)).IgnoreError();
+    return got;
+  }
 
+  grpc::StatusCode AuthenticatedGetStatus() {
     auto stub = admin::v1::AdminService::NewStub(AdminChannel(admin_port_));
     grpc::ClientContext context;
     context.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
@@ -170,19 +213,39 @@ class AdminHostilePeerTest : public ::testing::Test {
     std::printf("authenticated GetStatus meanwhile: %d %s\n",
                 static_cast<int>(got.error_code()),
                 got.error_message().c_str());
-    // What a kubelet probe would see (reported, not asserted).
-    std::shared_ptr<grpc::Channel> probe = AdminChannel(admin_port_);
-    absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
-        health = CheckHealth(*probe, "");
-    std::printf("health check meanwhile: %s\n",
-                health.ok() ? absl::StrCat("status ", *health).c_str()
-                            : health.status().ToString().c_str());
-    absl::StatusOr<UniqueFd> data = Connect(upperd_->data_port());
-    EXPECT_TRUE(data.ok()) << data.status();
-    if (data.ok()) ExpectRoundTrip(data->get());
-    (*attack)->Signal(SIGKILL);
-    (*attack)->Wait(absl::Seconds(10)).IgnoreError();
     return got.error_code();
+  }
+
+  // kDataConnections new data connections at once (a thread each, so each
+  // needs a pid under the limit of PutUpperdUnderPidsLimit), each round-trips.
+  void ExpectDataConnectionsServed() {
+    std::vector<UniqueFd> data;
+    for (int i = 0; i < kDataConnections; ++i) {
+      absl::StatusOr<UniqueFd> fd = Connect(upperd_->data_port());
+      ASSERT_TRUE(fd.ok()) << fd.status();
+      data.push_back(*std::move(fd));
+    }
+    for (UniqueFd& fd : data) ExpectRoundTrip(fd.get());
+  }
+
+  // Moves upperd (all its threads) into a new pids cgroup (v1 or v2) whose
+  // pids.max leaves room for its threads now, kDataConnections data
+  // threads and a few more: if the flood took a thread per stream, the data
+  // connections would find no pid left. Skips when no cgroup can be made.
+  void PutUpperdUnderPidsLimit() {
+    for (const char* root : {"/sys/fs/cgroup/pids", "/sys/fs/cgroup"}) {
+      const std::string dir = absl::StrCat(root, "/upper-hostile-", getpid());
+      if (mkdir(dir.c_str(), 0755) != 0) continue;
+      const int limit = CountThreads(upperd_->pid()) + kDataConnections + 8;
+      if (WriteFile(dir + "/pids.max", absl::StrCat(limit)).ok() &&
+          WriteFile(dir + "/cgroup.procs", absl::StrCat(upperd_->pid())).ok()) {
+        cgroup_ = dir;
+        std::printf("upperd in %s, pids.max %d\n", dir.c_str(), limit);
+        return;
+      }
+      rmdir(dir.c_str());
+    }
+    GTEST_SKIP() << "cannot make a pids cgroup here";
   }
 
   // GetStatus with the token answers OK again (the attacker's streams are
@@ -194,6 +257,7 @@ class AdminHostilePeerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string cgroup_;
   std::unique_ptr<UpperdProcess> upperd_;
   uint16_t admin_port_ = 0;
 };
@@ -216,39 +280,85 @@ TEST_F(AdminHostilePeerTest, BombUnderTheReceiveLimitIsRefusedUninflated) {
 constexpr char kReflection[] =
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
-// A peer that waits for the SETTINGS may hold 16 streams (each a thread in
-// reflection's handler) and operators keep theirs; when it opens a 17th,
-// gRPC 1.51 closes its whole connection ("Max stream count exceeded"), and
-// with it the 16.
-TEST_F(AdminHostilePeerTest, ReflectionStreamsAreCappedPerConnection) {
-  EXPECT_EQ(HoldStreams(kReflection, /*ack_first=*/true,
-                        kAdminMaxConcurrentStreams, kAdminMaxConcurrentStreams),
+// Every streaming method the port has, and a path it does not serve.
+constexpr const char* kStreamingPaths[] = {
+    "/upper.admin.v1.AdminService/WatchStatus",
+    kReflection,
+    "/grpc.health.v1.Health/Watch",
+    "/no.such.Service/Method",
+};
+
+// Without a token, no stream of any method gets a thread, whatever the peer
+// sends: the token is checked on the HEADERS, in gRPC's auth filter, before
+// the call is matched to a thread (before the fix, 200 reflection streams
+// took 200 threads, then the 32 of the quota, and authenticated calls got
+// "Server Threadpool Exhausted"). 500 streams on one connection, before the
+// SETTINGS are acknowledged (so MAX_CONCURRENT_STREAMS does not apply yet),
+// under a pids limit that leaves no room for a thread per stream.
+TEST_F(AdminHostilePeerTest, UnauthenticatedStreamsOnOneConnectionTakeNoThread) {
+  PutUpperdUnderPidsLimit();
+  for (const char* path : kStreamingPaths) {
+    EXPECT_EQ(HoldStreams({.path = path, .count = 500, .with_message = true}),
+              grpc::StatusCode::OK)
+        << path;
+  }
+}
+
+// The same 500 streams spread over 25 connections that honour the SETTINGS
+// (20 each: over the 16 a connection may open, so some are refused).
+TEST_F(AdminHostilePeerTest, UnauthenticatedStreamsOnManyConnectionsTakeNoThread) {
+  PutUpperdUnderPidsLimit();
+  for (const char* path : kStreamingPaths) {
+    EXPECT_EQ(HoldStreams({.path = path,
+                           .ack_first = true,
+                           .count = 20,
+                           .connections = 25,
+                           .with_message = true}),
+              grpc::StatusCode::OK)
+        << path;
+  }
+}
+
+// A peer with the token that waits for the SETTINGS may hold 16 streams
+// (each a thread in reflection's handler) and operators keep theirs; when
+// it opens a 17th, gRPC 1.51 closes its whole connection ("Max stream count
+// exceeded"), and with it the 16.
+TEST_F(AdminHostilePeerTest, AuthenticatedStreamsAreCappedPerConnection) {
+  EXPECT_EQ(HoldStreams({.path = kReflection,
+                         .ack_first = true,
+                         .count = kAdminMaxConcurrentStreams,
+                         .token = kToken,
+                         .max_new_threads = kAdminMaxConcurrentStreams}),
             grpc::StatusCode::OK);
-  EXPECT_EQ(HoldStreams(kReflection, /*ack_first=*/true,
-                        kAdminMaxConcurrentStreams, 200),
+  EXPECT_EQ(HoldStreams({.path = kReflection,
+                         .ack_first = true,
+                         .token = kToken,
+                         .max_new_threads = kAdminMaxConcurrentStreams}),
             grpc::StatusCode::OK);
   ExpectAuthenticatedCallsRecover();
 }
 
 // gRPC 1.51 enforces MAX_CONCURRENT_STREAMS only once the peer acknowledged
-// the SETTINGS: streams opened before that are admitted. The thread quota
-// still holds them to kAdminMaxThreads (211 threads before it); at the
-// bound, further calls, authenticated ones too, are answered
-// RESOURCE_EXHAUSTED "Server Threadpool Exhausted" at once (no hang) until
-// the streams end. Data connections are untouched.
-TEST_F(AdminHostilePeerTest, ReflectionStreamsBeforeSettingsAreThreadBounded) {
-  const grpc::StatusCode got =
-      HoldStreams(kReflection, /*ack_first=*/false, kAdminMaxThreads);
+// the SETTINGS: streams opened before that are admitted. For a peer with the
+// token, the thread quota still holds them to kAdminMaxThreads; at the
+// bound, further calls are answered RESOURCE_EXHAUSTED "Server Threadpool
+// Exhausted" at once (no hang) until the streams end. Data connections are
+// untouched.
+TEST_F(AdminHostilePeerTest, AuthenticatedStreamsBeforeSettingsAreThreadBounded) {
+  const grpc::StatusCode got = HoldStreams({.path = kReflection,
+                                            .token = kToken,
+                                            .max_new_threads = kAdminMaxThreads});
   EXPECT_TRUE(got == grpc::StatusCode::OK ||
               got == grpc::StatusCode::RESOURCE_EXHAUSTED)
       << got;
   ExpectAuthenticatedCallsRecover();
 }
 
-// A server-streaming call gets no thread before its request message.
+// A server-streaming call gets no thread before its request message, even
+// with the token.
 TEST_F(AdminHostilePeerTest, HeadersOnlyWatchStreamsTakeNoThreads) {
-  EXPECT_EQ(HoldStreams("/upper.admin.v1.AdminService/WatchStatus",
-                        /*ack_first=*/false, 2),
+  EXPECT_EQ(HoldStreams({.path = "/upper.admin.v1.AdminService/WatchStatus",
+                         .token = kToken}),
             grpc::StatusCode::OK);
 }
 

@@ -7,12 +7,13 @@ the client side can refuse, compress or cap on the attacker's behalf.
     zeros, sent with `grpc-encoding: gzip` (compressed flag 1), honouring the
     server's flow-control windows; prints `grpc-status=<code>` (or
     `rst=<code>` / `goaway=<code>` / `eof`) and `sent=<bytes>`.
-  streams: --count streams of --path opened with HEADERS only (no message,
-    no END_STREAM) on one connection, at once or (--ack_first) once the
+  streams: --count streams of --path opened with HEADERS only (or, with
+    --with_message, HEADERS and an empty message; never END_STREAM) on each
+    of --connections connections, at once or (--ack_first) once the
     SETTINGS are exchanged; prints `opened=<n> refused=<n> answered=<n>
     max_concurrent_streams=<v>` (refused: RST_STREAM(REFUSED_STREAM);
-    answered: ended by the server otherwise; closed: the server closed the
-    connection), then `ready`, and holds the connection open
+    answered: ended by the server otherwise; closed: connections the server
+    closed), then `ready`, and holds the connection open
     for --hold seconds (the test counts upperd's threads meanwhile, then
     kills it).
 
@@ -290,33 +291,51 @@ def ack_settings_first(conn):
         acked = acked or (f[0] == SETTINGS and f[1] & ACK)
 
 
-def streams(args):
-    conn = Connection(args.port, args.timeout)
-    if args.ack_first:
-        ack_settings_first(conn)
-    stream, closed = 1, False
+def open_streams(conn, args):
+    """Opens --count streams on `conn`; False if the server closed it."""
+    stream = 1
     for _ in range(args.count):
         try:
             conn.headers(stream, args.path, args.token)
+            if args.with_message:  # an empty message, the stream left open
+                conn.sock.sendall(frame(DATA, 0, stream, b"\0\0\0\0\0"))
         except ConnectionError:
-            closed = True
-            break
+            return False
         stream += 2
-    ended, refused, end = set(), set(), time.monotonic() + 2.0
-    while time.monotonic() < end:  # the server's SETTINGS, its refusals
-        f = conn.read_frame(end - time.monotonic())
+    return True
+
+
+def read_refusals(conn, end, refused, ended):
+    """Reads the server's answers until `end` or a quiet 0.3 s; True if it
+    closed `conn`."""
+    while time.monotonic() < end:
+        f = conn.read_frame(min(0.3, end - time.monotonic()))
         if f is None:
-            closed = closed or conn.eof
-            break
+            return conn.eof
         if f[0] == RST_STREAM and struct.unpack(">I", f[3])[0] == \
                 REFUSED_STREAM:
-            refused.add(f[2])
+            refused.add((id(conn), f[2]))
         elif f[0] == RST_STREAM or (f[0] == HEADERS and f[1] & END_STREAM):
-            ended.add(f[2])  # answered (e.g. RESOURCE_EXHAUSTED), then reset
-    print("opened=%d refused=%d answered=%d closed=%s "
+            # answered (e.g. UNAUTHENTICATED, RESOURCE_EXHAUSTED)
+            ended.add((id(conn), f[2]))
+    return False
+
+
+def streams(args):
+    conns = [Connection(args.port, args.timeout)
+             for _ in range(args.connections)]
+    closed = 0
+    for conn in conns:
+        if args.ack_first:
+            ack_settings_first(conn)
+        closed += not open_streams(conn, args)
+    ended, refused, end = set(), set(), time.monotonic() + 5.0
+    for conn in conns:  # the server's SETTINGS, its refusals and answers
+        closed += read_refusals(conn, end, refused, ended)
+    print("opened=%d refused=%d answered=%d closed=%d "
           "max_concurrent_streams=%s" % (
-        args.count, len(refused), len(ended - refused), closed,
-        conn.settings.get(SETTINGS_MAX_CONCURRENT_STREAMS, "none")),
+        args.count * len(conns), len(refused), len(ended - refused), closed,
+        conns[0].settings.get(SETTINGS_MAX_CONCURRENT_STREAMS, "none")),
           flush=True)
     print("ready", flush=True)
     time.sleep(args.hold)  # the test kills us sooner when done
@@ -333,6 +352,11 @@ def main():
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--hold", type=float, default=60.0)
+    parser.add_argument("--connections", type=int, default=1,
+                        help="streams: open --count streams on each of these")
+    parser.add_argument("--with_message", action="store_true",
+                        help="streams: send an empty message on each stream "
+                        "(no END_STREAM), as a server-streaming call needs")
     parser.add_argument("--ack_first", action="store_true",
                         help="open streams only once SETTINGS are exchanged")
     args = parser.parse_args()

@@ -30,11 +30,11 @@ absl::Status FromGrpc(const grpc::Status& status) {
 
 // One request on the reflection stream, one response back.
 absl::StatusOr<reflection::ServerReflectionResponse> AskReflection(
-    grpc::Channel& channel,
-    const reflection::ServerReflectionRequest& request) {
+    grpc::Channel& channel, const reflection::ServerReflectionRequest& request,
+    const std::string& token = "") {
   auto stub = reflection::ServerReflection::NewStub(
       std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
-  std::unique_ptr<grpc::ClientContext> context = Context();
+  std::unique_ptr<grpc::ClientContext> context = Context(token);
   auto stream = stub->ServerReflectionInfo(context.get());
   reflection::ServerReflectionResponse response;
   const bool wrote = stream->Write(request);
@@ -114,11 +114,11 @@ CheckHealth(grpc::Channel& channel, const std::string& service) {
 }
 
 absl::StatusOr<std::vector<std::string>> ReflectionListServices(
-    grpc::Channel& channel) {
+    grpc::Channel& channel, const std::string& token) {
   reflection::ServerReflectionRequest request;
   request.set_list_services("*");
   absl::StatusOr<reflection::ServerReflectionResponse> response =
-      AskReflection(channel, request);
+      AskReflection(channel, request, token);
   if (!response.ok()) return response.status();
   std::vector<std::string> names;
   for (const auto& service : response->list_services_response().service()) {

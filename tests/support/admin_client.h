@@ -47,9 +47,10 @@ absl::StatusOr<std::vector<admin::v1::Connection>> ListConnections(
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
 CheckHealth(grpc::Channel& channel, const std::string& service);
 
-// Service names upperd's reflection lists (as grpcurl list does).
+// Service names upperd's reflection lists (as grpcurl list does); `token`
+// is sent as the bearer token unless empty.
 absl::StatusOr<std::vector<std::string>> ReflectionListServices(
-    grpc::Channel& channel);
+    grpc::Channel& channel, const std::string& token = "");
 // Names of the files reflection returns for `symbol` (the defining file
 // first, then its dependencies).
 absl::StatusOr<std::vector<std::string>> ReflectionFilesForSymbol(

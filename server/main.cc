@@ -19,7 +19,7 @@ namespace {
 
 // Prints a start-up failure and returns its exit code.
 int StartupFailure(const absl::Status& status) {
-  std::fprintf(stderr, "upperd: %s\n", std::string(status.message()).c_str());
+  upper::LogStartupFailure(status.message());
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 

@@ -19,6 +19,7 @@
 #include "server/admin/admin_service.h"
 #include "server/admin/admin_token.h"
 #include "server/admin/flag_file.h"
+#include "server/admin/grpc_log.h"
 #include "server/admin/rpc_stats_interceptor.h"
 #include "server/admin/token_auth_processor.h"
 #include "server/base/log.h"
@@ -110,6 +111,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     const Config& config, ServerControl& server) {
+  RouteGrpcLogsToUpperLog();
   std::string token;
   if (!config.admin_token_file.empty()) {
     absl::StatusOr<std::string> read = ReadAdminToken(config.admin_token_file);

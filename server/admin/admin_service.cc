@@ -55,6 +55,10 @@ grpc::Status AdminServiceImpl::Authorize(
   return grpc::Status::OK;
 }
 
+absl::string_view AdminServiceImpl::AuthName() const {
+  return token_.empty() ? "none" : "token";
+}
+
 admin::v1::ServerStatus AdminServiceImpl::CurrentStatus() const {
   ServerFacts facts;
   facts.started_at = server_.started_at();
@@ -127,6 +131,11 @@ grpc::Status AdminServiceImpl::SetMode(grpc::ServerContext* context,
                         "so the mode cannot change");
   }
   const Mode previous = server_.SetMode(*mode);
+  LogEvent(LogLevel::kInfo, "mode_set_by_admin",
+           {{"mode", ModeName(*mode)},
+            {"previous", ModeName(previous)},
+            {"caller", context->peer()},
+            {"auth", AuthName()}});
   response->set_previous_mode(ToProtoMode(previous));
   response->set_mode(ToProtoMode(*mode));
   return grpc::Status::OK;
@@ -150,9 +159,12 @@ grpc::Status AdminServiceImpl::CloseConnection(
   *response->mutable_connection() =
       ToConnection(*found, NowNs(CLOCK_MONOTONIC_COARSE));
   if (!server_.CloseConnection(id, CloseReason::kKilled)) return not_found();
-  LogEvent(
-      LogLevel::kInfo, "connection_closed_by_admin",
-      {{"id", id}, {"peer", found->peer}, {"mode", ModeName(found->mode)}});
+  LogEvent(LogLevel::kInfo, "connection_closed_by_admin",
+           {{"id", id},
+            {"peer", found->peer},
+            {"mode", ModeName(found->mode)},
+            {"caller", context->peer()},
+            {"auth", AuthName()}});
   return grpc::Status::OK;
 }
 

@@ -72,6 +72,9 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   // OK, or UNAUTHENTICATED when a token is configured and the call does not
   // carry it.
   grpc::Status Authorize(const grpc::ServerContext& context) const;
+  // How a call that got past Authorize() was authenticated, for the audit
+  // lines of steering calls: "token", or "none" when no token is set.
+  absl::string_view AuthName() const;
   admin::v1::ServerStatus CurrentStatus() const;
   bool watches_ended() const;
   // WatchStatus's loop: writes a status every `interval` until the client

@@ -114,10 +114,10 @@ std::string FormatLogLine(LogFormat format, LogLevel level,
   return line;
 }
 
-void LogEvent(LogLevel level, absl::string_view event,
-              std::initializer_list<LogField> fields) {
-  const std::string line = FormatLogLine(
-      g_format.load(std::memory_order_relaxed), level, event, fields);
+namespace {
+
+// One write(2) where possible, so that lines from threads never interleave.
+void WriteLine(const std::string& line) {
   const char* p = line.data();
   size_t left = line.size();
   while (left > 0) {
@@ -127,6 +127,22 @@ void LogEvent(LogLevel level, absl::string_view event,
     p += n;
     left -= static_cast<size_t>(n);
   }
+}
+
+}  // namespace
+
+void LogEvent(LogLevel level, absl::string_view event,
+              std::initializer_list<LogField> fields) {
+  WriteLine(FormatLogLine(g_format.load(std::memory_order_relaxed), level,
+                          event, fields));
+}
+
+void LogStartupFailure(absl::string_view message) {
+  if (g_format.load() == LogFormat::kJson) {
+    LogEvent(LogLevel::kError, "startup_failed", {{"message", message}});
+    return;
+  }
+  WriteLine(absl::StrCat("upperd: ", message, "\n"));
 }
 
 }  // namespace upper

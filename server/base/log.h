@@ -43,6 +43,11 @@ struct LogField {
 void LogEvent(LogLevel level, absl::string_view event,
               std::initializer_list<LogField> fields = {});
 
+// A start-up failure, the one stderr line before upperd exits: in text
+// format "upperd: <message>", in JSON an error event `startup_failed` whose
+// "message" is <message> (so that every line of a JSON log parses).
+void LogStartupFailure(absl::string_view message);
+
 // Formats one line without writing it (for tests).
 std::string FormatLogLine(LogFormat format, LogLevel level,
                           absl::string_view event,

@@ -52,9 +52,8 @@ namespace {
 // which upperctl does not offer.
 const std::vector<std::string>& FlagNames() {
   static const auto* names = new std::vector<std::string>{
-      "addr",   "token",     "token_file", "timeout",
-      "output", "o",         "tls",        "tls_ca",
-      "mode",   "page_size", "interval",   "count"};
+      "addr", "token",  "token_file", "timeout",   "output",   "o",
+      "tls",  "tls_ca", "mode",       "page_size", "interval", "count"};
   return *names;
 }
 

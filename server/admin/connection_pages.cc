@@ -96,8 +96,7 @@ ConnectionIdsPage SelectConnectionsPage(std::vector<LiveConnectionId> live,
   const bool more = live.size() > page_size;
   if (more) {
     // The page_size lowest ids, in some order, before the rest.
-    std::nth_element(live.begin(), live.begin() + page_size, live.end(),
-                     by_id);
+    std::nth_element(live.begin(), live.begin() + page_size, live.end(), by_id);
     live.resize(page_size);
   }
   std::sort(live.begin(), live.end(), by_id);

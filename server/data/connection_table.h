@@ -19,8 +19,9 @@
 //   - Release(): whoever reaps the worker: the worker thread itself, or the
 //     process that waited for the fork child. Exactly one per allocation.
 //   - Header counters: any of the above, with fetch_add.
-// Readers (Snapshot(), LiveIds(), ReadTotals()) may run at any time in any thread; a slot
-// that is reused while being read is detected by its generation and skipped.
+// Readers (Snapshot(), LiveIds(), ReadTotals()) may run at any time in any
+// thread; a slot that is reused while being read is detected by its generation
+// and skipped.
 #pragma once
 
 #include <sys/socket.h>

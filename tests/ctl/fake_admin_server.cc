@@ -163,12 +163,12 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
 
   const std::string token_;
   mutable std::mutex mu_;
-  admin::ServerStatus status_;                  // under mu_
-  std::vector<admin::Connection> connections_;  // under mu_
-  std::vector<std::string> authorizations_;     // under mu_
+  admin::ServerStatus status_;                                // under mu_
+  std::vector<admin::Connection> connections_;                // under mu_
+  std::vector<std::string> authorizations_;                   // under mu_
   std::vector<admin::ListConnectionsRequest> list_requests_;  // under mu_
-  int end_watch_after_ = 0;                     // under mu_
-  std::shared_ptr<StatusGate> gate_;            // under mu_
+  int end_watch_after_ = 0;                                   // under mu_
+  std::shared_ptr<StatusGate> gate_;                          // under mu_
 };
 
 bool StatusGate::ArriveAndWait() {

@@ -149,8 +149,8 @@ TEST_F(ListConnectionsTest, UpperctlFollowsEveryPageJsonAndTable) {
                  static_cast<int>(absl::ToInt64Milliseconds(took)));
 
   // The table: a header and a row per connection, whatever the paging.
-  run = Upperctl({"connections", "--page_size=500",
-                  absl::StrCat("--addr=", Addr())});
+  run = Upperctl(
+      {"connections", "--page_size=500", absl::StrCat("--addr=", Addr())});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const std::vector<std::string> lines =
       absl::StrSplit(run.out, '\n', absl::SkipEmpty());
@@ -194,8 +194,7 @@ TEST_F(ListConnectionsTest, ConnectionsThatEndBetweenPagesAreNotListed) {
   admin::ListConnectionsRequest request;
   request.set_page_size(kPageSize);
   admin::ListConnectionsResponse first;
-  ASSERT_TRUE(
-      stub_->ListConnections(context.get(), request, &first).ok());
+  ASSERT_TRUE(stub_->ListConnections(context.get(), request, &first).ok());
   ASSERT_EQ(first.connections_size(), kPageSize);
   // Close the last 100 connections: none of them may appear later.
   std::set<uint16_t> closed;
@@ -208,8 +207,7 @@ TEST_F(ListConnectionsTest, ConnectionsThatEndBetweenPagesAreNotListed) {
   });
   request.set_page_token(first.next_page_token());
   int rest = 0;
-  for (int pages = 0; pages < 1000 && !request.page_token().empty();
-       ++pages) {
+  for (int pages = 0; pages < 1000 && !request.page_token().empty(); ++pages) {
     auto next_context = Context();
     admin::ListConnectionsResponse page;
     ASSERT_TRUE(

@@ -299,8 +299,7 @@ TEST(AdminService, ListConnectionsClampsPageSizeToTheMaximum) {
   FakeServerControl fake(10001);
   AdminServiceImpl service(fake, TestConfig(), "");
   for (int i = 0; i < 10001; ++i) fake.Connect(Mode::kThread, 40000);
-  const auto [status, page] =
-      ListConnections(service, PageRequest(1 << 30));
+  const auto [status, page] = ListConnections(service, PageRequest(1 << 30));
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(page.connections_size(), 10000);
   EXPECT_FALSE(page.next_page_token().empty());

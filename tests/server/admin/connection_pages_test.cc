@@ -74,8 +74,8 @@ TEST(ConnectionsPageToken, EmptyStartsAtTheBeginning) {
 
 TEST(ConnectionsPageToken, RoundTripsForEveryFilterAndExtremeIds) {
   for (Mode filter : {Mode::kUnspecified, Mode::kFork, Mode::kThread}) {
-    for (uint64_t id : {uint64_t{1}, uint64_t{99999},
-                        std::numeric_limits<uint64_t>::max()}) {
+    for (uint64_t id :
+         {uint64_t{1}, uint64_t{99999}, std::numeric_limits<uint64_t>::max()}) {
       const std::string token = EncodeConnectionsPageToken(filter, id);
       EXPECT_FALSE(token.empty());
       EXPECT_EQ(DecodeConnectionsPageToken(token, filter).value(), id);
@@ -96,15 +96,15 @@ TEST(ConnectionsPageToken, AnotherFilterIsInvalidArgumentNamingBoth) {
 
 TEST(ConnectionsPageToken, MalformedTokensAreInvalidArgument) {
   const std::vector<std::string> bad = {
-      "!!!",                                       // not base64
-      absl::WebSafeBase64Escape("c1:0"),           // too few parts
-      absl::WebSafeBase64Escape("c1:0:1:2"),       // too many
-      absl::WebSafeBase64Escape("c2:0:1"),         // another version
-      absl::WebSafeBase64Escape("c1:7:1"),         // not a mode
-      absl::WebSafeBase64Escape("c1:0:-1"),        // not an id
-      absl::WebSafeBase64Escape("c1:0:"),          // no id
+      "!!!",                                  // not base64
+      absl::WebSafeBase64Escape("c1:0"),      // too few parts
+      absl::WebSafeBase64Escape("c1:0:1:2"),  // too many
+      absl::WebSafeBase64Escape("c2:0:1"),    // another version
+      absl::WebSafeBase64Escape("c1:7:1"),    // not a mode
+      absl::WebSafeBase64Escape("c1:0:-1"),   // not an id
+      absl::WebSafeBase64Escape("c1:0:"),     // no id
       absl::WebSafeBase64Escape("c1:0:18446744073709551616"),  // > uint64
-      std::string(65, 'A'),                        // too long
+      std::string(65, 'A'),                                    // too long
   };
   for (const std::string& token : bad) {
     const absl::StatusOr<uint64_t> decoded =
@@ -118,7 +118,8 @@ TEST(ConnectionsPageToken, MalformedTokensAreInvalidArgument) {
 }
 
 TEST(SelectConnectionsPage, AnEmptySnapshotIsOneEmptyLastPage) {
-  const ConnectionIdsPage page = SelectConnectionsPage({}, Mode::kUnspecified, 0, 3);
+  const ConnectionIdsPage page =
+      SelectConnectionsPage({}, Mode::kUnspecified, 0, 3);
   EXPECT_TRUE(page.ids.empty());
   EXPECT_TRUE(page.next_page_token.empty());
 }
@@ -127,15 +128,14 @@ TEST(SelectConnectionsPage, TakesTheLowestIdsInOrderWhateverTheSnapshotOrder) {
   const ConnectionIdsPage page = SelectConnectionsPage(
       {Row(9), Row(2), Row(7), Row(4), Row(1)}, Mode::kUnspecified, 0, 3);
   EXPECT_EQ(Ids(page), (std::vector<uint64_t>{1, 2, 4}));
-  EXPECT_EQ(DecodeConnectionsPageToken(page.next_page_token,
-                                       Mode::kUnspecified)
+  EXPECT_EQ(DecodeConnectionsPageToken(page.next_page_token, Mode::kUnspecified)
                 .value(),
             4u);
 }
 
 TEST(SelectConnectionsPage, ExactlyAFullLastPageHasNoNextToken) {
-  const ConnectionIdsPage page = SelectConnectionsPage(
-      {Row(3), Row(1), Row(2)}, Mode::kUnspecified, 0, 3);
+  const ConnectionIdsPage page =
+      SelectConnectionsPage({Row(3), Row(1), Row(2)}, Mode::kUnspecified, 0, 3);
   EXPECT_EQ(Ids(page), (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_TRUE(page.next_page_token.empty());
 }
@@ -158,7 +158,8 @@ TEST(SelectConnectionsPage, FilterCountsOnlyItsModeTowardsThePage) {
   const std::vector<LiveConnectionId> live = {
       Row(1, Mode::kThread), Row(2, Mode::kFork), Row(3, Mode::kThread),
       Row(4, Mode::kFork), Row(5, Mode::kFork)};
-  const ConnectionIdsPage first = SelectConnectionsPage(live, Mode::kFork, 0, 2);
+  const ConnectionIdsPage first =
+      SelectConnectionsPage(live, Mode::kFork, 0, 2);
   EXPECT_EQ(Ids(first), (std::vector<uint64_t>{2, 4}));
   ASSERT_FALSE(first.next_page_token.empty());
   const uint64_t after =
@@ -224,8 +225,7 @@ TEST(ReadConnectionsPage, ReadsTheSelectedRowsFromTheTable) {
   EXPECT_EQ(first.connections[1].id, 4u);
   EXPECT_EQ(first.connections[1].peer, "[::1]:40000");
   const uint64_t after =
-      DecodeConnectionsPageToken(first.next_page_token, Mode::kThread)
-          .value();
+      DecodeConnectionsPageToken(first.next_page_token, Mode::kThread).value();
   const ConnectionsPage last =
       ReadConnectionsPage(**table, Mode::kThread, after, 2);
   ASSERT_EQ(last.connections.size(), 1u);

@@ -17,9 +17,10 @@ namespace {
 
 namespace admin = ::upper::admin::v1;
 
-// Empty pages in a row that upperd may send when every connection of a
-// page ended while it was read; more means the pages do not advance.
-constexpr int kMaxEmptyPagesInARow = 16;
+// Empty pages in a row tolerated: upperd sends one when every connection
+// of a page ended while it was read (likely only with tiny page sizes under
+// churn); a thousand in a row means the pages do not advance.
+constexpr int kMaxEmptyPagesInARow = 1000;
 // A bound on what one listing may hold in upperctl's memory (about 100
 // bytes each): ten times the million connections the paging is sized for.
 constexpr int kMaxListedConnections = 10'000'000;

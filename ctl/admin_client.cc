@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "ctl/health_check.h"
 #include "google/protobuf/duration.pb.h"
@@ -15,6 +16,14 @@ namespace upper::ctl {
 namespace {
 
 namespace admin = ::upper::admin::v1;
+
+// Empty pages in a row tolerated: upperd sends one when every connection
+// of a page ended while it was read (likely only with tiny page sizes under
+// churn); a thousand in a row means the pages do not advance.
+constexpr int kMaxEmptyPagesInARow = 1000;
+// A bound on what one listing may hold in upperctl's memory (about 100
+// bytes each): ten times the million connections the paging is sized for.
+constexpr int kMaxListedConnections = 10'000'000;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const Target& target,
                                            const Options& options) {
@@ -34,6 +43,34 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Target& target,
   // per instance, never a shared one.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(target.channel_target, credentials, args);
+}
+
+grpc::Status Stuck(absl::string_view why) {
+  return grpc::Status(
+      grpc::StatusCode::INTERNAL,
+      absl::StrCat("ListConnections pages do not advance: ", why));
+}
+
+// Appends `page` to `all`, checking that the listing advances (ids ascend
+// strictly across pages; the total is bounded), so a server that repeats
+// pages cannot keep upperctl looping or growing.
+grpc::Status AppendPage(const admin::ListConnectionsResponse& page,
+                        admin::ListConnectionsResponse* all) {
+  if (all->connections_size() + page.connections_size() >
+      kMaxListedConnections) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("more than ", kMaxListedConnections,
+                                     " connections: list one mode at a time"));
+  }
+  for (const admin::Connection& c : page.connections()) {
+    if (!all->connections().empty() &&
+        c.id() <= all->connections().rbegin()->id()) {
+      return Stuck(absl::StrCat("id ", c.id(), " after id ",
+                                all->connections().rbegin()->id()));
+    }
+    *all->add_connections() = c;
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace
@@ -71,11 +108,27 @@ grpc::Status AdminClient::GetStatus(admin::ServerStatus* status) {
   return Call(&Stub::GetStatus, admin::GetStatusRequest(), status);
 }
 
-grpc::Status AdminClient::ListConnections(admin::Mode mode,
+grpc::Status AdminClient::ListConnections(admin::Mode mode, int32_t page_size,
                                           admin::ListConnectionsResponse* out) {
   admin::ListConnectionsRequest request;
   request.set_mode(mode);
-  return Call(&Stub::ListConnections, request, out);
+  request.set_page_size(page_size);
+  out->Clear();
+  for (int empty_in_a_row = 0;;) {
+    admin::ListConnectionsResponse page;
+    if (grpc::Status s = Call(&Stub::ListConnections, request, &page);
+        !s.ok()) {
+      return s;
+    }
+    if (grpc::Status s = AppendPage(page, out); !s.ok()) return s;
+    if (page.next_page_token().empty()) return grpc::Status::OK;
+    empty_in_a_row = page.connections().empty() ? empty_in_a_row + 1 : 0;
+    if (empty_in_a_row > kMaxEmptyPagesInARow ||
+        page.next_page_token() == request.page_token()) {
+      return Stuck("the same or only empty pages");
+    }
+    request.set_page_token(page.next_page_token());
+  }
 }
 
 grpc::Status AdminClient::SetMode(admin::Mode mode,

@@ -38,7 +38,13 @@ class AdminClient {
   void Prepare(grpc::ClientContext& context, bool deadline = true) const;
 
   grpc::Status GetStatus(upper::admin::v1::ServerStatus* status);
-  grpc::Status ListConnections(upper::admin::v1::Mode mode,
+  // Every connection of `mode`: follows next_page_token from page to page
+  // (`page_size` each, 0 = the server's default), each call with its own
+  // --timeout deadline; `out` holds them all, in id order, and no token.
+  // Fails with the failing page's status, or INTERNAL if the server's
+  // pages do not advance (ids not ascending, the same token again, many
+  // empty pages in a row).
+  grpc::Status ListConnections(upper::admin::v1::Mode mode, int32_t page_size,
                                upper::admin::v1::ListConnectionsResponse* out);
   grpc::Status SetMode(upper::admin::v1::Mode mode,
                        upper::admin::v1::SetModeResponse* out);

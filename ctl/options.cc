@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, tls_ca, "",
           "PEM file of root certificates for TLS (default: system roots)");
 ABSL_FLAG(std::string, mode, "",
           "connections: only those served in this mode (fork or thread)");
+ABSL_FLAG(int32_t, page_size, 0,
+          "connections: connections per call, each page with its own "
+          "--timeout (0: the server's default, 1000; at most 10000)");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(1),
           "watch: time between updates (at least 100ms)");
 ABSL_FLAG(int64_t, count, 0, "watch: stop after this many updates (0: never)");
@@ -49,8 +52,8 @@ namespace {
 // which upperctl does not offer.
 const std::vector<std::string>& FlagNames() {
   static const auto* names = new std::vector<std::string>{
-      "addr", "token",  "token_file", "timeout",  "output", "o",
-      "tls",  "tls_ca", "mode",       "interval", "count"};
+      "addr", "token",  "token_file", "timeout",   "output",   "o",
+      "tls",  "tls_ca", "mode",       "page_size", "interval", "count"};
   return *names;
 }
 
@@ -191,7 +194,7 @@ absl::Status ReadTls(const ReadFile& read_file, Options* options) {
   return absl::OkStatus();
 }
 
-// connections' --mode.
+// connections' --mode and --page_size.
 absl::Status ReadModeFilter(Options* options) {
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode == "fork") {
@@ -202,6 +205,8 @@ absl::Status ReadModeFilter(Options* options) {
     return Usage(
         absl::StrCat("--mode must be fork or thread, not \"", mode, "\""));
   }
+  options->page_size = absl::GetFlag(FLAGS_page_size);
+  if (options->page_size < 0) return Usage("--page_size must not be negative");
   return absl::OkStatus();
 }
 

@@ -36,6 +36,7 @@ struct Options {
   std::string tls_ca_pem;  // contents of --tls_ca; empty: system roots
   // Per command.
   upper::admin::v1::Mode mode_filter = upper::admin::v1::MODE_UNSPECIFIED;
+  int32_t page_size = 0;  // connections; 0 = the server's default
   absl::Duration interval = absl::Seconds(1);  // watch
   int64_t count = 0;                           // watch; 0 = until Ctrl-C
 };

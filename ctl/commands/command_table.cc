@@ -13,7 +13,7 @@ const std::vector<Command>& CommandTable() {
        &RunStatus},
       {"connections",
        {"conns"},
-       "connections [--mode fork|thread]",
+       "connections [--mode fork|thread] [--page_size N]",
        "every live connection: peer, mode, worker, bytes, idle time",
        &RunConnections},
       {"mode",

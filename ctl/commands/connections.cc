@@ -1,6 +1,6 @@
 // `upperctl connections` (alias conns): every live connection, optionally
-// of one mode; with a fleet, an INSTANCE column first and an error row per
-// instance that did not answer.
+// of one mode, gathered page by page (--page_size); with a fleet, an
+// INSTANCE column first and an error row per instance that did not answer.
 #include <string>
 #include <vector>
 
@@ -72,11 +72,13 @@ int RunConnections(const CommandContext& context) {
   int exit_code = kExitOk;
   if (!context.RequireNoArguments(&exit_code)) return exit_code;
   const admin::Mode mode = context.options.mode_filter;
+  const int32_t page_size = context.options.page_size;
   const std::vector<InstanceResult<admin::ListConnectionsResponse>> results =
       QueryAll<admin::ListConnectionsResponse>(
           context.targets, context.options,
-          [mode](AdminClient& client, admin::ListConnectionsResponse* list) {
-            return client.ListConnections(mode, list);
+          [mode, page_size](AdminClient& client,
+                            admin::ListConnectionsResponse* list) {
+            return client.ListConnections(mode, page_size, list);
           });
   if (context.targets.fleet) return PrintFleet(context, results);
   const auto& result = results.front();

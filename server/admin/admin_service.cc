@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/admin/admin_convert.h"
 #include "server/admin/admin_token.h"
+#include "server/admin/connection_pages.h"
 #include "server/base/log.h"
 
 namespace upper {
@@ -26,6 +28,12 @@ constexpr absl::Duration kMinWatchInterval = absl::Milliseconds(100);
 // How often a waiting WatchStatus looks whether its client has gone: the sync
 // API does not wake a handler on cancellation.
 constexpr absl::Duration kWatchCancelPoll = absl::Milliseconds(50);
+
+// A request the paging helpers refused (their statuses are InvalidArgument).
+grpc::Status InvalidArgument(const absl::Status& status) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      std::string(status.message()));
+}
 
 }  // namespace
 
@@ -87,9 +95,9 @@ grpc::Status AdminServiceImpl::ListConnections(
     const admin::v1::ListConnectionsRequest* request,
     admin::v1::ListConnectionsResponse* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  std::optional<Mode> only;
+  Mode filter = Mode::kUnspecified;
   if (request->mode() != admin::v1::MODE_UNSPECIFIED) {
-    only = FromProtoMode(request->mode());
+    const std::optional<Mode> only = FromProtoMode(request->mode());
     if (!only) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
@@ -97,17 +105,23 @@ grpc::Status AdminServiceImpl::ListConnections(
                        " is not a mode (expected MODE_FORK, MODE_THREAD or "
                        "MODE_UNSPECIFIED for all)"));
     }
+    filter = *only;
   }
-  std::vector<ConnectionInfo> live = server_.table().Snapshot();
-  std::sort(live.begin(), live.end(),
-            [](const ConnectionInfo& a, const ConnectionInfo& b) {
-              return a.id < b.id;
-            });
+  const absl::StatusOr<size_t> page_size =
+      ConnectionsPageSize(request->page_size());
+  if (!page_size.ok()) return InvalidArgument(page_size.status());
+  const absl::StatusOr<uint64_t> after_id =
+      DecodeConnectionsPageToken(request->page_token(), filter);
+  if (!after_id.ok()) return InvalidArgument(after_id.status());
+  ConnectionsPage page =
+      ReadConnectionsPage(server_.table(), filter, *after_id, *page_size);
   const uint64_t now = NowNs(CLOCK_MONOTONIC_COARSE);
-  for (const ConnectionInfo& c : live) {
-    if (only && c.mode != *only) continue;
+  response->mutable_connections()->Reserve(
+      static_cast<int>(page.connections.size()));
+  for (const ConnectionInfo& c : page.connections) {
     *response->add_connections() = ToConnection(c, now);
   }
+  response->set_next_page_token(std::move(page.next_page_token));
   return grpc::Status::OK;
 }
 

@@ -341,6 +341,27 @@ std::vector<ConnectionInfo> ConnectionTable::Snapshot() const {
   return out;
 }
 
+std::vector<LiveConnectionId> ConnectionTable::LiveIds() const {
+  std::vector<LiveConnectionId> out;
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    const Slot& s = slot(i);
+    if (LoadAcquire(s.state) != table_layout::kActive) continue;
+    const uint32_t generation = LoadAcquire(s.generation);
+    LiveConnectionId live;
+    live.id = LoadRelaxed(s.id);
+    live.slot = i;
+    live.mode = static_cast<Mode>(LoadRelaxed(s.mode));
+    // As in Read(): a slot freed or reused meanwhile is skipped.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (LoadRelaxed(s.state) != table_layout::kActive ||
+        LoadRelaxed(s.generation) != generation) {
+      continue;
+    }
+    out.push_back(live);
+  }
+  return out;
+}
+
 TableTotals ConnectionTable::ReadTotals() const {
   TableTotals t;
   const Header& h = *header_;

@@ -19,8 +19,9 @@
 //   - Release(): whoever reaps the worker: the worker thread itself, or the
 //     process that waited for the fork child. Exactly one per allocation.
 //   - Header counters: any of the above, with fetch_add.
-// Readers (Snapshot(), ReadTotals()) may run at any time in any thread; a slot
-// that is reused while being read is detected by its generation and skipped.
+// Readers (Snapshot(), LiveIds(), ReadTotals()) may run at any time in any
+// thread; a slot that is reused while being read is detected by its generation
+// and skipped.
 #pragma once
 
 #include <sys/socket.h>
@@ -102,6 +103,14 @@ struct ConnectionInfo {
   uint64_t bytes_out = 0;
 };
 
+// Which connection a live slot holds, without the rest of its row: what
+// paging (ListConnections) scans, cheaply, before reading whole rows.
+struct LiveConnectionId {
+  uint64_t id = 0;
+  uint32_t slot = 0;
+  Mode mode = Mode::kUnspecified;
+};
+
 // Server-wide figures, read field by field (each monotonic on its own).
 struct TableTotals {
   Mode current_mode = Mode::kUnspecified;
@@ -178,6 +187,10 @@ class ConnectionTable {
 
   // --- Readers (any thread, any process) ---
   std::vector<ConnectionInfo> Snapshot() const;
+  // The id, slot and mode of every live slot, in slot order; no peer is
+  // formatted, so it costs a few loads a slot. A row read later with Read()
+  // may have ended (or been reused: compare its id).
+  std::vector<LiveConnectionId> LiveIds() const;
   std::optional<ConnectionInfo> Read(uint32_t slot) const;
   TableTotals ReadTotals() const;
 

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -47,11 +48,28 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
       admin::ListConnectionsResponse* response) override {
     if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
     std::lock_guard lock(mu_);
-    for (const admin::Connection& c : connections_) {
-      if (request->mode() == admin::MODE_UNSPECIFIED ||
-          request->mode() == c.mode()) {
-        *response->add_connections() = c;
+    list_requests_.push_back(*request);
+    // Pages as admin.proto says, with a plain token: the index to go on
+    // from (the real server's token is opaque; clients must not care).
+    size_t from = 0;
+    if (!request->page_token().empty() &&
+        !absl::SimpleAtoi(request->page_token(), &from)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad token");
+    }
+    const size_t page_size =
+        request->page_size() > 0 ? request->page_size() : 1000;
+    size_t i = from;
+    for (; i < connections_.size(); ++i) {
+      const admin::Connection& c = connections_[i];
+      if (request->mode() != admin::MODE_UNSPECIFIED &&
+          request->mode() != c.mode()) {
+        continue;
       }
+      if (static_cast<size_t>(response->connections_size()) == page_size) {
+        response->set_next_page_token(absl::StrCat(i));
+        break;
+      }
+      *response->add_connections() = c;
     }
     return grpc::Status::OK;
   }
@@ -145,11 +163,12 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
 
   const std::string token_;
   mutable std::mutex mu_;
-  admin::ServerStatus status_;                  // under mu_
-  std::vector<admin::Connection> connections_;  // under mu_
-  std::vector<std::string> authorizations_;     // under mu_
-  int end_watch_after_ = 0;                     // under mu_
-  std::shared_ptr<StatusGate> gate_;            // under mu_
+  admin::ServerStatus status_;                                // under mu_
+  std::vector<admin::Connection> connections_;                // under mu_
+  std::vector<std::string> authorizations_;                   // under mu_
+  std::vector<admin::ListConnectionsRequest> list_requests_;  // under mu_
+  int end_watch_after_ = 0;                                   // under mu_
+  std::shared_ptr<StatusGate> gate_;                          // under mu_
 };
 
 bool StatusGate::ArriveAndWait() {
@@ -293,6 +312,12 @@ admin::ServerStatus FakeAdminServer::status() const {
 std::vector<admin::Connection> FakeAdminServer::connections() const {
   std::lock_guard lock(service_->mu_);
   return service_->connections_;
+}
+
+std::vector<admin::ListConnectionsRequest> FakeAdminServer::list_requests()
+    const {
+  std::lock_guard lock(service_->mu_);
+  return service_->list_requests_;
 }
 
 std::vector<std::string> FakeAdminServer::authorizations() const {

@@ -3,13 +3,15 @@
 //
 // A real grpc::Server on 127.0.0.1 (a free port) with AdminService answering
 // from canned state (a ServerStatus, a list of connections, the mode) and
-// the default grpc.health.v1 service. When given a token it refuses every
-// AdminService call without "authorization: Bearer <token>", like upperd
-// with --admin_token_file; it records each call's authorization header.
-// Its rules (SetMode takes only FORK/THREAD, CloseConnection wants a known
-// id, WatchStatus streams every interval until cancelled) follow the
-// contract in admin.proto, so tests against it keep their value once the
-// real server exists; tests/integration/upperctl_e2e_test.cc covers that.
+// the default grpc.health.v1 service. ListConnections pages (page_size,
+// default 1000; its token is a plain index, not the real server's). When given
+// a token it refuses every AdminService call without "authorization: Bearer
+// <token>", like upperd with --admin_token_file; it records each call's
+// authorization header. Its rules (SetMode takes only FORK/THREAD,
+// CloseConnection wants a known id, WatchStatus streams every interval until
+// cancelled) follow the contract in admin.proto, so tests against it keep their
+// value once the real server exists; tests/integration/upperctl_e2e_test.cc
+// covers that.
 //
 // Thread-safe: gRPC threads serve while the test changes the state.
 #pragma once
@@ -65,6 +67,8 @@ class FakeAdminServer {
 
   upper::admin::v1::ServerStatus status() const;
   std::vector<upper::admin::v1::Connection> connections() const;
+  // Every ListConnections request, in order (one per page).
+  std::vector<upper::admin::v1::ListConnectionsRequest> list_requests() const;
   // The authorization metadata of every AdminService call ("" if none).
   std::vector<std::string> authorizations() const;
 

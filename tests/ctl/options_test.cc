@@ -113,6 +113,10 @@ TEST_F(OptionsTest, WatchAndConnectionsFlags) {
   inv = Parse({"conns", "--mode", "fork"});
   ASSERT_TRUE(inv.ok()) << inv.status();
   EXPECT_EQ(inv->options.mode_filter, upper::admin::v1::MODE_FORK);
+  EXPECT_EQ(inv->options.page_size, 0);  // the server's default
+  inv = Parse({"conns", "--page_size=250"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->options.page_size, 250);
 }
 
 TEST_F(OptionsTest, EachMistakeIsNamed) {
@@ -126,6 +130,8 @@ TEST_F(OptionsTest, EachMistakeIsNamed) {
       {{"status", "--token=a", "--token_file=/t"}, "not both"},
       {{"status", "--token_file=/missing"}, "--token_file"},
       {{"conns", "--mode=process"}, "--mode must be fork or thread"},
+      {{"conns", "--page_size=-1"}, "--page_size must not be negative"},
+      {{"conns", "--page_size=many"}, "--page_size=many"},
       {{"watch", "--interval=10ms"}, "at least 100ms"},
       {{"watch", "--count=-1"}, "--count"},
       {{"status", "--tls=maybe"}, "--tls=maybe"},

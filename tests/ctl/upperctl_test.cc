@@ -179,6 +179,37 @@ TEST_F(UpperctlTest, ConnectionsTableHasARowPerConnection) {
   EXPECT_EQ(lines[0].find("PEER"), lines[2].find("[::1]"));
 }
 
+TEST_F(UpperctlTest, ConnectionsFollowsEveryPageWithTheGivenPageSize) {
+  std::vector<admin::Connection> many;
+  for (uint64_t id = 1; id <= 5; ++id) {
+    admin::Connection c = FakeAdminServer::CannedConnections().front();
+    c.set_id(id);
+    many.push_back(c);
+  }
+  server_.SetConnections(many);
+  ProcessResult run =
+      Upperctl({"connections", "--page_size=2", "-o", "json", addr()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto list = ParseJson<admin::ListConnectionsResponse>(run.out);
+  ASSERT_EQ(list.connections_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(list.connections(i).id(), static_cast<uint64_t>(i + 1));
+  }
+  EXPECT_EQ(list.next_page_token(), "");
+  const std::vector<admin::ListConnectionsRequest> calls =
+      server_.list_requests();
+  ASSERT_EQ(calls.size(), 3u);  // 2 + 2 + 1
+  EXPECT_EQ(calls[0].page_token(), "");
+  EXPECT_EQ(calls[1].page_token(), "2");
+  EXPECT_EQ(calls[2].page_token(), "4");
+  for (const auto& call : calls) EXPECT_EQ(call.page_size(), 2);
+
+  // The table: a header and a row per connection.
+  run = Upperctl({"conns", "--page_size=2", addr()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(Lines(run.out).size(), 6u) << run.out;
+}
+
 TEST_F(UpperctlTest, ConnsAliasFiltersByMode) {
   ProcessResult run = Upperctl({"conns", "--mode", "fork", addr()});
   ASSERT_EQ(run.exit_code, 0) << run.err;

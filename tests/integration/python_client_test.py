@@ -184,6 +184,40 @@ class PythonClientTest(unittest.TestCase):
                          grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("MODE_FORK or MODE_THREAD", caught.exception.details())
 
+    def test_list_connections_pages(self):
+        """Follows next_page_token as any client would; bad tokens refused."""
+        pb = self.admin_pb2
+        clients = [socket.create_connection(
+            ("127.0.0.1", self.upperd.data_port), timeout=TIMEOUT)
+            for _ in range(7)]
+        try:
+            self.assertTrue(eventually(
+                lambda: self.status().active_connections == 7))
+            ports, pages, token = [], 0, ""
+            while pages < 20:  # 7 connections, 2 a page: 4 pages
+                page = self.call(
+                    "ListConnections",
+                    pb.ListConnectionsRequest(page_size=2, page_token=token),
+                    pb.ListConnectionsResponse)
+                pages += 1
+                ports += [c.peer_port for c in page.connections]
+                token = page.next_page_token
+                if not token:
+                    break
+            self.assertEqual(pages, 4)
+            self.assertEqual(sorted(ports),
+                             sorted(c.getsockname()[1] for c in clients))
+            for bad in (pb.ListConnectionsRequest(page_token="x"),
+                        pb.ListConnectionsRequest(page_size=-1)):
+                with self.assertRaises(grpc.RpcError) as caught:
+                    self.call("ListConnections", bad,
+                              pb.ListConnectionsResponse)
+                self.assertEqual(caught.exception.code(),
+                                 grpc.StatusCode.INVALID_ARGUMENT)
+        finally:
+            for client in clients:
+                client.close()
+
     def test_health_is_serving(self):
         health = self.health_pb2
         check = self.channel.unary_unary(

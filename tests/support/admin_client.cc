@@ -91,13 +91,21 @@ absl::StatusOr<admin::v1::ServerStatus> GetStatus(
 
 absl::StatusOr<std::vector<admin::v1::Connection>> ListConnections(
     admin::v1::AdminService::Stub& stub, const std::string& token) {
-  std::unique_ptr<grpc::ClientContext> context = Context(token);
-  admin::v1::ListConnectionsResponse response;
-  const grpc::Status s = stub.ListConnections(
-      context.get(), admin::v1::ListConnectionsRequest(), &response);
-  if (!s.ok()) return FromGrpc(s);
-  return std::vector<admin::v1::Connection>(response.connections().begin(),
-                                            response.connections().end());
+  std::vector<admin::v1::Connection> all;
+  admin::v1::ListConnectionsRequest request;
+  // Bounded: the tests hold far fewer than 10,000 default pages.
+  for (int pages = 0; pages < 10000; ++pages) {
+    std::unique_ptr<grpc::ClientContext> context = Context(token);
+    admin::v1::ListConnectionsResponse response;
+    const grpc::Status s =
+        stub.ListConnections(context.get(), request, &response);
+    if (!s.ok()) return FromGrpc(s);
+    all.insert(all.end(), response.connections().begin(),
+               response.connections().end());
+    if (response.next_page_token().empty()) return all;
+    request.set_page_token(response.next_page_token());
+  }
+  return absl::InternalError("ListConnections: more than 10000 pages");
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>

@@ -39,6 +39,7 @@ std::unique_ptr<grpc::ClientContext> Context(
 // GetStatus; fails the status on any error (message includes the code).
 absl::StatusOr<admin::v1::ServerStatus> GetStatus(
     admin::v1::AdminService::Stub& stub, const std::string& token = "");
+// ListConnections, every page (following next_page_token).
 absl::StatusOr<std::vector<admin::v1::Connection>> ListConnections(
     admin::v1::AdminService::Stub& stub, const std::string& token = "");
 

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
@@ -76,12 +77,58 @@ Answer<admin::v1::ServerStatus> GetStatus(
 }
 
 Answer<admin::v1::ListConnectionsResponse> ListConnections(
+    AdminServiceImpl& service, const admin::v1::ListConnectionsRequest& request,
+    const Authorization& authorization = {}) {
+  return Call(service, &AdminServiceImpl::ListConnections, request,
+              authorization);
+}
+
+Answer<admin::v1::ListConnectionsResponse> ListConnections(
     AdminServiceImpl& service, int mode,
     const Authorization& authorization = {}) {
   admin::v1::ListConnectionsRequest request;
   request.set_mode(static_cast<admin::v1::Mode>(mode));
-  return Call(service, &AdminServiceImpl::ListConnections, request,
-              authorization);
+  return ListConnections(service, request, authorization);
+}
+
+admin::v1::ListConnectionsRequest PageRequest(int page_size,
+                                              std::string token = "",
+                                              int mode = 0) {
+  admin::v1::ListConnectionsRequest request;
+  request.set_mode(static_cast<admin::v1::Mode>(mode));
+  request.set_page_size(page_size);
+  request.set_page_token(std::move(token));
+  return request;
+}
+
+// The receive limits a page must fit: the admin server's for the request
+// (admin_server.cc), gRPC's client default for the response.
+constexpr size_t kAdminReceiveLimit = 64 * 1024;
+constexpr size_t kClientReceiveLimit = 4 * 1024 * 1024;
+
+// Follows next_page_token from the first page; returns every id listed, or
+// fails the test. Checks each page against the receive limits.
+std::vector<uint64_t> ListAllIds(AdminServiceImpl& service, int page_size,
+                                 int mode, int* pages) {
+  std::vector<uint64_t> ids;
+  admin::v1::ListConnectionsRequest request = PageRequest(page_size, "", mode);
+  for (*pages = 0; *pages < 100000; ++*pages) {
+    EXPECT_LT(request.ByteSizeLong(), kAdminReceiveLimit);
+    const auto [status, page] = ListConnections(service, request);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (!status.ok()) return ids;
+    EXPECT_LT(page.ByteSizeLong(), kClientReceiveLimit);
+    for (const admin::v1::Connection& c : page.connections()) {
+      ids.push_back(c.id());
+    }
+    if (page.next_page_token().empty()) {
+      ++*pages;
+      return ids;
+    }
+    request.set_page_token(page.next_page_token());
+  }
+  ADD_FAILURE() << "the pages never ended";
+  return ids;
 }
 
 Answer<admin::v1::SetModeResponse> SetMode(
@@ -228,6 +275,132 @@ TEST(AdminService, ListConnectionsOfAnUnknownModeIsInvalidArgument) {
   EXPECT_TRUE(Contains(status.error_message(), "mode 7"))
       << status.error_message();
   EXPECT_EQ(list.connections_size(), 0);
+}
+
+TEST(AdminService, ListConnectionsWithoutPageSizeGivesTheDefaultPageAndAToken) {
+  // An old client's request: neither page_size nor page_token.
+  FakeServerControl fake(1500);
+  AdminServiceImpl service(fake, TestConfig(), "");
+  for (int i = 0; i < 1500; ++i) fake.Connect(Mode::kThread, 40000);
+  const auto [status, first] =
+      ListConnections(service, admin::v1::MODE_UNSPECIFIED);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(first.connections_size(), 1000);
+  EXPECT_FALSE(first.next_page_token().empty());
+  const auto [again, last] =
+      ListConnections(service, PageRequest(0, first.next_page_token()));
+  ASSERT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(last.connections_size(), 500);
+  EXPECT_EQ(last.connections(0).id(), first.connections(999).id() + 1);
+  EXPECT_TRUE(last.next_page_token().empty());
+}
+
+TEST(AdminService, ListConnectionsClampsPageSizeToTheMaximum) {
+  FakeServerControl fake(10001);
+  AdminServiceImpl service(fake, TestConfig(), "");
+  for (int i = 0; i < 10001; ++i) fake.Connect(Mode::kThread, 40000);
+  const auto [status, page] = ListConnections(service, PageRequest(1 << 30));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(page.connections_size(), 10000);
+  EXPECT_FALSE(page.next_page_token().empty());
+}
+
+TEST(AdminService, ListConnectionsOfANegativePageSizeIsInvalidArgument) {
+  FakeServerControl fake;
+  AdminServiceImpl service(fake, TestConfig(), "");
+  fake.Connect(Mode::kThread, 40001);
+  const auto [status, page] = ListConnections(service, PageRequest(-1));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(status.error_message(), "page_size -1"))
+      << status.error_message();
+  EXPECT_EQ(page.connections_size(), 0);
+}
+
+TEST(AdminService, ListConnectionsOfAMalformedTokenIsInvalidArgument) {
+  FakeServerControl fake;
+  AdminServiceImpl service(fake, TestConfig(), "");
+  fake.Connect(Mode::kThread, 40001);
+  const auto [status, page] =
+      ListConnections(service, PageRequest(1, "not-a-token"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(status.error_message(), "page_token"))
+      << status.error_message();
+  EXPECT_EQ(page.connections_size(), 0);
+}
+
+TEST(AdminService, ListConnectionsTokenOfAnotherModeIsInvalidArgument) {
+  FakeServerControl fake;
+  AdminServiceImpl service(fake, TestConfig(), "");
+  fake.Connect(Mode::kFork, 40001);
+  fake.Connect(Mode::kFork, 40002);
+  const auto [status, first] =
+      ListConnections(service, PageRequest(1, "", admin::v1::MODE_FORK));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(first.next_page_token().empty());
+  const auto [refused, page] = ListConnections(
+      service, PageRequest(1, first.next_page_token(), admin::v1::MODE_THREAD));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(refused.error_message(), "mode fork"))
+      << refused.error_message();
+}
+
+TEST(AdminService, ListConnectionsPagesSkipEndedAndShowNewConnections) {
+  FakeServerControl fake(8);
+  AdminServiceImpl service(fake, TestConfig(), "");
+  const ConnectionInfo a = fake.Connect(Mode::kThread, 40001);
+  const ConnectionInfo b = fake.Connect(Mode::kThread, 40002);
+  const ConnectionInfo c = fake.Connect(Mode::kThread, 40003);
+  const auto [status, first] = ListConnections(service, PageRequest(1));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(first.connections_size(), 1);
+  EXPECT_EQ(first.connections(0).id(), a.id);
+  // Between pages: b ends, d starts (in b's slot, with a higher id).
+  fake.table().Release(b.slot, CloseReason::kClient);
+  const ConnectionInfo d = fake.Connect(Mode::kThread, 40004);
+  std::vector<uint64_t> rest;
+  std::string token = first.next_page_token();
+  for (int pages = 0; !token.empty() && pages < 10; ++pages) {
+    const auto [next_status, page] =
+        ListConnections(service, PageRequest(1, token));
+    ASSERT_TRUE(next_status.ok()) << next_status.error_message();
+    for (const auto& conn : page.connections()) rest.push_back(conn.id());
+    token = page.next_page_token();
+  }
+  EXPECT_TRUE(token.empty());
+  EXPECT_EQ(rest, (std::vector<uint64_t>{c.id, d.id}));
+}
+
+// Issue 12: 100,000 connections (the table's own code, as in upperd) come
+// back through pages, every id exactly once, each page within the admin
+// server's 64 KiB receive limit (request) and the client's 4 MiB (response).
+TEST(AdminService, ListConnectionsPagesThrough100000ConnectionsEachIdOnce) {
+  constexpr int kConnections = 100000;
+  FakeServerControl fake(kConnections);
+  AdminServiceImpl service(fake, TestConfig(), "");
+  std::vector<uint64_t> want;
+  std::vector<uint64_t> want_fork;
+  for (int i = 0; i < kConnections; ++i) {
+    const Mode mode = i % 3 == 0 ? Mode::kFork : Mode::kThread;
+    const ConnectionInfo c =
+        fake.Connect(mode, static_cast<uint16_t>(1024 + i % 60000));
+    ASSERT_NE(c.id, 0u);
+    want.push_back(c.id);
+    if (mode == Mode::kFork) want_fork.push_back(c.id);
+  }
+  for (int page_size : {0, 777, 10000, 1 << 30}) {
+    int pages = 0;
+    const absl::Time start = absl::Now();
+    const std::vector<uint64_t> ids =
+        ListAllIds(service, page_size, admin::v1::MODE_UNSPECIFIED, &pages);
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_EQ(ids, want) << "page_size " << page_size;  // once each, in order
+    RecordProperty(absl::StrCat("pages_", page_size), pages);
+    RecordProperty(absl::StrCat("ms_", page_size),
+                   static_cast<int>(absl::ToInt64Milliseconds(took)));
+  }
+  int pages = 0;
+  EXPECT_EQ(ListAllIds(service, 1000, admin::v1::MODE_FORK, &pages), want_fork);
+  EXPECT_EQ(pages, 34);  // 33,334 fork connections
 }
 
 // --- SetMode ---

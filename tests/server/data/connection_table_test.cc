@@ -51,6 +51,27 @@ TEST(ConnectionTable, AllocatedSlotIsListedWithItsPeerAndMode) {
   EXPECT_EQ(table->ReadTotals().active[static_cast<int>(Mode::kFork)], 1u);
 }
 
+TEST(ConnectionTable, LiveIdsNameEveryLiveSlotAsSnapshotDoes) {
+  auto table = MakeTable(4);
+  const std::optional<uint32_t> a = AllocateFrom(*table, Mode::kFork, 1);
+  const std::optional<uint32_t> b = AllocateFrom(*table, Mode::kThread, 2);
+  const std::optional<uint32_t> c = AllocateFrom(*table, Mode::kThread, 3);
+  ASSERT_TRUE(a && b && c);
+  table->Release(*b, CloseReason::kClient);
+  const std::vector<ConnectionInfo> rows = table->Snapshot();
+  const std::vector<LiveConnectionId> ids = table->LiveIds();
+  ASSERT_EQ(ids.size(), 2u);
+  ASSERT_EQ(rows.size(), 2u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(ids[i].id, rows[i].id);
+    EXPECT_EQ(ids[i].slot, rows[i].slot);
+    EXPECT_EQ(ids[i].mode, rows[i].mode);
+  }
+  EXPECT_EQ(ids[0].slot, *a);
+  EXPECT_EQ(ids[0].mode, Mode::kFork);
+  EXPECT_EQ(ids[1].slot, *c);
+}
+
 TEST(ConnectionTable, Ipv6PeerIsFormattedInBrackets) {
   auto table = MakeTable(1);
   sockaddr_in6 peer = {};

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace upper {
 namespace {
@@ -122,6 +123,24 @@ int IpLiteralFamily(absl::string_view host) {
 
 bool IsIpLiteral(absl::string_view host) {
   return IpLiteralFamily(host) != AF_UNSPEC;
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  host = StripBrackets(host);
+  absl::string_view name = host;
+  absl::ConsumeSuffix(&name, ".");
+  if (absl::EqualsIgnoreCase(name, "localhost")) return true;
+  const std::string text(host);
+  in_addr v4;
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 std::string FormatIp(int family, const void* address) {

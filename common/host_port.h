@@ -70,6 +70,15 @@ HostPortParts SplitHostPort(
 int IpLiteralFamily(absl::string_view host);
 bool IsIpLiteral(absl::string_view host);
 
+// True when a listener bound to `host` is reachable from this machine only:
+// an IPv4 address in 127.0.0.0/8, the IPv6 loopback ::1 (also as the
+// IPv4-mapped ::ffff:127.x.y.z), or the name "localhost" (any case, one
+// trailing dot allowed). Brackets are ignored ("[::1]"). Everything else is
+// exposed: the wildcards 0.0.0.0 and ::, every other address, and every
+// other host name (what a name resolves to can change; upperd does not look
+// it up to decide).
+bool IsLoopbackHost(absl::string_view host);
+
 // Numeric text of an in_addr (AF_INET) or in6_addr (AF_INET6) at `address`:
 // "10.0.0.7", "::1"; "" for another family.
 std::string FormatIp(int family, const void* address);

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "common/build_info.h"
+#include "server/admin/admin_exposure.h"
 #include "server/admin/admin_server.h"
 #include "server/base/config.h"
 #include "server/base/log.h"
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
       upper::AdminServer::Start(parsed->config, data_plane);
   if (!admin.ok()) return StartupFailure(admin.status());
+  upper::LogAdminExposure(upper::AssessAdminExposure(parsed->config),
+                          (*admin)->address());
   absl::StatusOr<std::unique_ptr<upper::MetricsServer>> metrics =
       upper::MetricsServer::Start(
           parsed->config,

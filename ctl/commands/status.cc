@@ -87,8 +87,17 @@ std::vector<Column> FleetColumns() {
           {"VERSION"}};
 }
 
+// The MODE cell: the mode, then what an operator must notice about the
+// instance (",draining", ",admin-exposed": its admin port takes any caller).
+std::string ModeCell(const admin::ServerStatus& s) {
+  std::string cell = ModeText(s.mode());
+  if (s.draining()) cell += ",draining";
+  if (s.admin_security().exposed()) cell += ",admin-exposed";
+  return cell;
+}
+
 std::vector<std::string> Cells(const admin::ServerStatus& s) {
-  return {s.draining() ? ModeText(s.mode()) + ",draining" : ModeText(s.mode()),
+  return {ModeCell(s),
           absl::StrCat(s.active_connections()),
           absl::StrCat(ActiveIn(s, admin::MODE_FORK)),
           absl::StrCat(ActiveIn(s, admin::MODE_THREAD)),

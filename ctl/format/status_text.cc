@@ -91,6 +91,20 @@ void AddLimitRows(Table& table, const admin::ResourceLimits& limits) {
       {"memory limit", LimitText(limits.memory_limit_bytes(), HumanBytes)});
 }
 
+// "0.0.0.0: EXPOSED (no token), TLS off", "127.0.0.1: loopback, no
+// token, TLS off", "::: token, TLS on".
+std::string AdminSecurityText(const admin::AdminSecurity& security) {
+  std::string reach;
+  if (security.exposed()) {
+    reach = "EXPOSED (no token)";
+  } else {
+    reach = absl::StrCat(security.loopback() ? "loopback, " : "",
+                         security.token_required() ? "token" : "no token");
+  }
+  return absl::StrCat(security.bind(), ": ", reach, ", TLS ",
+                      security.tls() ? "on" : "off");
+}
+
 }  // namespace
 
 std::string StatusBlock(const std::string& address,
@@ -126,7 +140,14 @@ std::string StatusBlock(const std::string& address,
                     : "none"});
   if (status.has_limits()) AddLimitRows(table, status.limits());
   table.AddRow({"data address", status.data_address()});
-  return table.Render();
+  if (status.has_admin_security()) {
+    table.AddRow({"admin access", AdminSecurityText(status.admin_security())});
+  }
+  std::string out = table.Render();
+  for (const std::string& warning : status.warnings()) {
+    absl::StrAppend(&out, "WARNING: ", warning, "\n");
+  }
+  return out;
 }
 
 std::string StatusLine(absl::Time now, const admin::ServerStatus& status) {

@@ -30,7 +30,9 @@ uint64_t ActiveIn(const upper::admin::v1::ServerStatus& status,
 std::string ReasonsText(
     const google::protobuf::Map<std::string, uint64_t>& by_reason);
 
-// The key/value block `upperctl status` prints for one instance.
+// The key/value block `upperctl status` prints for one instance, then a
+// "WARNING: <text>" line for each of the server's warnings (an admin
+// endpoint exposed without a token, ...).
 std::string StatusBlock(const std::string& address,
                         const upper::admin::v1::ServerStatus& status);
 

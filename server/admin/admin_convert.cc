@@ -1,5 +1,8 @@
 #include "server/admin/admin_convert.h"
 
+#include <string>
+#include <utility>
+
 #include "common/host_port.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -98,6 +101,15 @@ admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
   SetDuration(facts.idle_timeout, s.mutable_idle_timeout());
   s.set_draining(facts.draining);
   *s.mutable_limits() = ToProtoLimits(facts.limits);
+  admin::v1::AdminSecurity* security = s.mutable_admin_security();
+  security->set_bind(facts.admin.bind);
+  security->set_loopback(facts.admin.loopback);
+  security->set_token_required(facts.admin.token_required);
+  security->set_tls(facts.admin.tls);
+  security->set_exposed(facts.admin.exposed());
+  for (std::string& warning : AdminWarnings(facts.admin)) {
+    s.add_warnings(std::move(warning));
+  }
   return s;
 }
 

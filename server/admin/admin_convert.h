@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/admin/admin_exposure.h"
 #include "server/base/mode.h"
 #include "server/base/resource_limits.h"
 #include "server/data/connection_table.h"
@@ -30,6 +31,7 @@ struct ServerFacts {
   absl::Duration idle_timeout;
   bool draining = false;
   ResourceLimits limits;
+  AdminExposure admin;  // admin_security, and warnings when exposed
 };
 
 admin::v1::Mode ToProtoMode(Mode mode);

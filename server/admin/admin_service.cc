@@ -42,7 +42,13 @@ AdminServiceImpl::AdminServiceImpl(ServerControl& server, const Config& config,
     : server_(server),
       max_connections_(config.max_connections),
       idle_timeout_(config.idle_timeout),
-      token_(std::move(token)) {}
+      token_(std::move(token)),
+      exposure_([&] {
+        // The token in force decides, whichever way it was configured.
+        AdminExposure exposure = AssessAdminExposure(config);
+        exposure.token_required = !token_.empty();
+        return exposure;
+      }()) {}
 
 grpc::Status AdminServiceImpl::Authorize(
     const grpc::ServerContext& context) const {
@@ -79,6 +85,7 @@ admin::v1::ServerStatus AdminServiceImpl::CurrentStatus() const {
   facts.idle_timeout = idle_timeout_;
   facts.draining = server_.draining();
   facts.limits = server_.resource_limits();
+  facts.admin = exposure_;
   return ToServerStatus(server_.table().ReadTotals(), facts);
 }
 

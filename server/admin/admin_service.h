@@ -26,6 +26,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/admin/admin_exposure.h"
 #include "server/base/config.h"
 #include "server/data/server_control.h"
 #include "upper/admin/v1/admin.grpc.pb.h"
@@ -88,6 +89,7 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
   const uint32_t max_connections_;
   const absl::Duration idle_timeout_;
   const std::string token_;
+  const AdminExposure exposure_;
 
   mutable std::mutex mu_;
   std::condition_variable watches_wakeup_;

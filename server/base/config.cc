@@ -39,7 +39,7 @@ ABSL_FLAG(int32_t, admin_port, 50051,
           "TCP port of the gRPC admin endpoint; 0 picks a free one");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding the bearer token every AdminService call must carry; "
-          "empty = no token");
+          "leave it out for no token (an empty value is an error)");
 ABSL_FLAG(std::string, admin_tls_cert, "",
           "PEM certificate for TLS on the admin port (with --admin_tls_key)");
 ABSL_FLAG(std::string, admin_tls_key, "",
@@ -59,6 +59,35 @@ constexpr absl::string_view kFlagNames[] = {
     "idle_timeout", "drain_timeout",    "log_format",     "admin_bind",
     "admin_port",   "admin_token_file", "admin_tls_cert", "admin_tls_key",
     "metrics_bind", "metrics_port"};
+
+// Flags that name a file and turn a feature off when left out (no token,
+// no TLS), with what leaving them out means. Given empty, as a flag or as a
+// variable that is set ("UPPER_ADMIN_TOKEN_FILE=", an unset secret in a
+// template), they would turn that feature off silently: an error instead.
+struct OptionalFileFlag {
+  absl::string_view name;
+  absl::string_view when_left_out;
+};
+constexpr OptionalFileFlag kOptionalFileFlags[] = {
+    {"admin_token_file", "no token"},
+    {"admin_tls_cert", "no TLS"},
+    {"admin_tls_key", "no TLS"},
+};
+
+// InvalidArgument when `value` is empty and `name` is an optional file
+// flag; `source` is "--flag" or the variable, `given` how it was given.
+absl::Status RejectEmptyFile(absl::string_view source, absl::string_view name,
+                             absl::string_view value, absl::string_view given,
+                             absl::string_view leave_out) {
+  if (!value.empty()) return absl::OkStatus();
+  for (const OptionalFileFlag& flag : kOptionalFileFlags) {
+    if (flag.name != name) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", given, " empty; ", leave_out, " for ",
+                     flag.when_left_out, ", or name the file"));
+  }
+  return absl::OkStatus();
+}
 
 bool IsOurFlag(absl::string_view name) {
   for (absl::string_view known : kFlagNames) {
@@ -291,6 +320,11 @@ absl::StatusOr<std::set<std::string>> ApplyEnvironment(
     if (LooksLikeServiceLink(*value)) {
       return absl::InvalidArgumentError(ServiceLinkError(var, *value, name));
     }
+    if (absl::Status s =
+            RejectEmptyFile(var, name, *value, "set but", "unset it");
+        !s.ok()) {
+      return s;
+    }
     if (absl::Status s = SetFlagFromText(var, name, *value); !s.ok()) {
       return s;
     }
@@ -302,8 +336,13 @@ absl::StatusOr<std::set<std::string>> ApplyEnvironment(
 // The flag layer, over the environment.
 absl::Status ApplyArguments(const ScannedArguments& scanned) {
   for (const FlagArgument& flag : scanned.flags) {
-    if (absl::Status s = SetFlagFromText(absl::StrCat("--", flag.name),
-                                         flag.name, flag.value);
+    const std::string source = absl::StrCat("--", flag.name);
+    if (absl::Status s = RejectEmptyFile(source, flag.name, flag.value, "given",
+                                         "leave the flag out");
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = SetFlagFromText(source, flag.name, flag.value);
         !s.ok()) {
       return s;
     }

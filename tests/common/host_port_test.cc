@@ -133,6 +133,25 @@ TEST(IpLiteral, NumericAddressesOnly) {
   EXPECT_TRUE(IsIpLiteral(StripBrackets("[::1]")));
 }
 
+TEST(IsLoopbackHost, LoopbackAddressesAndLocalhostOnly) {
+  for (const char* host :
+       {"127.0.0.1", "127.0.0.53", "127.255.255.254", "127.1.2.3", "::1",
+        "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "localhost",
+        "LocalHost", "localhost."}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+}
+
+TEST(IsLoopbackHost, WildcardsOtherAddressesAndNamesAreExposed) {
+  for (const char* host :
+       {"0.0.0.0", "::", "[::]", "10.0.0.7", "192.168.1.1", "128.0.0.1",
+        "126.255.255.255", "::2", "::ffff:10.0.0.1", "fe80::1", "example.com",
+        "localhost.localdomain", "my-localhost", "localhost..", "127.1", "",
+        "[]"}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+}
+
 sockaddr_in Ipv4(const char* ip, uint16_t port) {
   sockaddr_in in = {};
   in.sin_family = AF_INET;

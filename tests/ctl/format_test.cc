@@ -153,5 +153,44 @@ TEST(StatusText, LineCarriesEveryFigureWithoutSpacesInValues) {
             "uptime=3m12s");
 }
 
+TEST(StatusText, BlockShowsAdminAccessAndEndsWithEveryWarning) {
+  upper::admin::v1::ServerStatus status;
+  upper::admin::v1::AdminSecurity* security = status.mutable_admin_security();
+  security->set_bind("0.0.0.0");
+  security->set_exposed(true);
+  status.add_warnings("admin endpoint exposed: fix it");
+  status.add_warnings("second");
+  const std::string block = ctl::StatusBlock("localhost:50051", status);
+  EXPECT_THAT(block, HasSubstr("admin access     0.0.0.0: EXPOSED (no token), "
+                               "TLS off\n"));
+  const std::string tail =
+      "WARNING: admin endpoint exposed: fix it\nWARNING: second\n";
+  ASSERT_GE(block.size(), tail.size());
+  EXPECT_EQ(block.substr(block.size() - tail.size()), tail);
+}
+
+TEST(StatusText, BlockDescribesAGuardedAdminEndpointWithoutWarning) {
+  upper::admin::v1::ServerStatus status;
+  upper::admin::v1::AdminSecurity* security = status.mutable_admin_security();
+  security->set_bind("127.0.0.1");
+  security->set_loopback(true);
+  std::string block = ctl::StatusBlock("localhost:50051", status);
+  EXPECT_THAT(block, HasSubstr("127.0.0.1: loopback, no token, TLS off\n"));
+  EXPECT_THAT(block, Not(HasSubstr("WARNING")));
+  security->set_bind("::");
+  security->set_loopback(false);
+  security->set_token_required(true);
+  security->set_tls(true);
+  block = ctl::StatusBlock("localhost:50051", status);
+  EXPECT_THAT(block, HasSubstr("::: token, TLS on\n"));
+}
+
+TEST(StatusText, BlockOfAnOlderServerHasNoAdminAccessRow) {
+  const std::string block =
+      ctl::StatusBlock("localhost:50051", upper::admin::v1::ServerStatus());
+  EXPECT_THAT(block, Not(HasSubstr("admin access")));
+  EXPECT_THAT(block, Not(HasSubstr("WARNING")));
+}
+
 }  // namespace
 }  // namespace upper

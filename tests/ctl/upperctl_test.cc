@@ -470,6 +470,20 @@ TEST_F(UpperctlFleetTest, StatusHasARowPerInstanceAndATotal) {
                           "234", "3.0 KiB", "1.0 GiB", "-", "-", "-"));
 }
 
+TEST_F(UpperctlFleetTest, StatusMarksAnInstanceWhoseAdminPortIsExposed) {
+  admin::ServerStatus exposed = FakeAdminServer::CannedStatus(5353);
+  exposed.mutable_admin_security()->set_bind("0.0.0.0");
+  exposed.mutable_admin_security()->set_exposed(true);
+  exposed.add_warnings("admin endpoint exposed: ...");
+  b_.SetStatus(exposed);
+  ProcessResult run = Upperctl({"status", both()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 4u) << run.out;
+  EXPECT_EQ(Cells(lines[1])[1], "thread");
+  EXPECT_EQ(Cells(lines[2])[1], "thread,admin-exposed");
+}
+
 TEST_F(UpperctlFleetTest, StatusJsonHasEachInstanceAndTheTotal) {
   ProcessResult run = Upperctl({"status", both(), "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run.err;

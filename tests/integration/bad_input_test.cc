@@ -230,6 +230,10 @@ const std::vector<BadSetting>& BadSettings() {
       {"admin_port", "x"},
       {"admin_tls_cert", "/tmp/cert.pem"},  // without --admin_tls_key
       {"admin_tls_key", "/tmp/key.pem"},    // without --admin_tls_cert
+      // Empty would silently mean "no token" / "no TLS".
+      {"admin_token_file", ""},
+      {"admin_tls_cert", ""},
+      {"admin_tls_key", ""},
       {"metrics_bind", ""},
       {"metrics_port", "-2"},
       {"metrics_port", "1e3"},
@@ -251,8 +255,8 @@ std::pair<int, std::string> RunExpectingFailure(UpperdOptions options) {
 // The name of the flag a failing setting must be reported under: a TLS
 // cert without a key is reported as the missing key, and vice versa.
 std::string ReportedFlag(const BadSetting& s) {
-  if (s.flag == "admin_tls_cert") return "--admin_tls_key";
-  if (s.flag == "admin_tls_key") return "--admin_tls_cert";
+  if (s.flag == "admin_tls_cert" && !s.value.empty()) return "--admin_tls_key";
+  if (s.flag == "admin_tls_key" && !s.value.empty()) return "--admin_tls_cert";
   return "--" + s.flag;
 }
 

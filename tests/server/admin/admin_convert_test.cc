@@ -128,6 +128,29 @@ TEST(AdminConvert, StatusCarriesTheResourceLimits) {
   EXPECT_EQ(s.limits().memory_limit_bytes(), 536870912u);
 }
 
+TEST(AdminConvert, StatusCarriesTheAdminSecurityAndItsWarning) {
+  ServerFacts f = SampleFacts();
+  f.admin = {.bind = "0.0.0.0",
+             .loopback = false,
+             .token_required = false,
+             .tls = true};
+  admin::v1::ServerStatus s = ToServerStatus(SampleTotals(), f);
+  ASSERT_TRUE(s.has_admin_security());
+  EXPECT_EQ(s.admin_security().bind(), "0.0.0.0");
+  EXPECT_FALSE(s.admin_security().loopback());
+  EXPECT_FALSE(s.admin_security().token_required());
+  EXPECT_TRUE(s.admin_security().tls());
+  EXPECT_TRUE(s.admin_security().exposed());
+  ASSERT_EQ(s.warnings_size(), 1);
+  EXPECT_EQ(s.warnings(0), AdminWarnings(f.admin)[0]);
+
+  f.admin.token_required = true;
+  s = ToServerStatus(SampleTotals(), f);
+  EXPECT_TRUE(s.admin_security().token_required());
+  EXPECT_FALSE(s.admin_security().exposed());
+  EXPECT_EQ(s.warnings_size(), 0);
+}
+
 TEST(AdminConvert, UptimeIsNeverNegative) {
   ServerFacts f = SampleFacts();
   f.now = f.started_at - absl::Seconds(1);  // a clock step backwards

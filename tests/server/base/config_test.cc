@@ -84,6 +84,46 @@ TEST_F(ConfigTest, AdminAndMetricsErrorsNameTheFlag) {
   EXPECT_EQ(ErrorOf({"--admin_bind="}), "--admin_bind: must not be empty");
 }
 
+TEST_F(ConfigTest, EmptyFileVariableIsAnErrorNamingTheVariable) {
+  // Set but empty (an unset secret in a template) would otherwise turn
+  // authentication or TLS off without a word.
+  env_["UPPER_ADMIN_TOKEN_FILE"] = "";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_ADMIN_TOKEN_FILE: set but empty; unset it for no token, or "
+            "name the file");
+  env_.clear();
+  env_["UPPER_ADMIN_TLS_CERT"] = "";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_ADMIN_TLS_CERT: set but empty; unset it for no TLS, or "
+            "name the file");
+  env_.clear();
+  env_["UPPER_ADMIN_TLS_KEY"] = "";
+  EXPECT_EQ(ErrorOf({"--admin_tls_cert=c.pem"}),
+            "UPPER_ADMIN_TLS_KEY: set but empty; unset it for no TLS, or name "
+            "the file");
+}
+
+TEST_F(ConfigTest, EmptyFileFlagIsAnErrorNamingTheFlag) {
+  EXPECT_EQ(ErrorOf({"--admin_token_file="}),
+            "--admin_token_file: given empty; leave the flag out for no "
+            "token, or name the file");
+  EXPECT_EQ(ErrorOf({"--admin_tls_cert", "", "--admin_tls_key=k.pem"}),
+            "--admin_tls_cert: given empty; leave the flag out for no TLS, or "
+            "name the file");
+  EXPECT_EQ(ErrorOf({"--admin_tls_cert=c.pem", "--admin_tls_key="}),
+            "--admin_tls_key: given empty; leave the flag out for no TLS, or "
+            "name the file");
+}
+
+TEST_F(ConfigTest, FlagOverridesAnEmptyFileVariable) {
+  // Flags win: the variable of a flag on the command line is not read.
+  env_["UPPER_ADMIN_TOKEN_FILE"] = "";
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--admin_token_file=/run/token"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_token_file, "/run/token");
+}
+
 TEST_F(ConfigTest, FlagsInBothSpellings) {
   absl::StatusOr<ParsedCommandLine> parsed =
       Parse({"--mode=fork", "--data_port", "1234", "--idle_timeout=0",

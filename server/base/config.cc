@@ -126,8 +126,8 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
   }
   const int32_t admin_nice = absl::GetFlag(FLAGS_admin_nice);
   if (admin_nice < 0 || admin_nice > 19) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--admin_nice: ", admin_nice, " is out of range (0..19)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_nice: ", admin_nice, " is out of range (0..19)"));
   }
   c.admin_nice = admin_nice;
   c.metrics_bind = absl::GetFlag(FLAGS_metrics_bind);

@@ -75,8 +75,8 @@ inline constexpr size_t kHttpServerCodeCount = std::size(kHttpServerCodes);
 // Counts since Start; each is read with a relaxed load.
 struct HttpServerStats {
   uint64_t accepted = 0;
-  uint64_t open = 0;  // connections held at the last poll (a gauge)
-  uint64_t responses = 0;        // of any status code
+  uint64_t open = 0;       // connections held at the last poll (a gauge)
+  uint64_t responses = 0;  // of any status code
   // Responses by code: responses_by_code[i] counts kHttpServerCodes[i].
   std::array<uint64_t, kHttpServerCodeCount> responses_by_code{};
   uint64_t evicted = 0;          // closed to make room for a newer connection

@@ -290,11 +290,10 @@ TEST_F(AdminHostilePeerTest, RapidResetLeavesTheDataPlaneServing) {
   ExpectRoundTrip(data->get());
   const double cpu_before = CpuSeconds(upperd_->pid()).value_or(0);
   const int64_t rss_before = PeakRssKib(upperd_->pid()).value_or(0);
-  absl::StatusOr<std::unique_ptr<Subprocess>> attack =
-      Subprocess::Start(AttackArgv(
-          {"rapid_reset", absl::StrCat("--port=", admin_port_),
-           absl::StrCat("--count=", kRapidResetPairs),
-           absl::StrCat("--seconds=", kRapidResetSeconds)}));
+  absl::StatusOr<std::unique_ptr<Subprocess>> attack = Subprocess::Start(
+      AttackArgv({"rapid_reset", absl::StrCat("--port=", admin_port_),
+                  absl::StrCat("--count=", kRapidResetPairs),
+                  absl::StrCat("--seconds=", kRapidResetSeconds)}));
   ASSERT_TRUE(attack.ok()) << attack.status();
   ASSERT_TRUE((*attack)->WaitForStdout("ready", absl::Seconds(10)))
       << (*attack)->Stderr();
@@ -366,7 +365,8 @@ TEST_F(AdminHostilePeerTest, RapidResetLeavesTheDataPlaneServing) {
       absl::FormatDuration(recovered).c_str());
   RecordProperty("rapid_reset_pairs", static_cast<int>(pairs));
   RecordProperty("upperd_cpu_ms", static_cast<int>(cpu * 1000));
-  RecordProperty("peak_rss_growth_mib", static_cast<int>(rss_growth_kib / 1024));
+  RecordProperty("peak_rss_growth_mib",
+                 static_cast<int>(rss_growth_kib / 1024));
   EXPECT_EQ(pairs, kRapidResetPairs) << verdict;  // the attack ran whole
   EXPECT_GT(round_trips, 0);
   EXPECT_TRUE(asked);

@@ -509,9 +509,10 @@ TEST_F(MetricsEndpointTest, TwentySlowlorisClientsDoNotDelayAScrape) {
   EXPECT_LT(took, absl::Seconds(2));
   EXPECT_EQ(scrape->Value("upper_draining"), 0);
   // 21 connections for 16 slots: at least 5 were evicted.
-  EXPECT_GE(scrape->Value(
-                "upper_metrics_http_connections_closed_total{reason=\"evicted\"}"),
-            5);
+  EXPECT_GE(
+      scrape->Value(
+          "upper_metrics_http_connections_closed_total{reason=\"evicted\"}"),
+      5);
   EXPECT_GE(scrape->Value("upper_metrics_http_connections_accepted_total"), 21);
   // The slowloris peers still held (the scrape itself is read and answered
   // before it would be counted).
@@ -528,12 +529,14 @@ TEST_F(MetricsEndpointTest, HeadAnswersLikeGetWithoutTheBody) {
   // between the two, so compare all but its value) and no body at all.
   EXPECT_TRUE(absl::EndsWith(head, "\r\n\r\n")) << head;
   EXPECT_EQ(head, Head(head));
-  EXPECT_TRUE(absl::StrContains(head, "Content-Type: text/plain; version=0.0.4"))
+  EXPECT_TRUE(
+      absl::StrContains(head, "Content-Type: text/plain; version=0.0.4"))
       << head;
   EXPECT_TRUE(absl::StrContains(head, "Content-Length: ")) << head;
   EXPECT_TRUE(absl::StrContains(head, "Connection: close")) << head;
-  EXPECT_TRUE(absl::StrContains(Head(get), "Content-Type: text/plain; "
-                                           "version=0.0.4"));
+  EXPECT_TRUE(absl::StrContains(Head(get),
+                                "Content-Type: text/plain; "
+                                "version=0.0.4"));
   EXPECT_GT(get.size(), Head(get).size());
 }
 
@@ -542,15 +545,15 @@ TEST_F(MetricsEndpointTest, HeadAnswersLikeGetWithoutTheBody) {
 TEST_F(MetricsEndpointTest, OnlyTheExactPathIsServed) {
   for (const char* path : {"/metrics/", "/metricsx", "/Metrics", "/metrics.txt",
                            "/metrics/../metrics", "//metrics"}) {
-    EXPECT_EQ(StatusLine(Exchange(
-                  absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
-              "HTTP/1.1 404 Not Found")
+    EXPECT_EQ(
+        StatusLine(Exchange(absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
+        "HTTP/1.1 404 Not Found")
         << path;
   }
   for (const char* path : {"/metrics", "/metrics?x", "/metrics?name[]=up"}) {
-    EXPECT_EQ(StatusLine(Exchange(
-                  absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
-              "HTTP/1.1 200 OK")
+    EXPECT_EQ(
+        StatusLine(Exchange(absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
+        "HTTP/1.1 200 OK")
         << path;
   }
 }
@@ -594,9 +597,9 @@ TEST_F(MetricsEndpointTest, TheServerCountsItsConnectionsAndResponses) {
     EXPECT_TRUE(absl::StrContains(scrape->text(), help)) << help;
   }
   // The next scrape sees the first one's 200.
-  EXPECT_EQ(AwaitValue(port_, "upper_metrics_http_responses_total{code=\"200\"}",
-                       1),
-            1);
+  EXPECT_EQ(
+      AwaitValue(port_, "upper_metrics_http_responses_total{code=\"200\"}", 1),
+      1);
 }
 
 }  // namespace

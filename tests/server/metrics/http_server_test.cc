@@ -201,7 +201,9 @@ TEST(HttpServer, ResponsesAreCountedByCode) {
   EXPECT_EQ(stats.responses, 3u);
   for (size_t i = 0; i < kHttpServerCodeCount; ++i) {
     const int code = kHttpServerCodes[i];
-    EXPECT_EQ(stats.responses_by_code[i], code == 200 ? 2u : code == 404 ? 1u : 0u)
+    EXPECT_EQ(stats.responses_by_code[i], code == 200   ? 2u
+                                          : code == 404 ? 1u
+                                                        : 0u)
         << code;
   }
 }

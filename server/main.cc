@@ -10,6 +10,7 @@
 #include "common/build_info.h"
 #include "server/admin/admin_exposure.h"
 #include "server/admin/admin_server.h"
+#include "server/admin/admin_thread_priority.h"
 #include "server/base/config.h"
 #include "server/base/log.h"
 #include "server/data/data_plane.h"
@@ -56,8 +57,13 @@ int main(int argc, char** argv) {
   // Threads may start from here on: DataPlane::Create has spawned the fork
   // server and set the signal mask they inherit.
   upper::DataPlane& data_plane = **server;
+  // The admin plane starts gRPC, and so every gRPC thread, from a thread at
+  // --admin_nice: they all inherit it (admin_thread_priority.h). Nothing
+  // before this line calls gRPC.
   absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
-      upper::AdminServer::Start(parsed->config, data_plane);
+      upper::StartAtNice(parsed->config.admin_nice, [&] {
+        return upper::AdminServer::Start(parsed->config, data_plane);
+      });
   if (!admin.ok()) return StartupFailure(admin.status());
   upper::LogAdminExposure(upper::AssessAdminExposure(parsed->config),
                           (*admin)->address());

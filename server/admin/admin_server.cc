@@ -63,6 +63,31 @@ void BoundResources(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              kMaxConcurrentStreams);
+  // Rapid reset (CVE-2023-44487) and its cousins. gRPC 1.51 has no bound
+  // on RST_STREAM: a peer that opens and cancels streams is never sent a
+  // GOAWAY, and every pair costs a server call that is queued until the
+  // sync server gets to it (CPU, and ~15 KiB each while queued: measured in
+  // docs/guarantees.md). No channel argument of 1.51 bounds that; the CPU
+  // share of the threads that pay for it is (--admin_nice, see
+  // admin_thread_priority.h). What 1.51 does bound, set here:
+  // - a peer that connects and never sends the HTTP/2 preface and SETTINGS
+  //   is disconnected after 10 s (the default is 120 s); upperctl, the
+  //   kubelet's probe and grpcurl send theirs within a round trip, so 10 s
+  //   is generous even for TLS over a slow link;
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10'000);
+  // - PING floods: more than 2 pings within 5 min while the server sends
+  //   no data end the connection with GOAWAY(ENHANCE_YOUR_CALM,
+  //   "too_many_pings"). These are 1.51's defaults, set explicitly so that a
+  //   library upgrade cannot loosen them; no upper client sends keepalive
+  //   pings, and the server's own data and headers reset the strike count,
+  //   so a busy WatchStatus stream is never struck;
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5 * 60'000);
+  // - a connection with no call for 5 min is sent a GOAWAY and closed, so
+  //   peers cannot keep admin connections (fds, transports) open for free;
+  //   an operator's upperctl makes one call and leaves, a watch is a call.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60'000);
   grpc::ResourceQuota quota("upper-admin");
   quota.SetMaxThreads(kMaxThreads);
   builder.SetResourceQuota(quota);

@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, admin_tls_cert, "",
           "PEM certificate for TLS on the admin port (with --admin_tls_key)");
 ABSL_FLAG(std::string, admin_tls_key, "",
           "PEM private key for TLS on the admin port (with --admin_tls_cert)");
+ABSL_FLAG(int32_t, admin_nice, 10,
+          "How much lower the admin plane's CPU priority is than the data "
+          "plane's (a nice increment, 0..19; every gRPC thread runs at it)");
 ABSL_FLAG(std::string, metrics_bind, "0.0.0.0",
           "Address of the Prometheus /metrics endpoint (IPv4 or IPv6 "
           "literal; \"::\" serves both)");
@@ -58,7 +61,7 @@ constexpr absl::string_view kFlagNames[] = {
     "bind",         "data_port",        "mode",           "max_connections",
     "idle_timeout", "drain_timeout",    "log_format",     "admin_bind",
     "admin_port",   "admin_token_file", "admin_tls_cert", "admin_tls_key",
-    "metrics_bind", "metrics_port"};
+    "admin_nice",   "metrics_bind",     "metrics_port"};
 
 // Flags that name a file and turn a feature off when left out (no token,
 // no TLS), with what leaving them out means. Given empty, as a flag or as a
@@ -150,6 +153,12 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
             ? "--admin_tls_cert: required when --admin_tls_key is set"
             : "--admin_tls_key: required when --admin_tls_cert is set");
   }
+  const int32_t admin_nice = absl::GetFlag(FLAGS_admin_nice);
+  if (admin_nice < 0 || admin_nice > 19) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_nice: ", admin_nice, " is out of range (0..19)"));
+  }
+  c.admin_nice = admin_nice;
   c.metrics_bind = absl::GetFlag(FLAGS_metrics_bind);
   if (c.metrics_bind.empty()) {
     return absl::InvalidArgumentError("--metrics_bind: must not be empty");

@@ -40,6 +40,10 @@ struct Config {
   std::string admin_token_file;  // empty = no token required
   std::string admin_tls_cert;    // PEM; both or neither with the key
   std::string admin_tls_key;
+  // Nice increment of every admin-plane (gRPC) thread over the data plane's:
+  // an unauthenticated peer can make gRPC 1.51 burn CPU (HTTP/2 rapid
+  // reset), and this keeps it from taking the data plane's share.
+  int admin_nice = 10;
 
   // Prometheus /metrics. Read-only, so reachable by default.
   std::string metrics_bind = "0.0.0.0";

@@ -101,12 +101,17 @@ HttpServer::~HttpServer() {
 
 HttpServerStats HttpServer::stats() const {
   constexpr auto kRelaxed = std::memory_order_relaxed;
-  return {.accepted = accepted_.load(kRelaxed),
-          .responses = responses_.load(kRelaxed),
-          .evicted = evicted_.load(kRelaxed),
-          .refused = refused_.load(kRelaxed),
-          .header_timeouts = header_timeouts_.load(kRelaxed),
-          .write_timeouts = write_timeouts_.load(kRelaxed)};
+  HttpServerStats stats = {.accepted = accepted_.load(kRelaxed),
+                           .open = open_.load(kRelaxed),
+                           .responses = responses_.load(kRelaxed),
+                           .evicted = evicted_.load(kRelaxed),
+                           .refused = refused_.load(kRelaxed),
+                           .header_timeouts = header_timeouts_.load(kRelaxed),
+                           .write_timeouts = write_timeouts_.load(kRelaxed)};
+  for (size_t i = 0; i < kHttpServerCodeCount; ++i) {
+    stats.responses_by_code[i] = responses_by_code_[i].load(kRelaxed);
+  }
+  return stats;
 }
 
 void HttpServer::Run() {
@@ -117,6 +122,7 @@ void HttpServer::Run() {
       if (now >= c->deadline) Expire(*c, now);
     }
     std::erase_if(connections_, [](const auto& c) { return !c->fd.valid(); });
+    open_.store(connections_.size(), std::memory_order_relaxed);
 
     fds.clear();
     fds.push_back({.fd = wake_.get(), .events = POLLIN, .revents = 0});
@@ -297,6 +303,16 @@ std::string HttpServer::Answer(absl::string_view head) {
 
 void HttpServer::Respond(Connection& c, std::string response,
                          Clock::time_point now) {
+  // "HTTP/1.1 404 Not Found\r\n...": HttpResponse wrote the code at 9.
+  int code = 0;
+  if (response.size() > 12) {
+    for (size_t i = 9; i < 12; ++i) code = code * 10 + (response[i] - '0');
+  }
+  for (size_t i = 0; i < kHttpServerCodeCount; ++i) {
+    if (kHttpServerCodes[i] == code) {
+      responses_by_code_[i].fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   c.out = std::move(response);
   c.in = std::string();
   responses_.fetch_add(1, std::memory_order_relaxed);

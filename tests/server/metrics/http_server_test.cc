@@ -190,6 +190,24 @@ TEST(HttpServer, OtherPathsAre404AndTheRootPointsToThePath) {
   EXPECT_TRUE(absl::EndsWith(root.bytes, "\r\n\r\nmetrics: /metrics\n"));
 }
 
+TEST(HttpServer, ResponsesAreCountedByCode) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  Exchange(server->port(), "GET /x HTTP/1.1\r\n\r\n");
+  Exchange(server->port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  Exchange(server->port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  const HttpServerStats stats = server->stats();
+  EXPECT_EQ(stats.accepted, 3u);
+  EXPECT_EQ(stats.responses, 3u);
+  for (size_t i = 0; i < kHttpServerCodeCount; ++i) {
+    const int code = kHttpServerCodes[i];
+    EXPECT_EQ(stats.responses_by_code[i], code == 200   ? 2u
+                                          : code == 404 ? 1u
+                                                        : 0u)
+        << code;
+  }
+}
+
 TEST(HttpServer, MalformedAndUnsupportedRequestsAreRefused) {
   std::unique_ptr<HttpServer> server = StartServer();
   ASSERT_NE(server, nullptr);

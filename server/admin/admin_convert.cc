@@ -46,6 +46,34 @@ std::optional<Mode> FromProtoMode(int value) {
   }
 }
 
+namespace {
+
+// The fields of `s` that come from the process, not the table.
+void SetFacts(const ServerFacts& facts, admin::v1::ServerStatus& s) {
+  SetTimestamp(facts.started_at, s.mutable_started_at());
+  SetDuration(std::max(facts.now - facts.started_at, absl::ZeroDuration()),
+              s.mutable_uptime());
+  s.set_pid(facts.pid);
+  s.set_version(facts.version);
+  s.set_revision(facts.revision);
+  s.set_data_address(facts.data_address);
+  s.set_max_connections(facts.max_connections);
+  SetDuration(facts.idle_timeout, s.mutable_idle_timeout());
+  s.set_draining(facts.draining);
+  *s.mutable_limits() = ToProtoLimits(facts.limits);
+  admin::v1::AdminSecurity* security = s.mutable_admin_security();
+  security->set_bind(facts.admin.bind);
+  security->set_loopback(facts.admin.loopback);
+  security->set_token_required(facts.admin.token_required);
+  security->set_tls(facts.admin.tls);
+  security->set_exposed(facts.admin.exposed());
+  for (std::string& warning : AdminWarnings(facts.admin)) {
+    s.add_warnings(std::move(warning));
+  }
+}
+
+}  // namespace
+
 admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
                                        const ServerFacts& facts) {
   admin::v1::ServerStatus s;
@@ -90,26 +118,7 @@ admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
   s.set_mode_switches_total(t.mode_switches_total);
   s.set_worker_crashes_total(t.worker_crashes_total);
 
-  SetTimestamp(facts.started_at, s.mutable_started_at());
-  SetDuration(std::max(facts.now - facts.started_at, absl::ZeroDuration()),
-              s.mutable_uptime());
-  s.set_pid(facts.pid);
-  s.set_version(facts.version);
-  s.set_revision(facts.revision);
-  s.set_data_address(facts.data_address);
-  s.set_max_connections(facts.max_connections);
-  SetDuration(facts.idle_timeout, s.mutable_idle_timeout());
-  s.set_draining(facts.draining);
-  *s.mutable_limits() = ToProtoLimits(facts.limits);
-  admin::v1::AdminSecurity* security = s.mutable_admin_security();
-  security->set_bind(facts.admin.bind);
-  security->set_loopback(facts.admin.loopback);
-  security->set_token_required(facts.admin.token_required);
-  security->set_tls(facts.admin.tls);
-  security->set_exposed(facts.admin.exposed());
-  for (std::string& warning : AdminWarnings(facts.admin)) {
-    s.add_warnings(std::move(warning));
-  }
+  SetFacts(facts, s);
   return s;
 }
 

@@ -42,8 +42,7 @@ std::string PeerIdentity(const grpc_auth_context* context) {
 // processor, released by DestroyProcessor when the core credentials go.
 void ProcessMetadata(void* state, grpc_auth_context* context,
                      const grpc_metadata* md, size_t num_md,
-                     grpc_process_auth_metadata_done_cb done,
-                     void* user_data) {
+                     grpc_process_auth_metadata_done_cb done, void* user_data) {
   TokenAuthProcessor& auth =
       **static_cast<std::shared_ptr<TokenAuthProcessor>*>(state);
   absl::string_view path;
@@ -61,8 +60,7 @@ void DestroyProcessor(void* state) {
   delete static_cast<std::shared_ptr<TokenAuthProcessor>*>(state);
 }
 
-grpc_server_credentials* CoreCredentials(
-    const std::optional<TlsKeyPair>& tls) {
+grpc_server_credentials* CoreCredentials(const std::optional<TlsKeyPair>& tls) {
   if (!tls) return grpc_insecure_server_credentials_create();
   grpc_ssl_pem_key_cert_pair pair = {tls->private_key_pem.c_str(),
                                      tls->certificate_chain_pem.c_str()};

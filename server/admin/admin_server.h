@@ -4,8 +4,8 @@
 // upperd drains) and server reflection, optionally over TLS
 // (--admin_tls_cert/--admin_tls_key) and with a bearer token
 // (--admin_token_file) checked on every call's headers before it takes a
-// thread (token_auth_processor.h): everything but Health/Check needs it. Counts every call by
-// method and status code in rpc_stats(), for the metrics plane.
+// thread (token_auth_processor.h): everything but Health/Check needs it. Counts
+// every call by method and status code in rpc_stats(), for the metrics plane.
 //
 // Lifecycle: Start() after DataPlane::Create() (which must run before any
 // thread exists, and gRPC starts threads) and before DataPlane::Run(); Stop()

@@ -51,13 +51,12 @@ grpc::Status TokenAuthProcessor::Check(absl::string_view path,
   stats_.Record(method, grpc::StatusCode::UNAUTHENTICATED);
   log_.Record(method, authorization != nullptr ? "wrong_token" : "no_token",
               peer);
-  return grpc::Status(
-      grpc::StatusCode::UNAUTHENTICATED,
-      authorization != nullptr
-          ? "wrong token in 'authorization' metadata (expected "
-            "'Bearer <token>')"
-          : "this upperd requires a token: send metadata "
-            "'authorization: Bearer <token>'");
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      authorization != nullptr
+                          ? "wrong token in 'authorization' metadata (expected "
+                            "'Bearer <token>')"
+                          : "this upperd requires a token: send metadata "
+                            "'authorization: Bearer <token>'");
 }
 
 }  // namespace upper

@@ -49,7 +49,7 @@ class AuthFailureLog {
   const absl::Duration interval_;
   std::mutex mu_;
   absl::Time next_line_ = absl::InfinitePast();  // under mu_
-  uint64_t suppressed_ = 0;                       // under mu_
+  uint64_t suppressed_ = 0;                      // under mu_
 };
 
 class TokenAuthProcessor {

@@ -1,6 +1,7 @@
 // The admin plane's audit trail and log format (issue 12), against a real
 // upperd:
-//  - with --log_format=json, every stderr line parses as a JSON object, gRPC's own lines included
+//  - with --log_format=json, every stderr line parses as a JSON object, gRPC's
+//  own lines included
 //    (provoked by an admin port in use: gRPC logs the bind failure) and the
 //    start-up failure line;
 //  - (text log) SetMode and CloseConnection log the caller's address and how it
@@ -47,8 +48,8 @@ std::vector<Struct> ParseJsonLines(const std::string& log) {
   std::vector<Struct> lines;
   for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
     Struct parsed;
-    const auto status = google::protobuf::util::JsonStringToMessage(
-        std::string(line), &parsed);
+    const auto status =
+        google::protobuf::util::JsonStringToMessage(std::string(line), &parsed);
     EXPECT_TRUE(status.ok()) << "not JSON: " << line;
     if (status.ok()) lines.push_back(std::move(parsed));
   }
@@ -148,8 +149,8 @@ class AdminAuditTest : public ::testing::Test {
     dir_ = *dir;
     ASSERT_TRUE(WriteFile(dir_ + "/token", kToken).ok());
     absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
-        UpperdProcess::Start({.args = {"--mode=thread",
-                                       "--admin_token_file=" + dir_ + "/token"}});
+        UpperdProcess::Start({.args = {"--mode=thread", "--admin_token_file=" +
+                                                            dir_ + "/token"}});
     ASSERT_TRUE(upperd.ok()) << upperd.status();
     upperd_ = *std::move(upperd);
     absl::StatusOr<uint16_t> admin = upperd_->Port("admin");
@@ -163,8 +164,7 @@ class AdminAuditTest : public ::testing::Test {
   }
 
   // The log's lines of `event`, once at least `count` are there.
-  std::vector<TextEvent> WaitForEvents(const std::string& event,
-                                       size_t count) {
+  std::vector<TextEvent> WaitForEvents(const std::string& event, size_t count) {
     std::vector<TextEvent> found;
     Eventually(
         [&] {
@@ -226,8 +226,7 @@ TEST_F(AdminAuditTest, RefusedCallsAreLoggedRateLimitedAndEveryOneCounted) {
   EXPECT_LE(lines.size(), 2u) << upperd_->Log();
   EXPECT_EQ(Get(lines[0], "level"), "warning");
   EXPECT_EQ(Get(lines[0], "reason"), "no_token");
-  EXPECT_EQ(Get(lines[0], "method"),
-            "/upper.admin.v1.AdminService/GetStatus");
+  EXPECT_EQ(Get(lines[0], "method"), "/upper.admin.v1.AdminService/GetStatus");
   // The next refusal after the interval is logged, with the count of the
   // ones that were not.
   absl::SleepFor(absl::Milliseconds(1100));

@@ -20,8 +20,8 @@
 //    GetStatus is made on another connection: every round trip comes back
 //    right, the GetStatus answers within its deadline, upperd lives.
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -184,8 +184,10 @@ class AdminHostilePeerTest : public ::testing::Test {
   grpc::StatusCode HoldStreams(const Flood& flood) {
     const int threads_before = CountThreads(upperd_->pid());
     std::vector<std::string> args = {
-        "streams", absl::StrCat("--port=", admin_port_),
-        "--path=" + flood.path, absl::StrCat("--count=", flood.count),
+        "streams",
+        absl::StrCat("--port=", admin_port_),
+        "--path=" + flood.path,
+        absl::StrCat("--count=", flood.count),
         absl::StrCat("--connections=", flood.connections),
         "--token=" + flood.token};
     if (flood.ack_first) args.push_back("--ack_first");
@@ -198,13 +200,14 @@ class AdminHostilePeerTest : public ::testing::Test {
         << (*attack)->Stdout() << (*attack)->Stderr();
     absl::SleepFor(absl::Milliseconds(500));  // let every thread start
     const int threads_during = CountThreads(upperd_->pid());
-    std::printf("%s x%d on %d connection(s)%s%s, token %s: %s  threads %d -> "
-                "%d\n",
-                flood.path.c_str(), flood.count, flood.connections,
-                flood.ack_first ? " after SETTINGS" : "",
-                flood.with_message ? " with a message" : "",
-                flood.token.empty() ? "none" : "valid",
-                (*attack)->Stdout().c_str(), threads_before, threads_during);
+    std::printf(
+        "%s x%d on %d connection(s)%s%s, token %s: %s  threads %d -> "
+        "%d\n",
+        flood.path.c_str(), flood.count, flood.connections,
+        flood.ack_first ? " after SETTINGS" : "",
+        flood.with_message ? " with a message" : "",
+        flood.token.empty() ? "none" : "valid", (*attack)->Stdout().c_str(),
+        threads_before, threads_during);
     EXPECT_LE(threads_during, threads_before + flood.max_new_threads);
     const grpc::StatusCode got = AuthenticatedGetStatus();
     // What a kubelet probe would see (reported, not asserted).
@@ -313,7 +316,8 @@ constexpr const char* kStreamingPaths[] = {
 // "Server Threadpool Exhausted"). 500 streams on one connection, before the
 // SETTINGS are acknowledged (so MAX_CONCURRENT_STREAMS does not apply yet),
 // under a pids limit that leaves no room for a thread per stream.
-TEST_F(AdminHostilePeerTest, UnauthenticatedStreamsOnOneConnectionTakeNoThread) {
+TEST_F(AdminHostilePeerTest,
+       UnauthenticatedStreamsOnOneConnectionTakeNoThread) {
   PutUpperdUnderPidsLimit();
   for (const char* path : kStreamingPaths) {
     EXPECT_EQ(HoldStreams({.path = path, .count = 500, .with_message = true}),
@@ -324,7 +328,8 @@ TEST_F(AdminHostilePeerTest, UnauthenticatedStreamsOnOneConnectionTakeNoThread) 
 
 // The same 500 streams spread over 25 connections that honour the SETTINGS
 // (20 each: over the 16 a connection may open, so some are refused).
-TEST_F(AdminHostilePeerTest, UnauthenticatedStreamsOnManyConnectionsTakeNoThread) {
+TEST_F(AdminHostilePeerTest,
+       UnauthenticatedStreamsOnManyConnectionsTakeNoThread) {
   PutUpperdUnderPidsLimit();
   for (const char* path : kStreamingPaths) {
     EXPECT_EQ(HoldStreams({.path = path,
@@ -362,10 +367,12 @@ TEST_F(AdminHostilePeerTest, AuthenticatedStreamsAreCappedPerConnection) {
 // bound, further calls are answered RESOURCE_EXHAUSTED "Server Threadpool
 // Exhausted" at once (no hang) until the streams end. Data connections are
 // untouched.
-TEST_F(AdminHostilePeerTest, AuthenticatedStreamsBeforeSettingsAreThreadBounded) {
-  const grpc::StatusCode got = HoldStreams({.path = kReflection,
-                                            .token = kToken,
-                                            .max_new_threads = kAdminMaxThreads});
+TEST_F(AdminHostilePeerTest,
+       AuthenticatedStreamsBeforeSettingsAreThreadBounded) {
+  const grpc::StatusCode got =
+      HoldStreams({.path = kReflection,
+                   .token = kToken,
+                   .max_new_threads = kAdminMaxThreads});
   EXPECT_TRUE(got == grpc::StatusCode::OK ||
               got == grpc::StatusCode::RESOURCE_EXHAUSTED)
       << got;

@@ -31,11 +31,12 @@ int main(int argc, char** argv) {
   if (upper::IsForkServerInvocation(argc, argv)) {
     return upper::RunForkServer(argc, argv);
   }
+  const upper::EnvLookup env = upper::ProcessEnvironment();
+  upper::SetLogFormat(upper::RequestedLogFormat(argc, argv, env));
   absl::StatusOr<upper::ParsedCommandLine> parsed =
-      upper::ParseCommandLine(argc, argv, upper::ProcessEnvironment());
+      upper::ParseCommandLine(argc, argv, env);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "upperd: %s\n",
-                 std::string(parsed.status().message()).c_str());
+    upper::LogStartupFailure(parsed.status().message());
     return 2;
   }
   switch (parsed->action) {

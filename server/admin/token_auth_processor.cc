@@ -3,7 +3,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/time/clock.h"
 #include "server/admin/admin_token.h"
 #include "server/admin/rpc_stats_interceptor.h"
 #include "server/base/log.h"
@@ -17,16 +16,7 @@ bool IsOpenMethod(absl::string_view path) {
 void AuthFailureLog::Record(absl::string_view method, absl::string_view reason,
                             absl::string_view peer) {
   uint64_t suppressed = 0;
-  {
-    std::lock_guard lock(mu_);
-    const absl::Time now = absl::Now();
-    if (now < next_line_) {
-      ++suppressed_;
-      return;
-    }
-    next_line_ = now + interval_;
-    suppressed = std::exchange(suppressed_, 0);
-  }
+  if (!limit_.Admit(suppressed)) return;
   LogEvent(LogLevel::kWarning, "admin_auth_failed",
            {{"method", method},
             {"reason", reason},

@@ -24,9 +24,6 @@
 // Thread-safe: gRPC calls Check() from its own threads, concurrently.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-#include <mutex>
 #include <set>
 #include <string>
 
@@ -34,6 +31,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "server/admin/rpc_stats.h"
+#include "server/base/log_rate_limit.h"
 
 namespace upper {
 
@@ -41,15 +39,12 @@ namespace upper {
 class AuthFailureLog {
  public:
   explicit AuthFailureLog(absl::Duration interval = absl::Seconds(1))
-      : interval_(interval) {}
+      : limit_(1, interval) {}
   void Record(absl::string_view method, absl::string_view reason,
               absl::string_view peer);
 
  private:
-  const absl::Duration interval_;
-  std::mutex mu_;
-  absl::Time next_line_ = absl::InfinitePast();  // under mu_
-  uint64_t suppressed_ = 0;                      // under mu_
+  LogRateLimit limit_;
 };
 
 class TokenAuthProcessor {

@@ -361,6 +361,24 @@ absl::Status ApplyArguments(const ScannedArguments& scanned) {
 
 }  // namespace
 
+LogFormat RequestedLogFormat(int argc, const char* const* argv,
+                             const EnvLookup& env) {
+  std::optional<std::string> value = env("UPPER_LOG_FORMAT");
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
+    if (arg == "log_format" && i + 1 < argc) {
+      value = argv[++i];
+    } else if (absl::ConsumePrefix(&arg, "log_format=")) {
+      value = std::string(arg);
+    }
+  }
+  LogFormat format = LogFormat::kText;
+  if (value) ParseLogFormat(*value, &format);
+  return format;
+}
+
 EnvLookup ProcessEnvironment() {
   return [](absl::string_view name) -> std::optional<std::string> {
     const char* value = std::getenv(std::string(name).c_str());

@@ -64,6 +64,13 @@ EnvLookup ProcessEnvironment();
 // Parses argv (argv[0] is the program) and the environment. Errors are
 // InvalidArgument with a one-line message that names the flag or variable,
 // e.g. "--mode: 'foo' is not a mode (expected fork or thread)".
+// The log format asked for by --log_format (last one wins) or, without
+// it, UPPER_LOG_FORMAT; text when neither names a format. Read before the
+// full parse, so that a bad flag or variable is reported in the format the
+// operator chose: a JSON log stays JSON on every line, the error included.
+LogFormat RequestedLogFormat(int argc, const char* const* argv,
+                             const EnvLookup& env);
+
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
                                                    const char* const* argv,
                                                    const EnvLookup& env);

@@ -12,8 +12,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -139,6 +141,56 @@ TEST(AdminLogFormat, JsonLogParsesLineByLineGrpcLinesIncluded) {
   ASSERT_EQ(failed.size(), 1u) << run->err;
   EXPECT_TRUE(absl::StrContains(FieldOf(failed[0], "message"), "--admin_port"))
       << run->err;
+}
+
+// A peer without a token sends 5,000 calls of the open Health/Check whose
+// grpc-timeout header gRPC cannot parse (8,000 bytes ending in 0xff 0xfe),
+// each reset at once. gRPC logs every one, value included, at its default
+// verbosity: before the bound that was ~8 KB of stderr a call and lines that
+// were not UTF-8, so not JSON. Now: every line parses, each message is cut
+// at 512 bytes, at most 20 such lines a second, and the dropped ones are
+// counted in the next line.
+TEST(AdminLogFormat, PeerCannotFloodTheLogThroughGrpc) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd = UpperdProcess::Start(
+      {.args = {"--log_format=json"}, .wait_until_listening = false});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  ASSERT_TRUE(
+      (*upperd)->WaitForLog("\"service\":\"data\"", absl::Seconds(10)).ok())
+      << (*upperd)->Log();
+  std::optional<uint16_t> admin;
+  for (const Struct& line : ParseJsonLines((*upperd)->Log())) {
+    const std::string addr = FieldOf(line, "addr");
+    uint32_t port = 0;
+    if (FieldOf(line, "service") == "admin" &&
+        absl::SimpleAtoi(addr.substr(addr.rfind(':') + 1), &port)) {
+      admin = static_cast<uint16_t>(port);
+    }
+  }
+  ASSERT_TRUE(admin.has_value()) << (*upperd)->Log();
+  const size_t log_before = (*upperd)->Log().size();
+  absl::StatusOr<ProcessResult> attack = RunProcess(
+      {"/bin/bash", "-c",
+       absl::StrCat("ulimit -v 1000000 && exec '", UPPER_PYTHON3, "' '",
+                    H2_ATTACK_PATH, "' rapid_reset --port=", *admin,
+                    " --path=/grpc.health.v1.Health/Check --count=5000"
+                    " --seconds=20 --bad_header=8000")},
+      {}, absl::Seconds(60));
+  ASSERT_TRUE(attack.ok()) << attack.status();
+  EXPECT_EQ(attack->exit_code, 0) << attack->err;
+  absl::SleepFor(absl::Milliseconds(1500));  // let a last line through
+  ASSERT_TRUE((*upperd)->running());
+  const std::string log = (*upperd)->Log();
+  std::printf("attack: %s  upperd stderr grew by %zu bytes\n",
+              attack->out.c_str(), log.size() - log_before);
+  const std::vector<Struct> grpc = EventsNamed(ParseJsonLines(log), "grpc");
+  ASSERT_FALSE(grpc.empty()) << log.substr(0, 4096);
+  for (const Struct& line : grpc) {
+    EXPECT_LE(FieldOf(line, "message").size(), 512u + 32u);
+  }
+  // 5,000 messages of 8 KB were 40 MB; 20 lines a second of 0.6 KB for the
+  // attack's few seconds are a few hundred KB at most.
+  EXPECT_LT(log.size() - log_before, 1u << 20);
+  StopCleanly(**upperd);
 }
 
 class AdminAuditTest : public ::testing::Test {

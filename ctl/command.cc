@@ -7,6 +7,7 @@
 #include "ctl/errors.h"
 #include "ctl/format/json.h"
 #include "google/protobuf/message.h"
+#include "upper/ctl/v1/output.pb.h"
 
 namespace upper::ctl {
 
@@ -19,6 +20,15 @@ int CommandContext::UsageError(absl::string_view problem) const {
 int CommandContext::CallFailed(absl::string_view address,
                                const grpc::Status& status) const {
   err << "upperctl: " << ErrorLine(address, status) << '\n';
+  if (json()) {
+    // Scripts parsing stdout get the error as an object too (CallError).
+    upper::ctl::v1::CallError error;
+    error.set_address(std::string(address));
+    *error.mutable_error() = ToInstanceError(status);
+    if (absl::StatusOr<std::string> text = ToJson(error); text.ok()) {
+      out << *text << '\n';
+    }
+  }
   return ExitCodeFor(status);
 }
 

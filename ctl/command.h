@@ -38,7 +38,8 @@ struct CommandContext {
 
   // "upperctl: <problem>; usage: upperctl <usage>", exit 2.
   int UsageError(absl::string_view problem) const;
-  // "upperctl: <error line>" and its exit status (errors.h).
+  // "upperctl: <error line>" and its exit status (errors.h); with -o json
+  // also a CallError object on stdout.
   int CallFailed(absl::string_view address, const grpc::Status& status) const;
   // Prints `message` as JSON; exit 0, or 1 if it cannot be printed.
   int PrintJson(const google::protobuf::Message& message) const;

@@ -106,4 +106,14 @@ ExitCode FleetExitCode(const std::vector<grpc::Status>& statuses) {
   return any_ok || statuses.empty() ? kExitOk : kExitUnreachable;
 }
 
+ExitCode FleetWriteExitCode(const std::vector<grpc::Status>& statuses) {
+  bool any_failed = false;
+  for (const grpc::Status& status : statuses) any_failed |= !status.ok();
+  if (!any_failed) return kExitOk;
+  const ExitCode code = FleetExitCode(statuses);
+  // FleetExitCode forgives unreachable instances when others answered; a
+  // write does not.
+  return code == kExitOk ? kExitUnreachable : code;
+}
+
 }  // namespace upper::ctl

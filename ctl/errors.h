@@ -38,4 +38,12 @@ upper::ctl::v1::InstanceError ToInstanceError(const grpc::Status& status);
 // answered; the others show their error in their row).
 ExitCode FleetExitCode(const std::vector<grpc::Status>& statuses);
 
+// The exit status of a fleet write (`mode fork`), where every instance must
+// have taken the change: 0 only if every instance succeeded; else the
+// worst failure, by the same precedence as FleetExitCode: 4 if any
+// instance said UNAUTHENTICATED, else 1 if any other server error, else 3
+// (an instance was unreachable). A script that sees 0 knows every instance
+// switched.
+ExitCode FleetWriteExitCode(const std::vector<grpc::Status>& statuses);
+
 }  // namespace upper::ctl

@@ -1,10 +1,7 @@
 #include "ctl/options.h"
 
-#include <cerrno>
 #include <cstdlib>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,7 +14,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "common/errno_status.h"
+#include "common/bounded_file.h"
+#include "common/token_rule.h"
+#include "ctl/mode_name.h"
+#include "ctl/tls_ca.h"
 
 // Empty strings mean "not given", so the environment fallbacks can apply.
 ABSL_FLAG(std::string, addr, "",
@@ -28,21 +28,25 @@ ABSL_FLAG(std::string, token, "",
           "admin token, sent as 'authorization: Bearer <token>' (default "
           "$UPPER_ADMIN_TOKEN)");
 ABSL_FLAG(std::string, token_file, "",
-          "file holding the admin token (surrounding whitespace ignored)");
+          "file holding the admin token (surrounding whitespace ignored; a "
+          "regular file of at most 64 KiB)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5),
-          "deadline of each call to each instance, e.g. 500ms, 5s");
+          "deadline of each call to each instance, e.g. 500ms, 5s (1ms to "
+          "1h)");
 ABSL_FLAG(std::string, output, "", "output format: table (default) or json");
 ABSL_FLAG(std::string, o, "", "short for --output");
 ABSL_FLAG(bool, tls, false, "connect with TLS (implied by --tls_ca)");
 ABSL_FLAG(std::string, tls_ca, "",
-          "PEM file of root certificates for TLS (default: system roots)");
+          "PEM file of root certificates for TLS, at most 1 MiB (default: "
+          "system roots)");
 ABSL_FLAG(std::string, mode, "",
-          "connections: only those served in this mode (fork or thread)");
+          "connections: only those served in this mode (fork or thread, any "
+          "case)");
 ABSL_FLAG(int32_t, page_size, 0,
           "connections: connections per call, each page with its own "
           "--timeout (0: the server's default, 1000; at most 10000)");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(1),
-          "watch: time between updates (at least 100ms)");
+          "watch: time between updates (100ms to 1h)");
 ABSL_FLAG(int64_t, count, 0, "watch: stop after this many updates (0: never)");
 
 namespace upper::ctl {
@@ -126,21 +130,29 @@ void ReadAddress(const Getenv& getenv, Options* options) {
   }
 }
 
-// The file --token_file names, without surrounding whitespace; not empty.
-absl::StatusOr<std::string> LoadTokenFile(const std::string& path,
-                                          const ReadFile& read_file) {
-  absl::StatusOr<std::string> text = read_file(path);
-  if (!text.ok()) {
-    return Usage(absl::StrCat("--token_file: ", text.status().message()));
-  }
-  std::string token(absl::StripAsciiWhitespace(*text));
-  if (token.empty()) {
-    return Usage(absl::StrCat("--token_file: ", path, " is empty"));
+// `raw` through the one token rule (common/token_rule.h), so that gRPC is
+// never handed a header value it aborts on; errors start with `source`.
+absl::StatusOr<std::string> CheckToken(absl::string_view source,
+                                       absl::string_view raw) {
+  absl::StatusOr<std::string> token = NormalizeToken(raw);
+  if (!token.ok()) {
+    return Usage(absl::StrCat(source, ": ", token.status().message()));
   }
   return token;
 }
 
-// --token or --token_file (not both), else $UPPER_ADMIN_TOKEN.
+// The token in the file --token_file names (bounded_file.h's rules).
+absl::StatusOr<std::string> LoadTokenFile(const std::string& path,
+                                          const ReadFile& read_file) {
+  absl::StatusOr<std::string> text = read_file(path, kMaxTokenFileSize);
+  if (!text.ok()) {
+    return Usage(absl::StrCat("--token_file: ", text.status().message()));
+  }
+  return CheckToken(absl::StrCat("--token_file: ", path), *text);
+}
+
+// --token or --token_file (not both), else $UPPER_ADMIN_TOKEN when set and
+// not empty (an empty variable is as good as unset, like $UPPERCTL_ADDR).
 absl::Status ReadToken(const Getenv& getenv, const ReadFile& read_file,
                        Options* options) {
   const std::string token = absl::GetFlag(FLAGS_token);
@@ -148,24 +160,32 @@ absl::Status ReadToken(const Getenv& getenv, const ReadFile& read_file,
   if (!token.empty() && !token_file.empty()) {
     return Usage("give --token or --token_file, not both");
   }
+  absl::StatusOr<std::string> checked = std::string();
   if (!token.empty()) {
-    options->token = token;
+    checked = CheckToken("--token", token);
   } else if (!token_file.empty()) {
-    absl::StatusOr<std::string> loaded = LoadTokenFile(token_file, read_file);
-    if (!loaded.ok()) return loaded.status();
-    options->token = *std::move(loaded);
-  } else if (std::optional<std::string> env = getenv(kTokenEnv); env) {
-    options->token = std::string(absl::StripAsciiWhitespace(*env));
+    checked = LoadTokenFile(token_file, read_file);
+  } else if (std::optional<std::string> env = getenv(kTokenEnv);
+             env && !env->empty()) {
+    checked = CheckToken(absl::StrCat("$", kTokenEnv), *env);
   }
+  if (!checked.ok()) return checked.status();
+  options->token = *std::move(checked);
   return absl::OkStatus();
+}
+
+// "<flag> must be between <min> and <max>" unless `value` is in range.
+absl::Status CheckRange(absl::string_view flag, absl::Duration value,
+                        absl::Duration min, absl::Duration max) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return Usage(absl::StrCat(
+      flag, " must be between ", absl::FormatDuration(min), " and ",
+      absl::FormatDuration(max), ", not ", absl::FormatDuration(value)));
 }
 
 absl::Status ReadTimeout(Options* options) {
   options->timeout = absl::GetFlag(FLAGS_timeout);
-  if (options->timeout <= absl::ZeroDuration()) {
-    return Usage("--timeout must be positive");
-  }
-  return absl::OkStatus();
+  return CheckRange("--timeout", options->timeout, kMinTimeout, kMaxTimeout);
 }
 
 // -o or --output; both may be given if they agree.
@@ -186,9 +206,13 @@ absl::Status ReadTls(const ReadFile& read_file, Options* options) {
   const std::string tls_ca = absl::GetFlag(FLAGS_tls_ca);
   options->tls = absl::GetFlag(FLAGS_tls) || !tls_ca.empty();
   if (tls_ca.empty()) return absl::OkStatus();
-  absl::StatusOr<std::string> pem = read_file(tls_ca);
+  absl::StatusOr<std::string> pem = read_file(tls_ca, kMaxPemFileSize);
   if (!pem.ok()) {
     return Usage(absl::StrCat("--tls_ca: ", pem.status().message()));
+  }
+  // gRPC would take garbage and fail every call as "empty address list".
+  if (absl::Status valid = ValidateCaPem(*pem); !valid.ok()) {
+    return Usage(absl::StrCat("--tls_ca: ", tls_ca, ": ", valid.message()));
   }
   options->tls_ca_pem = *std::move(pem);
   return absl::OkStatus();
@@ -197,13 +221,13 @@ absl::Status ReadTls(const ReadFile& read_file, Options* options) {
 // connections' --mode and --page_size.
 absl::Status ReadModeFilter(Options* options) {
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode == "fork") {
-    options->mode_filter = upper::admin::v1::MODE_FORK;
-  } else if (mode == "thread") {
-    options->mode_filter = upper::admin::v1::MODE_THREAD;
-  } else if (!mode.empty()) {
-    return Usage(
-        absl::StrCat("--mode must be fork or thread, not \"", mode, "\""));
+  if (!mode.empty()) {
+    std::optional<upper::admin::v1::Mode> parsed = ModeFromName(mode);
+    if (!parsed) {
+      return Usage(
+          absl::StrCat("--mode must be fork or thread, not \"", mode, "\""));
+    }
+    options->mode_filter = *parsed;
   }
   options->page_size = absl::GetFlag(FLAGS_page_size);
   if (options->page_size < 0) return Usage("--page_size must not be negative");
@@ -213,8 +237,10 @@ absl::Status ReadModeFilter(Options* options) {
 // watch's --interval and --count.
 absl::Status ReadWatchFlags(Options* options) {
   options->interval = absl::GetFlag(FLAGS_interval);
-  if (options->interval < absl::Milliseconds(100)) {
-    return Usage("--interval must be at least 100ms");
+  if (absl::Status s = CheckRange("--interval", options->interval, kMinInterval,
+                                  kMaxInterval);
+      !s.ok()) {
+    return s;
   }
   options->count = absl::GetFlag(FLAGS_count);
   if (options->count < 0) return Usage("--count must not be negative");
@@ -245,18 +271,20 @@ std::optional<std::string> RealGetenv(const char* name) {
   return std::string(value);
 }
 
-absl::StatusOr<std::string> RealReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return ErrnoStatus(absl::StrCat("cannot read ", path), errno);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return ErrnoStatus(absl::StrCat("cannot read ", path), errno);
-  }
-  return text.str();
+absl::StatusOr<std::string> RealReadFile(const std::string& path,
+                                         size_t max_size) {
+  return ReadBoundedRegularFile(path, max_size);
 }
+
+namespace {
+
+// "-1" or "-5": a negative number, which is an argument (for close to
+// refuse with its own message), not an unknown flag.
+bool IsPositional(const std::string& arg) {
+  return arg.size() < 2 || arg[0] != '-' || absl::ascii_isdigit(arg[1]);
+}
+
+}  // namespace
 
 absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& argv,
                                            const Getenv& getenv,
@@ -273,7 +301,7 @@ absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& argv,
   bool flags_ended = false;
   for (size_t i = 1; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
-    if (flags_ended || arg.size() < 2 || arg[0] != '-') {
+    if (flags_ended || IsPositional(arg)) {
       positional.push_back(arg);
     } else if (arg == "--") {
       flags_ended = true;

@@ -8,6 +8,7 @@
 // resets them to their defaults first; not thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -50,15 +51,33 @@ struct Invocation {
 
 // Reads an environment variable; nullopt when unset. Injected for tests.
 using Getenv = std::function<std::optional<std::string>(const char* name)>;
-// Reads a whole file. Injected for tests.
-using ReadFile = std::function<absl::StatusOr<std::string>(const std::string&)>;
+// Reads a whole file of at most `max_size` bytes; errors "<path>: <why>".
+// Injected for tests.
+using ReadFile = std::function<absl::StatusOr<std::string>(
+    const std::string& path, size_t max_size)>;
 
 std::optional<std::string> RealGetenv(const char* name);
-absl::StatusOr<std::string> RealReadFile(const std::string& path);
+// common/bounded_file.h's ReadBoundedRegularFile: non-blocking open, a
+// regular file only, at most `max_size` bytes (so /dev/zero, a FIFO or a
+// huge file cannot hang or grow upperctl).
+absl::StatusOr<std::string> RealReadFile(const std::string& path,
+                                         size_t max_size);
+
+// Bounds of --timeout and --interval: a deadline under a millisecond can
+// never be met, and "inf" or a day would leave a script hanging on a dead
+// peer.
+inline constexpr absl::Duration kMinTimeout = absl::Milliseconds(1);
+inline constexpr absl::Duration kMaxTimeout = absl::Hours(1);
+inline constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
+inline constexpr absl::Duration kMaxInterval = absl::Hours(1);
 
 // Parses argv[1..]. Flags may come anywhere ("--flag=value", "--flag value",
-// "-o json", "--tls", "--notls"); "--" ends the flags. The first positional
-// word is the command. InvalidArgument names the problem in one line.
+// "-o json", "--tls", "--notls"); "--" ends the flags; a dash followed by a
+// digit ("-1") is a positional argument, not a flag. The first positional
+// word is the command. The token (--token, --token_file, else
+// $UPPER_ADMIN_TOKEN) passes common/token_rule.h; --tls_ca must hold PEM
+// certificates. InvalidArgument names the problem and its flag, file or
+// variable in one line.
 absl::StatusOr<Invocation> ParseInvocation(
     const std::vector<std::string>& argv, const Getenv& getenv = RealGetenv,
     const ReadFile& read_file = RealReadFile);

@@ -18,10 +18,13 @@ int RunClose(const CommandContext& context) {
                                   ? "close needs a connection ID"
                                   : "close takes one connection ID");
   }
+  // IDs start at 1; "-1" reaches here as an argument (options.h), and is
+  // refused as what it is rather than as an unknown flag.
   uint64_t id = 0;
-  if (!absl::SimpleAtoi(context.args[0], &id)) {
-    return context.UsageError(absl::StrCat(
-        "connection ID must be a number, not \"", context.args[0], "\""));
+  if (!absl::SimpleAtoi(context.args[0], &id) || id == 0) {
+    return context.UsageError(
+        absl::StrCat("connection ID must be a positive integer, not \"",
+                     context.args[0], "\""));
   }
   int exit_code = kExitOk;
   if (!context.RequireSingleTarget(&exit_code)) return exit_code;

@@ -1,7 +1,9 @@
 // `upperctl mode` shows the mode new connections get; `upperctl mode
-// fork|thread` sets it and prints "previous -> new". Any other name is sent
+// fork|thread` (any case) sets it and prints "previous -> new"; on a fleet
+// it exits non-zero unless every instance switched. Any other name is sent
 // as MODE_UNSPECIFIED (a number as that enum value), so upperd is the one
 // judge of valid modes and its INVALID_ARGUMENT is shown as is.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "ctl/commands/commands.h"
 #include "ctl/format/fleet.h"
 #include "ctl/format/status_text.h"
+#include "ctl/mode_name.h"
 #include "upper/ctl/v1/output.pb.h"
 
 namespace upper::ctl {
@@ -19,9 +22,8 @@ namespace {
 namespace admin = ::upper::admin::v1;
 namespace out = ::upper::ctl::v1;
 
-admin::Mode ModeFromName(const std::string& name) {
-  if (name == "fork" || name == "MODE_FORK") return admin::MODE_FORK;
-  if (name == "thread" || name == "MODE_THREAD") return admin::MODE_THREAD;
+admin::Mode WantedMode(const std::string& name) {
+  if (std::optional<admin::Mode> mode = ModeFromName(name)) return *mode;
   int number = 0;
   if (absl::SimpleAtoi(name, &number)) return static_cast<admin::Mode>(number);
   return admin::MODE_UNSPECIFIED;
@@ -67,6 +69,7 @@ int PrintFleet(
     instance->set_previous_mode(response.previous_mode());
     instance->set_mode(response.mode());
   };
+  format.write = set;
   return PrintFleet(context, results, format);
 }
 
@@ -79,7 +82,7 @@ int RunMode(const CommandContext& context) {
   }
   const bool set = context.args.size() == 1;
   const admin::Mode wanted =
-      set ? ModeFromName(context.args[0]) : admin::MODE_UNSPECIFIED;
+      set ? WantedMode(context.args[0]) : admin::MODE_UNSPECIFIED;
   const std::vector<InstanceResult<admin::SetModeResponse>> results =
       QueryModes(context, set, wanted);
   if (context.targets.fleet) return PrintFleet(context, results, set);

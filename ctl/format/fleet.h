@@ -7,7 +7,10 @@
 //   json: the command's Fleet* message, one Instance* entry per instance in
 //         target order with `address` and either the command's fields or
 //         `error` (InstanceError); then optional fleet-wide fields.
-//   exit: 1 if the JSON cannot be printed, else FleetExitCode (errors.h).
+//   exit: 1 if the JSON cannot be printed, else FleetExitCode (errors.h);
+//         for a write (`mode fork`, format.write) FleetWriteExitCode, and a
+//         line on stderr names the instances that failed, so that neither
+//         a script nor a person takes a partial change for a done one.
 //
 // A command describes only what is its own in a FleetFormat:
 //
@@ -58,25 +61,38 @@ struct FleetFormat {
   std::function<std::vector<std::string>()> last_row;
   // Optional: the fleet-wide JSON fields, after the instances.
   std::function<void(Fleet* fleet)> fill_fleet;
+  // A write: every instance must succeed (see the header).
+  bool write = false;
 };
 
-// Every instance's status, in order, for FleetExitCode.
-template <typename T>
-std::vector<grpc::Status> Statuses(
-    const std::vector<InstanceResult<T>>& results) {
+// What decides a fleet's exit status: every instance's status, in order,
+// the addresses of those that failed, and whether it was a write.
+struct FleetOutcome {
   std::vector<grpc::Status> statuses;
-  statuses.reserve(results.size());
-  for (const auto& result : results) statuses.push_back(result.status);
-  return statuses;
+  std::vector<std::string> failed;
+  bool write = false;
+};
+
+template <typename T>
+FleetOutcome Outcome(const std::vector<InstanceResult<T>>& results,
+                     bool write) {
+  FleetOutcome outcome;
+  outcome.write = write;
+  outcome.statuses.reserve(results.size());
+  for (const auto& result : results) {
+    outcome.statuses.push_back(result.status);
+    if (!result.status.ok()) outcome.failed.push_back(result.address);
+  }
+  return outcome;
 }
 
 // Prints `fleet` as JSON; then the exit status as the header says.
 int FinishFleetJson(const CommandContext& context,
                     const google::protobuf::Message& fleet,
-                    const std::vector<grpc::Status>& statuses);
-// Prints `table`; then FleetExitCode(statuses).
+                    const FleetOutcome& outcome);
+// Prints `table`; then the exit status as the header says.
 int FinishFleetTable(const CommandContext& context, const Table& table,
-                     const std::vector<grpc::Status>& statuses);
+                     const FleetOutcome& outcome);
 
 template <typename Fleet, typename T>
 int PrintFleetJson(const CommandContext& context,
@@ -93,7 +109,7 @@ int PrintFleetJson(const CommandContext& context,
     }
   }
   if (format.fill_fleet) format.fill_fleet(&fleet);
-  return FinishFleetJson(context, fleet, Statuses(results));
+  return FinishFleetJson(context, fleet, Outcome(results, format.write));
 }
 
 template <typename Fleet, typename T>
@@ -114,7 +130,7 @@ int PrintFleetTable(const CommandContext& context,
     }
   }
   if (format.last_row) table.AddRow(format.last_row());
-  return FinishFleetTable(context, table, Statuses(results));
+  return FinishFleetTable(context, table, Outcome(results, format.write));
 }
 
 // The fleet's output in the format --output asks for; its exit status.

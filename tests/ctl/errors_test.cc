@@ -16,6 +16,7 @@ using ::testing::HasSubstr;
 using ::upper::ctl::ErrorLine;
 using ::upper::ctl::ExitCodeFor;
 using ::upper::ctl::FleetExitCode;
+using ::upper::ctl::FleetWriteExitCode;
 
 const grpc::Status kRefused(grpc::StatusCode::UNAVAILABLE,
                             "failed to connect to all addresses; last error: "
@@ -49,6 +50,16 @@ TEST(Errors, FleetExitCode) {
   EXPECT_EQ(FleetExitCode({ok, kBadMode}), 1);
   EXPECT_EQ(FleetExitCode({kRefused, kBadMode}), 1);
   EXPECT_EQ(FleetExitCode({ok, kNoToken, kBadMode}), 4);
+}
+
+TEST(Errors, FleetWriteExitCodeIsZeroOnlyIfEveryInstanceSucceeded) {
+  const grpc::Status ok = grpc::Status::OK;
+  EXPECT_EQ(FleetWriteExitCode({ok, ok}), 0);
+  EXPECT_EQ(FleetWriteExitCode({ok, kRefused}), 3);  // not forgiven
+  EXPECT_EQ(FleetWriteExitCode({kRefused, kRefused}), 3);
+  EXPECT_EQ(FleetWriteExitCode({ok, kBadMode}), 1);
+  EXPECT_EQ(FleetWriteExitCode({kRefused, kBadMode}), 1);
+  EXPECT_EQ(FleetWriteExitCode({ok, kRefused, kNoToken}), 4);
 }
 
 TEST(HealthCodec, RoundTrips) {

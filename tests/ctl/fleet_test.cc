@@ -172,5 +172,45 @@ TEST_F(FleetPrinterTest, ExitCodeIsTheFleetsInEitherFormat) {
   EXPECT_THAT(out_.str(), HasSubstr("UNAUTHENTICATED: no token"));
 }
 
+TEST_F(FleetPrinterTest, AWriteFailsUnlessEveryInstanceSucceeded) {
+  FleetFormat<out::FleetHealth, std::string> format = SplitFormat();
+  format.write = true;
+  struct Case {
+    Results results;
+    int exit_code;
+    std::string err;  // exactly, "" when all succeeded
+  };
+  const std::vector<Case> cases = {
+      {{{"a:1", grpc::Status::OK, "X"}, {"b:1", grpc::Status::OK, "Y"}},
+       kExitOk,
+       ""},
+      {{{"a:1", grpc::Status::OK, "X"}, {"b:1", kRefused, ""}},
+       kExitUnreachable,
+       "upperctl: health failed on 1 of 2 instances: b:1\n"},
+      {{{"a:1", kBadMode, ""}, {"b:1", kRefused, ""}},
+       kExitServerError,
+       "upperctl: health failed on 2 of 2 instances: a:1, b:1\n"},
+      {{{"a:1", kNoToken, ""}, {"b:1", grpc::Status::OK, "Y"}},
+       kExitUnauthenticated,
+       "upperctl: health failed on 1 of 2 instances: a:1\n"},
+  };
+  for (const OutputFormat output :
+       {OutputFormat::kTable, OutputFormat::kJson}) {
+    for (const Case& c : cases) {
+      out_.str("");
+      err_.str("");
+      EXPECT_EQ(Print(c.results, format, output), c.exit_code) << c.err;
+      EXPECT_EQ(err_.str(), c.err);
+      // Each failed instance's row or entry says why.
+      for (const auto& result : c.results) {
+        if (!result.status.ok()) {
+          EXPECT_THAT(out_.str(), HasSubstr(result.address));
+          EXPECT_THAT(out_.str(), HasSubstr(result.status.error_message()));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace upper::ctl

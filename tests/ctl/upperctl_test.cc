@@ -240,6 +240,46 @@ TEST_F(UpperctlTest, ModeShowsAndSetsPrintingPreviousToNew) {
   EXPECT_EQ(change.mode(), admin::MODE_THREAD);
 }
 
+TEST_F(UpperctlTest, ModeNamesAreCaseInsensitive) {
+  ProcessResult run = Upperctl({"mode", "FORK", addr()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "thread -> fork\n");
+  run = Upperctl({"mode", "Thread", addr()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "fork -> thread\n");
+  run = Upperctl({"conns", "--mode", "FORK", addr()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(Lines(run.out).size(), 2u) << run.out;  // header + id 7
+}
+
+TEST_F(UpperctlTest, JsonErrorOfOneInstanceIsACallErrorObject) {
+  const std::string target = absl::StrCat("127.0.0.1:", ClosedPort());
+  struct Row {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string address;
+    std::string code;
+  };
+  const std::vector<Row> rows = {
+      {{"status", "--addr", target}, 3, target, "UNAVAILABLE"},
+      {{"health", "--addr", target}, 3, target, "UNAVAILABLE"},
+      {{"close", "12345", addr()}, 1, server_.address(), "NOT_FOUND"},
+      {{"mode", "process", addr()}, 1, server_.address(), "INVALID_ARGUMENT"},
+  };
+  for (const Row& row : rows) {
+    std::vector<std::string> args = row.args;
+    args.push_back("-o");
+    args.push_back("json");
+    ProcessResult run = Upperctl(args);
+    EXPECT_EQ(run.exit_code, row.exit_code) << run.err;
+    ExpectOneErrorLine(run, "upperctl: ");
+    auto error = ParseJson<out::CallError>(run.out);
+    EXPECT_EQ(error.address(), row.address);
+    EXPECT_EQ(error.error().code(), row.code);
+    EXPECT_FALSE(error.error().message().empty());
+  }
+}
+
 TEST_F(UpperctlTest, WrongModeNameIsTheServersInvalidArgument) {
   ProcessResult run = Upperctl({"mode", "process", addr()});
   EXPECT_EQ(run.exit_code, 1);
@@ -356,6 +396,14 @@ TEST_F(UpperctlTest, UsageErrorsAreOneLineExit2) {
       {{"status", "extra"}, "status takes no arguments"},
       {{"close"}, "close needs a connection ID"},
       {{"close", "seven"}, "connection ID must be a positive integer"},
+      {{"close", "-1"}, "connection ID must be a positive integer, not \"-1\""},
+      {{"close", "0"}, "connection ID must be a positive integer, not \"0\""},
+      {{"close", "--", "-x"}, "must be a positive integer, not \"-x\""},
+      {{"status", "--timeout=inf"}, "--timeout must be between 1ms and 1h"},
+      {{"status", "--timeout=2h"}, "--timeout must be between 1ms and 1h"},
+      {{"status", "--timeout=100us"}, "--timeout must be between 1ms and 1h"},
+      {{"watch", "--interval=inf"}, "--interval must be between 100ms and 1h"},
+      {{"conns", "--mode=FORKED"}, "--mode must be fork or thread"},
       {{"mode", "fork", "thread"}, "at most one argument"},
       {{"status", "--timeout=-1s"}, "--timeout must be between 1ms and 1h"},
       {{"status", "--addr=host:99999"}, "bad port"},
@@ -526,6 +574,40 @@ TEST_F(UpperctlFleetTest, ModeIsSetOnEveryInstance) {
   EXPECT_THAT(Cells(lines[1]), ElementsAre(a_.address(), "thread -> thread"));
   EXPECT_THAT(Cells(lines[2]), ElementsAre(b_.address(), "fork -> thread"));
   EXPECT_EQ(b_.status().mode(), admin::MODE_THREAD);
+}
+
+TEST_F(UpperctlFleetTest, AModeChangeThatMissesAnInstanceFailsAndNamesIt) {
+  const std::string down = absl::StrCat("127.0.0.1:", ClosedPort());
+  const std::string fleet = absl::StrCat("--addr=", a_.address(), ",", down);
+  ProcessResult run = Upperctl({"mode", "fork", fleet});
+  EXPECT_EQ(run.exit_code, 3) << run.out << run.err;  // the worst failure
+  std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 3u) << run.out;
+  EXPECT_THAT(Cells(lines[1]), ElementsAre(a_.address(), "thread -> fork"));
+  EXPECT_THAT(Cells(lines[2]),
+              ElementsAre(down, "unreachable: Connection refused"));
+  EXPECT_EQ(run.err, absl::StrCat("upperctl: mode failed on 1 of 2 "
+                                  "instances: ",
+                                  down, "\n"));
+  EXPECT_EQ(a_.status().mode(), admin::MODE_FORK);
+
+  run = Upperctl({"mode", "thread", fleet, "-o", "json"});
+  EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
+  auto modes = ParseJson<out::FleetMode>(run.out);
+  ASSERT_EQ(modes.instances_size(), 2);
+  EXPECT_EQ(modes.instances(0).mode(), admin::MODE_THREAD);
+  EXPECT_FALSE(modes.instances(0).has_error());
+  EXPECT_EQ(modes.instances(1).address(), down);
+  EXPECT_EQ(modes.instances(1).error().code(), "UNAVAILABLE");
+  ExpectOneErrorLine(run, "upperctl: mode failed on 1 of 2 instances: ");
+
+  // A server's refusal is the worse failure: exit 1.
+  run = Upperctl({"mode", "process", fleet});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  // Only showing the mode is not a write: an unreachable one is its row.
+  run = Upperctl({"mode", fleet});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(run.err, "");
 }
 
 TEST_F(UpperctlFleetTest, OneUnreachableInstanceShowsItsErrorInItsRow) {

@@ -313,5 +313,77 @@ TEST(UpperctlE2eFleet, TwoUpperdsGetARowEachAndATotal) {
   EXPECT_EQ(fleet.instances(1).error().code(), "UNAVAILABLE");
 }
 
+// A mode change that one instance missed is not a success (issue 13): the
+// real upperd switches, the stopped one's row and a stderr line name it,
+// and the exit status is the worst failure's (3, unreachable).
+TEST(UpperctlE2eFleet, ModeChangeMissingAnInstanceFailsAndNamesIt) {
+  auto live = StartUpperd({"--mode=thread"});
+  auto stopped = StartUpperd({"--mode=thread"});
+  ASSERT_TRUE(live && stopped);
+  const std::optional<uint16_t> live_port = AdminPort(*live);
+  const std::optional<uint16_t> stopped_port = AdminPort(*stopped);
+  if (!live_port || !stopped_port) FAIL() << kNoAdminPort;
+  stopped->Signal(SIGTERM);
+  ASSERT_TRUE(stopped->WaitExit(absl::Seconds(20)).ok());
+  const std::string up = absl::StrCat("127.0.0.1:", *live_port);
+  const std::string down = absl::StrCat("127.0.0.1:", *stopped_port);
+  const std::string fleet = absl::StrCat("--addr=", up, ",", down);
+
+  ProcessResult run = Upperctl({"mode", "FORK", fleet});
+  EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
+  std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 3u) << run.out;
+  EXPECT_THAT(lines[1], StartsWith(up));
+  EXPECT_THAT(lines[1], HasSubstr("thread -> fork"));
+  EXPECT_THAT(lines[2], StartsWith(down));
+  EXPECT_THAT(lines[2], HasSubstr("unreachable"));
+  EXPECT_THAT(Lines(run.err),
+              ElementsAre(absl::StrCat(
+                  "upperctl: mode failed on 1 of 2 instances: ", down)));
+
+  run = Upperctl({"mode", "thread", fleet, "-o", "json"});
+  EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
+  auto modes = ParseJson<out::FleetMode>(run.out);
+  ASSERT_EQ(modes.instances_size(), 2);
+  EXPECT_EQ(modes.instances(0).previous_mode(), admin::MODE_FORK);
+  EXPECT_EQ(modes.instances(0).mode(), admin::MODE_THREAD);
+  EXPECT_EQ(modes.instances(1).address(), down);
+  EXPECT_EQ(modes.instances(1).error().code(), "UNAVAILABLE");
+}
+
+// Against a real upperd with a token: a token no header can carry exits 2
+// with one line for status and for health (it aborted upperctl, 134), and
+// `close -1` is a usage error, not an unknown flag.
+TEST(UpperctlE2eBadInput, UnsendableTokenAndNegativeIdAreUsageErrors) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/upperctl_e2e_bad_", getpid());
+  FILE* file = fopen(path.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  fputs("e2e-s3cret\r\n", file);  // CRLF: trimmed on both sides
+  fclose(file);
+  auto upperd = StartUpperd({absl::StrCat("--admin_token_file=", path)});
+  unlink(path.c_str());
+  ASSERT_NE(upperd, nullptr);
+  const std::optional<uint16_t> admin_port = AdminPort(*upperd);
+  if (!admin_port) FAIL() << kNoAdminPort;
+  const std::string addr = AddrFlag(*admin_port);
+  for (const char* command : {"status", "health"}) {
+    for (const char* token :
+         {"e2e-s3cret\rx", "e2e\ts3cret", "e2e\x01", "e2e-s3cr\xc3\xa9t"}) {
+      ProcessResult run = Upperctl({command, addr, "--token", token});
+      EXPECT_EQ(run.exit_code, 2) << command << ": " << run.err;
+      EXPECT_THAT(Lines(run.err),
+                  ElementsAre(StartsWith("upperctl: --token: token: ")));
+    }
+  }
+  ProcessResult run = Upperctl({"close", "-1", addr, "--token=e2e-s3cret"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("must be a positive integer, not \"-1\""));
+  run = Upperctl({"status", addr, "-o", "json"});  // no token: a CallError
+  EXPECT_EQ(run.exit_code, 4) << run.err;
+  EXPECT_EQ(ParseJson<out::CallError>(run.out).error().code(),
+            "UNAUTHENTICATED");
+}
+
 }  // namespace
 }  // namespace upper::testing

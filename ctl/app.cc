@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "ctl/command.h"
 #include "ctl/commands/commands.h"
+#include "ctl/errors.h"
 #include "ctl/exit_codes.h"
 #include "ctl/options.h"
 #include "ctl/targets.h"
@@ -20,7 +21,7 @@ constexpr char kGeneralUsage[] =
     "connections, mode, close, watch, health, version; upperctl --help)";
 
 int UsageError(std::ostream& err, absl::string_view problem) {
-  err << "upperctl: " << problem << "; " << kGeneralUsage << '\n';
+  err << "upperctl: " << OneLine(problem) << "; " << kGeneralUsage << '\n';
   return kExitUsage;
 }
 

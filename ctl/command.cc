@@ -12,20 +12,22 @@
 namespace upper::ctl {
 
 int CommandContext::UsageError(absl::string_view problem) const {
-  err << "upperctl: " << problem << "; usage: upperctl " << command.usage
-      << '\n';
+  err << "upperctl: " << OneLine(problem) << "; usage: upperctl "
+      << command.usage << '\n';
   return kExitUsage;
 }
 
 int CommandContext::CallFailed(absl::string_view address,
                                const grpc::Status& status) const {
-  err << "upperctl: " << ErrorLine(address, status) << '\n';
+  err << "upperctl: " << OneLine(ErrorLine(address, status)) << '\n';
   if (json()) {
     // Scripts parsing stdout get the error as an object too (CallError).
     upper::ctl::v1::CallError error;
     error.set_address(std::string(address));
     *error.mutable_error() = ToInstanceError(status);
-    if (absl::StatusOr<std::string> text = ToJson(error); text.ok()) {
+    // One line, as watch's stream has one object per line.
+    if (absl::StatusOr<std::string> text = ToJson(error, JsonStyle::kOneLine);
+        text.ok()) {
       out << *text << '\n';
     }
   }

@@ -24,6 +24,20 @@ std::string UnreachableReason(const grpc::Status& status) {
 
 }  // namespace
 
+std::string OneLine(absl::string_view text) {
+  std::string line;
+  line.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      absl::StrAppend(&line, "\\x", absl::Hex(byte, absl::kZeroPad2));
+    } else {
+      line.push_back(c);
+    }
+  }
+  return line;
+}
+
 std::string CodeName(grpc::StatusCode code) {
   // grpc::StatusCode and absl::StatusCode share the canonical numbering.
   std::string name =

@@ -32,6 +32,11 @@ std::string ErrorLine(absl::string_view address, const grpc::Status& status);
 std::string ErrorText(const grpc::Status& status);
 upper::ctl::v1::InstanceError ToInstanceError(const grpc::Status& status);
 
+// `text` with every control byte (CR, LF, TAB, ESC, ...) written as \xNN,
+// so that what the user typed (a path with a newline) or a server sent
+// cannot break upperctl's one-line errors or drive the terminal.
+std::string OneLine(absl::string_view text);
+
 // The exit status of a fleet command from each instance's status:
 // 4 if any instance said UNAUTHENTICATED, else 1 if any other server
 // error, else 3 if every instance was unreachable, else 0 (some instances

@@ -62,6 +62,13 @@ TEST(Errors, FleetWriteExitCodeIsZeroOnlyIfEveryInstanceSucceeded) {
   EXPECT_EQ(FleetWriteExitCode({ok, kRefused, kNoToken}), 4);
 }
 
+TEST(Errors, OneLineEscapesControlBytes) {
+  EXPECT_EQ(ctl::OneLine("plain \"text\" \xc3\xa9"), "plain \"text\" \xc3\xa9");
+  EXPECT_EQ(ctl::OneLine("a\nb\rc\td\x1b[2J\x7f"),
+            "a\\x0ab\\x0dc\\x09d\\x1b[2J\\x7f");
+  EXPECT_EQ(ctl::OneLine(std::string("a\0b", 3)), "a\\x00b");
+}
+
 TEST(HealthCodec, RoundTrips) {
   EXPECT_EQ(ctl::EncodeHealthCheckRequest(""), "");
   EXPECT_EQ(ctl::EncodeHealthCheckRequest("x"), std::string("\x0a\x01x", 3));

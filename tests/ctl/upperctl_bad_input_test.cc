@@ -136,6 +136,10 @@ TEST_F(UpperctlBadInputTest, HostileFilesAreRefusedInBoundedTimeAndMemory) {
       {{"--token_file", Path("missing"), "status"},
        {},
        absl::StrCat("--token_file: ", Path("missing"), ": No such file")},
+      // A newline in the path cannot break the one line.
+      {{"--token_file", Path("new\nline"), "status"},
+       {},
+       absl::StrCat("--token_file: ", Path("new\\x0aline"), ": No such")},
       {{"--tls_ca", Path("garbage.pem"), "status"},
        {},
        absl::StrCat("--tls_ca: ", Path("garbage.pem"), ": no PEM")},

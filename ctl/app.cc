@@ -42,7 +42,8 @@ std::string HelpText() {
   absl::StrAppend(
       &help, "\nflags:\n", FlagsHelp(),
       "\nexit status: 0 ok, 1 server error (or not SERVING), 2 bad usage, "
-      "3 unreachable, 4 token needed.\nSee docs/upperctl.md.\n");
+      "3 unreachable, 4 token needed; on a fleet, `mode fork|thread` is 0 "
+      "only if every instance switched.\nSee docs/upperctl.md.\n");
   return help;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/support/server_interceptor.h"
 #include "gtest/gtest.h"
 
 namespace upper::testing {
@@ -171,6 +172,61 @@ class FakeAdminServer::Service final : public admin::AdminService::Service {
   std::shared_ptr<StatusGate> gate_;                          // under mu_
 };
 
+struct FakeAdminServer::HealthLog {
+  mutable std::mutex mu;
+  std::vector<std::string> authorizations;  // under mu
+};
+
+namespace {
+
+namespace exp = ::grpc::experimental;
+
+constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
+
+// Records the authorization header of each health Check into a log.
+template <typename Log>
+class HealthRecorder final : public exp::Interceptor {
+ public:
+  HealthRecorder(exp::ServerRpcInfo* info, std::shared_ptr<Log> log)
+      : is_health_(std::string(info->method()) == kHealthCheck),
+        log_(std::move(log)) {}
+
+  void Intercept(exp::InterceptorBatchMethods* methods) override {
+    if (is_health_ &&
+        methods->QueryInterceptionHookPoint(
+            exp::InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      std::string seen;
+      const auto* metadata = methods->GetRecvInitialMetadata();
+      if (auto it = metadata->find("authorization"); it != metadata->end()) {
+        seen.assign(it->second.data(), it->second.size());
+      }
+      std::lock_guard lock(log_->mu);
+      log_->authorizations.push_back(seen);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const bool is_health_;
+  std::shared_ptr<Log> log_;
+};
+
+template <typename Log>
+class HealthRecorderFactory final
+    : public exp::ServerInterceptorFactoryInterface {
+ public:
+  explicit HealthRecorderFactory(std::shared_ptr<Log> log)
+      : log_(std::move(log)) {}
+  exp::Interceptor* CreateServerInterceptor(exp::ServerRpcInfo* info) override {
+    return new HealthRecorder<Log>(info, log_);
+  }
+
+ private:
+  std::shared_ptr<Log> log_;
+};
+
+}  // namespace
+
 bool StatusGate::ArriveAndWait() {
   std::unique_lock lock(mu);
   ++arrived;
@@ -180,9 +236,15 @@ bool StatusGate::ArriveAndWait() {
 }
 
 FakeAdminServer::FakeAdminServer(std::string token)
-    : service_(std::make_unique<Service>(std::move(token))) {
+    : service_(std::make_unique<Service>(std::move(token))),
+      health_log_(std::make_shared<HealthLog>()) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<exp::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<HealthRecorderFactory<HealthLog>>(health_log_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
@@ -323,6 +385,11 @@ std::vector<admin::ListConnectionsRequest> FakeAdminServer::list_requests()
 std::vector<std::string> FakeAdminServer::authorizations() const {
   std::lock_guard lock(service_->mu_);
   return service_->authorizations_;
+}
+
+std::vector<std::string> FakeAdminServer::health_authorizations() const {
+  std::lock_guard lock(health_log_->mu);
+  return health_log_->authorizations;
 }
 
 }  // namespace upper::testing

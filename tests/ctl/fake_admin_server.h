@@ -7,11 +7,12 @@
 // default 1000; its token is a plain index, not the real server's). When given
 // a token it refuses every AdminService call without "authorization: Bearer
 // <token>", like upperd with --admin_token_file; it records each call's
-// authorization header. Its rules (SetMode takes only FORK/THREAD,
-// CloseConnection wants a known id, WatchStatus streams every interval until
-// cancelled) follow the contract in admin.proto, so tests against it keep their
-// value once the real server exists; tests/integration/upperctl_e2e_test.cc
-// covers that.
+// authorization header, and that of each grpc.health.v1 Check (through a
+// server interceptor: the health service is gRPC's own). Its rules (SetMode
+// takes only FORK/THREAD, CloseConnection wants a known id, WatchStatus streams
+// every interval until cancelled) follow the contract in admin.proto, so tests
+// against it keep their value once the real server exists;
+// tests/integration/upperctl_e2e_test.cc covers that.
 //
 // Thread-safe: gRPC threads serve while the test changes the state.
 #pragma once
@@ -71,10 +72,14 @@ class FakeAdminServer {
   std::vector<upper::admin::v1::ListConnectionsRequest> list_requests() const;
   // The authorization metadata of every AdminService call ("" if none).
   std::vector<std::string> authorizations() const;
+  // The authorization metadata of every health Check ("" if none).
+  std::vector<std::string> health_authorizations() const;
 
  private:
   class Service;
+  struct HealthLog;
   std::unique_ptr<Service> service_;
+  std::shared_ptr<HealthLog> health_log_;
   std::unique_ptr<grpc::Server> server_;
   uint16_t port_ = 0;
 };

@@ -473,9 +473,16 @@ TEST_F(UpperctlTokenTest, TokenFromFileOrEnvironment) {
   EXPECT_EQ(server_.authorizations().back(), "Bearer s3cret");
 }
 
-TEST_F(UpperctlTokenTest, HealthNeedsNoToken) {
+TEST_F(UpperctlTokenTest, HealthNeedsNoTokenAndIsSentNone) {
   ProcessResult run = Upperctl({"health", addr()});
   EXPECT_EQ(run.exit_code, 0) << run.err;
+  // Given one, upperctl still keeps it off the health check.
+  run = Upperctl({"health", addr(), "--token", "s3cret"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  run = Upperctl({"health", addr()}, {{"UPPER_ADMIN_TOKEN", "s3cret"}});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(server_.health_authorizations(), ElementsAre("", "", ""));
+  EXPECT_TRUE(server_.authorizations().empty());
 }
 
 class UpperctlFleetTest : public ::testing::Test {

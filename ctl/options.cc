@@ -315,6 +315,9 @@ absl::StatusOr<Invocation> ParseInvocation(const std::vector<std::string>& argv,
     invocation.command = positional.front();
     invocation.args.assign(positional.begin() + 1, positional.end());
   }
+  // --help reads no file and checks no token: it must work even where the
+  // environment holds a bad one.
+  if (invocation.help) return invocation;
   absl::StatusOr<Options> options = BuildOptions(getenv, read_file);
   if (!options.ok()) return options.status();
   invocation.options = *std::move(options);

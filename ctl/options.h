@@ -44,8 +44,8 @@ struct Options {
 
 struct Invocation {
   Options options;
-  bool help = false;              // --help / -h
-  std::string command;            // empty when none was given
+  bool help = false;    // --help / -h: `options` then stay the defaults
+  std::string command;  // empty when none was given
   std::vector<std::string> args;  // after the command
 };
 

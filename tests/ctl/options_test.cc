@@ -245,6 +245,11 @@ TEST_F(OptionsTest, HelpIsNotAnError) {
   ASSERT_TRUE(inv.ok());
   EXPECT_TRUE(inv->help);
   EXPECT_EQ(inv->command, "");
+  // Not even with a bad token or file around: help reads neither.
+  env_ = {{"UPPER_ADMIN_TOKEN", "bad\rtoken"}};
+  inv = Parse({"status", "--help", "--token_file=/missing"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_TRUE(inv->help);
 }
 
 }  // namespace

@@ -403,7 +403,12 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
   absl::StatusOr<Config> config = ConfigFromFlags();
   if (!config.ok()) return NameTheVariable(config.status(), *from_env);
   parsed.config = *std::move(config);
+  parsed.config.from_env = *std::move(from_env);
   return parsed;
+}
+
+absl::Status NameTheVariable(const absl::Status& error, const Config& config) {
+  return NameTheVariable(error, config.from_env);
 }
 
 std::string UsageText() {

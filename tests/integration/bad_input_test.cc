@@ -227,6 +227,18 @@ const std::vector<BadSetting>& BadSettings() {
       {"idle_timeout", "-1s"},
       {"idle_timeout", "soon"},
       {"idle_timeout", "1000h"},
+      {"idle_timeout", "500us"},  // was shown as 0 ms and meant "never"
+      {"idle_timeout", "inf"},
+      {"drain_timeout", "500us"},
+      {"drain_timeout", "2h"},
+      {"drain_timeout", "inf"},
+      {"data_port", "0x2710"},  // absl's int parser read it as 10000
+      {"data_port", "+80"},
+      {"data_port", " 80"},
+      {"admin_port", "0x10"},
+      {"metrics_port", "9464 "},
+      {"admin_bind", "localhost"},
+      {"admin_bind", "upperd.example"},
       {"drain_timeout", "-5s"},
       {"drain_timeout", "5 parsecs"},
       {"log_format", "xml"},

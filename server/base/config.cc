@@ -173,6 +173,8 @@ absl::Status AdminAndMetricsFromFlags(Config& c) {
             ? " (for loopback use 127.0.0.1 or ::1)"
             : ""));
   }
+  // Kept without brackets: JoinHostPort adds them back for the listener.
+  c.admin_bind = std::string(StripBrackets(c.admin_bind));
   if (absl::Status s = ValidatePort(
           "admin_port", absl::GetFlag(FLAGS_admin_port), &c.admin_port);
       !s.ok()) {

@@ -267,7 +267,8 @@ TEST_F(ConfigTest, AdminBindIsALiteralLikeTheOtherBinds) {
             "--admin_bind: 'localhost' is not an IPv4 or IPv6 address (for "
             "loopback use 127.0.0.1 or ::1)");
   absl::StatusOr<ParsedCommandLine> parsed = Parse({"--admin_bind=[::1]"});
-  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_bind, "::1");
 }
 
 TEST_F(ConfigTest, NonNumericPort) {

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "common/build_info.h"
 #include "server/admin/admin_exposure.h"
+#include "server/admin/admin_files.h"
 #include "server/admin/admin_server.h"
 #include "server/admin/admin_thread_priority.h"
 #include "server/base/config.h"
@@ -51,6 +52,11 @@ int main(int argc, char** argv) {
       break;
   }
   upper::SetLogFormat(parsed->config.log_format);
+  // Every file before any port is bound and while SIGTERM still works: a
+  // FIFO or a bad key exits 2 here (admin_files.h).
+  absl::StatusOr<upper::AdminFiles> admin_files =
+      upper::LoadAdminFiles(parsed->config);
+  if (!admin_files.ok()) return StartupFailure(admin_files.status());
   // First: it starts the fork server before any thread exists.
   absl::StatusOr<std::unique_ptr<upper::DataPlane>> server =
       upper::DataPlane::Create(parsed->config);
@@ -63,7 +69,8 @@ int main(int argc, char** argv) {
   // before this line calls gRPC.
   absl::StatusOr<std::unique_ptr<upper::AdminServer>> admin =
       upper::StartAtNice(parsed->config.admin_nice, [&] {
-        return upper::AdminServer::Start(parsed->config, data_plane);
+        return upper::AdminServer::Start(parsed->config,
+                                         *std::move(admin_files), data_plane);
       });
   if (!admin.ok()) return StartupFailure(admin.status());
   upper::LogAdminExposure(upper::AssessAdminExposure(parsed->config),

@@ -17,14 +17,10 @@
 #include <string>
 
 #include "grpcpp/security/server_credentials.h"
+#include "server/admin/admin_files.h"
 #include "server/admin/token_auth_processor.h"
 
 namespace upper {
-
-struct TlsKeyPair {
-  std::string private_key_pem;
-  std::string certificate_chain_pem;
-};
 
 class AdminCredentials final : public grpc::ServerCredentials {
  public:

@@ -17,8 +17,6 @@
 #include "grpcpp/resource_quota.h"
 #include "server/admin/admin_credentials.h"
 #include "server/admin/admin_service.h"
-#include "server/admin/admin_token.h"
-#include "server/admin/flag_file.h"
 #include "server/admin/grpc_log.h"
 #include "server/admin/rpc_stats_interceptor.h"
 #include "server/admin/token_auth_processor.h"
@@ -115,34 +113,12 @@ std::set<std::string> ServedMethods() {
   return served;
 }
 
-// The port's credentials: TLS when --admin_tls_cert is set, and the token
-// checked on every call's headers when there is a token.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const Config& config, std::shared_ptr<TokenAuthProcessor> auth) {
-  std::optional<TlsKeyPair> tls;
-  if (!config.admin_tls_cert.empty()) {
-    absl::StatusOr<std::string> cert =
-        ReadFlagFile("admin_tls_cert", config.admin_tls_cert);
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key =
-        ReadFlagFile("admin_tls_key", config.admin_tls_key);
-    if (!key.ok()) return key.status();
-    tls = TlsKeyPair{*std::move(key), *std::move(cert)};
-  }
-  return std::make_shared<AdminCredentials>(std::move(tls), std::move(auth));
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
-    const Config& config, ServerControl& server) {
+    const Config& config, AdminFiles files, ServerControl& server) {
   RouteGrpcLogsToUpperLog();
-  std::string token;
-  if (!config.admin_token_file.empty()) {
-    absl::StatusOr<std::string> read = ReadAdminToken(config.admin_token_file);
-    if (!read.ok()) return read.status();
-    token = *std::move(read);
-  }
+  std::string token = std::move(files.token);
   std::unique_ptr<AdminServer> admin(new AdminServer());
   admin->server_ = &server;
   admin->rpc_stats_ = std::make_unique<RpcStats>();
@@ -151,9 +127,8 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     auth = std::make_shared<TokenAuthProcessor>(token, ServedMethods(),
                                                 *admin->rpc_stats_);
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      Credentials(config, std::move(auth));
-  if (!credentials.ok()) return credentials.status();
+  const std::shared_ptr<grpc::ServerCredentials> credentials =
+      std::make_shared<AdminCredentials>(std::move(files.tls), std::move(auth));
   admin->service_ =
       std::make_unique<AdminServiceImpl>(server, config, std::move(token));
 
@@ -167,7 +142,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   BoundResources(builder);
   int selected_port = 0;
   builder.AddListeningPort(JoinHostPort(config.admin_bind, config.admin_port),
-                           *credentials, &selected_port);
+                           credentials, &selected_port);
   builder.RegisterService(admin->service_.get());
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

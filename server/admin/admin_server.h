@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/admin/admin_files.h"
 #include "server/admin/rpc_stats.h"
 #include "server/base/config.h"
 #include "server/data/server_control.h"
@@ -34,12 +35,12 @@ class AdminServiceImpl;
 
 class AdminServer {
  public:
-  // Reads the token and TLS files, binds and starts serving; logs
-  // `listening service=admin addr=<ip:port>` with the bound port. Errors
-  // name the flag: InvalidArgument for a bad file (exit 2), Unavailable when
-  // the address cannot be bound (exit 1).
+  // Binds and starts serving with `files` (read and checked by
+  // LoadAdminFiles before any port was bound); logs `listening
+  // service=admin addr=<ip:port>` with the bound port. Unavailable when the
+  // address cannot be bound (exit 1).
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(
-      const Config& config, ServerControl& server);
+      const Config& config, AdminFiles files, ServerControl& server);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

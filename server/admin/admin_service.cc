@@ -29,6 +29,35 @@ constexpr absl::Duration kMinWatchInterval = absl::Milliseconds(100);
 // API does not wake a handler on cancellation.
 constexpr absl::Duration kWatchCancelPoll = absl::Milliseconds(50);
 
+constexpr absl::Duration kMaxWatchInterval = absl::Hours(1);
+
+// WatchStatusRequest.interval: unset or zero is the default (1s); otherwise
+// a valid google.protobuf.Duration (seconds within +-315,576,000,000, nanos
+// within +-999,999,999, one sign) of 100ms..1h. Checked before converting:
+// ~586 years overflowed int64 nanoseconds and streamed every 291 ms.
+absl::StatusOr<absl::Duration> WatchInterval(
+    const admin::v1::WatchStatusRequest& request) {
+  if (!request.has_interval()) return kDefaultWatchInterval;
+  const google::protobuf::Duration& d = request.interval();
+  const bool mixed =
+      (d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0);
+  if (d.seconds() < TimeUtil::kDurationMinSeconds ||
+      d.seconds() > TimeUtil::kDurationMaxSeconds || d.nanos() < -999999999 ||
+      d.nanos() > 999999999 || mixed) {
+    return absl::InvalidArgumentError(
+        "interval is not a valid google.protobuf.Duration");
+  }
+  const absl::Duration interval =
+      absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (interval == absl::ZeroDuration()) return kDefaultWatchInterval;
+  if (interval < kMinWatchInterval || interval > kMaxWatchInterval) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("interval ", absl::FormatDuration(interval),
+                     " is out of range (100ms..1h; unset or 0 means 1s)"));
+  }
+  return interval;
+}
+
 // A request the paging helpers refused (their statuses are InvalidArgument).
 grpc::Status InvalidArgument(const absl::Status& status) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -204,17 +233,9 @@ grpc::Status AdminServiceImpl::WatchStatus(
     grpc::ServerContext* context, const admin::v1::WatchStatusRequest* request,
     grpc::ServerWriter<admin::v1::ServerStatus>* writer) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  absl::Duration interval = kDefaultWatchInterval;
-  if (request->has_interval()) {
-    const int64_t ns = TimeUtil::DurationToNanoseconds(request->interval());
-    if (ns != 0) interval = absl::Nanoseconds(ns);
-  }
-  if (interval < kMinWatchInterval) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("interval ", absl::FormatDuration(interval),
-                     " is too short (at least 100ms; unset means 1s)"));
-  }
+  absl::StatusOr<absl::Duration> checked = WatchInterval(*request);
+  if (!checked.ok()) return InvalidArgument(checked.status());
+  const absl::Duration interval = *checked;
   {
     std::lock_guard lock(mu_);
     if (active_watches_ >= kMaxWatches) {

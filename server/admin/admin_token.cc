@@ -3,23 +3,23 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
+#include "common/token_rule.h"
 #include "server/admin/flag_file.h"
 
 namespace upper {
 absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
-  // A token is a line of text; anything bigger is the wrong file.
   absl::StatusOr<std::string> content =
-      ReadFlagFile("admin_token_file", path, 64 * 1024);
+      ReadFlagFile("admin_token_file", path, kMaxTokenFileSize);
   if (!content.ok()) return content.status();
-  while (!content->empty() &&
-         (content->back() == '\n' || content->back() == '\r')) {
-    content->pop_back();
-  }
-  if (content->empty()) {
+  // The rule upperctl applies to what it sends (common/token_rule.h): a
+  // token upperd accepts is one a client can present byte for byte.
+  absl::StatusOr<std::string> token = NormalizeToken(*content);
+  if (!token.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--admin_token_file: ", path, ": holds only a line break"));
+        "--admin_token_file: ", path, ": ", token.status().message()));
   }
-  return content;
+  return token;
 }
 
 bool TokensEqualConstantTime(absl::string_view expected,

@@ -12,9 +12,11 @@
 
 namespace upper {
 
-// Reads the token from `path`: the file's content without trailing newlines
-// (CR/LF), as `echo secret > file` writes it. An unreadable or empty file is
-// an InvalidArgument error whose message names --admin_token_file.
+// Reads the token from `path` (a regular file of at most 64 KiB) under the
+// shared rule of common/token_rule.h: surrounding whitespace trimmed (so
+// `echo secret > file` and a CRLF editor both work), then 1..4096 b64token
+// characters. Anything else is an InvalidArgument error whose message starts
+// "--admin_token_file: <path>: " and never repeats the token.
 absl::StatusOr<std::string> ReadAdminToken(const std::string& path);
 
 // True when `presented` equals `expected`. The time taken depends only on

@@ -1,5 +1,6 @@
 #include "server/base/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -28,9 +29,11 @@ ABSL_FLAG(int32_t, max_connections, 10000,
           "Connections served at once; the next one is accepted, closed "
           "and counted as rejected");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
-          "Close a connection with no progress for this long; 0 = never");
+          "Close a connection with no progress for this long; 0 = never, "
+          "else 1ms..576h, sub-millisecond remainders rounded up");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
-          "On SIGTERM/SIGINT, how long live connections may finish");
+          "On SIGTERM/SIGINT, how long live connections may finish; "
+          "0..1h, sub-millisecond remainders rounded up");
 ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
 ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
           "Address of the gRPC admin endpoint (the container image sets "
@@ -110,6 +113,14 @@ absl::Status SetFlagFromText(absl::string_view source, absl::string_view name,
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": unknown flag (see --help)"));
   }
+  // absl's int parser takes "0x2710" (10000), "+80" and surrounding
+  // spaces; a port is written in decimal digits only.
+  if (absl::EndsWith(name, "_port") &&
+      (value.empty() || value.size() > 5 ||
+       !std::all_of(value.begin(), value.end(), absl::ascii_isdigit))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": '", value, "' is not a port (decimal digits, 0..65535)"));
+  }
   std::string error;
   if (!flag->ParseFrom(value, &error)) {
     // absl prefixes "Illegal value 'x' specified for flag 'y'; " when the
@@ -134,11 +145,36 @@ absl::Status ValidatePort(absl::string_view flag, int32_t port, uint16_t* out) {
   return absl::OkStatus();
 }
 
+// A duration flag as upperd uses it, in whole milliseconds: 0 or 1ms..`max`,
+// a sub-millisecond remainder rounded up (1.2ms is 2ms). Below 1ms a
+// non-zero value is refused: it used to be shown as 0 ms and mean "never".
+absl::StatusOr<absl::Duration> WholeMilliseconds(absl::string_view flag,
+                                                 absl::Duration d,
+                                                 absl::Duration max) {
+  if (d == absl::ZeroDuration()) return d;
+  if (d < absl::Milliseconds(1) || d > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": ", absl::FormatDuration(d),
+        " is out of range (0, or 1ms..", absl::FormatDuration(max), ")"));
+  }
+  return absl::Ceil(d, absl::Milliseconds(1));
+}
+
 absl::Status AdminAndMetricsFromFlags(Config& c) {
   c.admin_bind = absl::GetFlag(FLAGS_admin_bind);
   if (c.admin_bind.empty()) {
     return absl::InvalidArgumentError("--admin_bind: must not be empty");
   }
+  // As --bind and --metrics_bind: a literal, no name lookup.
+  if (!IsIpLiteral(StripBrackets(c.admin_bind))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--admin_bind: '", c.admin_bind, "' is not an IPv4 or IPv6 address",
+        absl::EqualsIgnoreCase(c.admin_bind, "localhost")
+            ? " (for loopback use 127.0.0.1 or ::1)"
+            : ""));
+  }
+  // Kept without brackets: JoinHostPort adds them back for the listener.
+  c.admin_bind = std::string(StripBrackets(c.admin_bind));
   if (absl::Status s = ValidatePort(
           "admin_port", absl::GetFlag(FLAGS_admin_port), &c.admin_port);
       !s.ok()) {
@@ -198,16 +234,14 @@ absl::StatusOr<Config> ConfigFromFlags() {
                      " is out of range (1..1000000)"));
   }
   c.max_connections = static_cast<uint32_t>(max_connections);
-  c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  if (c.idle_timeout < absl::ZeroDuration() ||
-      c.idle_timeout > absl::Hours(24 * 24)) {
-    return absl::InvalidArgumentError(
-        "--idle_timeout: must be between 0 (off) and 576h");
-  }
-  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
-  if (c.drain_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--drain_timeout: must not be negative");
-  }
+  absl::StatusOr<absl::Duration> idle = WholeMilliseconds(
+      "idle_timeout", absl::GetFlag(FLAGS_idle_timeout), absl::Hours(576));
+  if (!idle.ok()) return idle.status();
+  c.idle_timeout = *idle;
+  absl::StatusOr<absl::Duration> drain = WholeMilliseconds(
+      "drain_timeout", absl::GetFlag(FLAGS_drain_timeout), absl::Hours(1));
+  if (!drain.ok()) return drain.status();
+  c.drain_timeout = *drain;
   const std::string log_format = absl::GetFlag(FLAGS_log_format);
   if (!ParseLogFormat(log_format, &c.log_format)) {
     return absl::InvalidArgumentError(
@@ -403,7 +437,12 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
   absl::StatusOr<Config> config = ConfigFromFlags();
   if (!config.ok()) return NameTheVariable(config.status(), *from_env);
   parsed.config = *std::move(config);
+  parsed.config.from_env = *std::move(from_env);
   return parsed;
+}
+
+absl::Status NameTheVariable(const absl::Status& error, const Config& config) {
+  return NameTheVariable(error, config.from_env);
 }
 
 std::string UsageText() {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -48,6 +49,10 @@ struct Config {
   // Prometheus /metrics. Read-only, so reachable by default.
   std::string metrics_bind = "0.0.0.0";
   uint16_t metrics_port = 9464;  // 0 = any free port (tests)
+
+  // The flags whose value came from their UPPER_<FLAG> variable, so that an
+  // error found later (reading --admin_token_file) names what was set.
+  std::set<std::string> from_env;
 };
 
 // What the command line asks for.
@@ -74,6 +79,10 @@ LogFormat RequestedLogFormat(int argc, const char* const* argv,
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc,
                                                    const char* const* argv,
                                                    const EnvLookup& env);
+
+// `error` (a message "--<flag>: ...") with the flag replaced by its
+// UPPER_<FLAG> variable when `config` took that flag from the environment.
+absl::Status NameTheVariable(const absl::Status& error, const Config& config);
 
 // The --help text: every flag with its default and help.
 std::string UsageText();

@@ -165,7 +165,8 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
     StoreRelaxed(s.mode, mode_value);
     StoreRelaxed(s.pid, int32_t{0});
     StoreRelaxed(s.tid, int32_t{0});
-    StoreRelaxed(s.close_request, uint32_t{0});
+    StoreRelaxed(s.close_request,
+                 table_layout::CloseRequestWord(LoadRelaxed(s.generation), 0));
     uint64_t packed[3];
     PackPeer(peer, peer_len, packed);
     for (int i = 0; i < 3; ++i) StoreRelaxed(s.peer[i], packed[i]);
@@ -207,7 +208,14 @@ void ConnectionTable::CountAccepted(uint32_t index) {
 void ConnectionTable::Release(uint32_t index, CloseReason reason) {
   Slot& s = slot(index);
   const uint32_t mode = LoadRelaxed(s.mode);
-  const uint32_t requested = LoadRelaxed(s.close_request);
+  // The exchange closes the slot to requests: a RequestClose after it fails
+  // its compare-and-swap (NOT_FOUND), one before it is counted here.
+  const uint32_t requested = table_layout::CloseRequestReason(
+      std::atomic_ref<uint32_t>(s.close_request)
+          .exchange(
+              table_layout::CloseRequestWord(LoadRelaxed(s.generation),
+                                             table_layout::kCloseReleased),
+              std::memory_order_acq_rel));
   const uint32_t final_reason =
       requested != 0 ? requested : static_cast<uint32_t>(reason);
   AddRelaxed(header_->closed_total[mode][final_reason], uint64_t{1});
@@ -233,7 +241,8 @@ void ConnectionTable::ReleaseExitedChild(uint32_t index, int status) {
   if (WIFEXITED(status)) {
     const uint32_t worker_reason = LoadRelaxed(s.close_reason);
     if (worker_reason != 0) reason = static_cast<CloseReason>(worker_reason);
-  } else if (LoadRelaxed(s.close_request) == 0) {
+  } else if (table_layout::CloseRequestReason(LoadRelaxed(s.close_request)) ==
+             0) {
     // Killed by a signal nobody asked for: a crash.
     CountWorkerCrash();
   }
@@ -276,11 +285,25 @@ std::optional<ConnectionInfo> ConnectionTable::RequestClose(
   if (index >= capacity_) return std::nullopt;
   std::optional<ConnectionInfo> info = Read(index);
   if (!info || info->id != id) return std::nullopt;
-  uint32_t expected = 0;
-  std::atomic_ref<uint32_t>(slot(index).close_request)
-      .compare_exchange_strong(expected, static_cast<uint32_t>(reason),
-                               std::memory_order_relaxed);
-  return info;
+  // Only the generation read above, still open: not the slot's next
+  // connection, not one already released (whose end was counted otherwise).
+  uint32_t expected = table_layout::CloseRequestWord(info->generation, 0);
+  if (std::atomic_ref<uint32_t>(slot(index).close_request)
+          .compare_exchange_strong(
+              expected,
+              table_layout::CloseRequestWord(info->generation,
+                                             static_cast<uint32_t>(reason)),
+              std::memory_order_acq_rel)) {
+    return info;
+  }
+  // Already asked for (drain, or an earlier admin close) and still live: it
+  // ends counted as that first reason.
+  const uint32_t current = table_layout::CloseRequestReason(expected);
+  if (expected >> 8 == (info->generation & 0xFFFFFF) && current != 0 &&
+      current != table_layout::kCloseReleased) {
+    return info;
+  }
+  return std::nullopt;
 }
 
 void ConnectionTable::CountForkLatency(uint64_t ns) {

@@ -122,19 +122,22 @@ bool DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
     if (c.id == id) target = std::move(c);
   }
   if (!target) return false;
+  // The request is the one point the close is decided: marked here, the
+  // connection ends counted as `reason` (OK); not marked (it ended, or the
+  // slot holds another connection now), NOT_FOUND and nothing counted.
+  if (!table_->RequestClose(target->slot, id, reason)) return false;
   // The slot is listed from accept on, but its worker registers a moment
   // later: until then there is nothing to shut down, so retry briefly.
   const absl::Time deadline = absl::Now() + kWorkerStartWait;
   for (;;) {
-    // Ended (or the slot reused) meanwhile: not live any more.
-    if (!table_->RequestClose(target->slot, id, reason)) return false;
     const bool signalled = target->mode == Mode::kThread
                                ? thread_workers_->Shutdown(target->slot, id)
                                : fork_workers_->Shutdown(target->slot, id);
     if (signalled) return true;
-    // A worker that never starts ends the connection anyway (the slot is
-    // abandoned); one that is slower than this still sees the close request
-    // counted as `reason` when it ends.
+    // Ended meanwhile (counted as `reason`), or a worker that never starts
+    // (the slot is abandoned) or is slower than this: it sees the request.
+    std::optional<ConnectionInfo> now = table_->Read(target->slot);
+    if (!now || now->generation != target->generation) return true;
     if (absl::Now() >= deadline) return true;
     absl::SleepFor(absl::Milliseconds(1));
   }

@@ -19,7 +19,7 @@ namespace upper {
 namespace table_layout {
 
 inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: close_request holds a generation
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
@@ -40,13 +40,18 @@ enum SlotState : uint32_t { kFree = 0, kActive = 1 };
 // (bytes, last_active) never share a line with a neighbouring slot.
 struct alignas(64) Slot {
   // Written by the allocator, read-only while active.
-  uint32_t state;            // SlotState
-  uint32_t generation;       // bumped on every allocation
-  uint64_t id;               // connection id, unique for the server's life
-  uint32_t mode;             // Mode
-  int32_t pid;               // the serving process (upperd for threads)
-  int32_t tid;               // the serving thread (thread mode) or 0
-  uint32_t close_request;    // CloseReason asked for by admin or drain, or 0
+  uint32_t state;       // SlotState
+  uint32_t generation;  // bumped on every allocation
+  uint64_t id;          // connection id, unique for the server's life
+  uint32_t mode;        // Mode
+  int32_t pid;          // the serving process (upperd for threads)
+  int32_t tid;          // the serving thread (thread mode) or 0
+  // CloseReason asked for by admin or drain (low 8 bits; 0 none, 0xFF
+  // released) under the low 24 bits of the generation it was asked for
+  // (above): one word, so that a compare-and-swap targets one connection,
+  // never a slot's next one, and a close racing the end either lands before
+  // Release (counted) or fails (NOT_FOUND). Helpers below the struct.
+  uint32_t close_request;
   uint64_t peer[3];          // PackedPeer: family, port, 16 address bytes
   uint64_t started_unix_ns;  // CLOCK_REALTIME at accept
   uint64_t started_mono_ns;  // CLOCK_MONOTONIC at accept
@@ -58,6 +63,13 @@ struct alignas(64) Slot {
   uint32_t padding;
 };
 static_assert(sizeof(Slot) == 128);
+
+inline constexpr uint32_t kCloseReleased = 0xFF;
+// close_request's value for `generation` with `reason` (0: none asked).
+constexpr uint32_t CloseRequestWord(uint32_t generation, uint32_t reason) {
+  return (generation << 8) | (reason & 0xFF);
+}
+constexpr uint32_t CloseRequestReason(uint32_t word) { return word & 0xFF; }
 
 struct alignas(64) Header {
   uint64_t magic;

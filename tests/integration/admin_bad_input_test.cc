@@ -226,5 +226,40 @@ TEST_F(AdminBadInputTest, IdsNoLiveConnectionHasAreNotFound) {
   ExpectStillServing();
 }
 
+// WatchStatusRequest.interval outside 100ms..1h, or not a valid
+// google.protobuf.Duration: INVALID_ARGUMENT with a message, no stream.
+TEST_F(AdminBadInputTest, BadWatchIntervalsAreInvalidArgument) {
+  struct Row {
+    int64_t seconds;
+    int32_t nanos;
+  };
+  const Row rows[] = {
+      {315576000000, 0},  // ~10,000 years (586 years overflowed int64 ns)
+      {18446744073, 0},   // ~586 years: streamed every 291 ms before
+      {315576000001, 0},  // beyond the Duration range
+      {0, 2000000000},    // nanos = 2e9
+      {1, -500000000},    // mixed signs
+      {-1, 0},            // negative
+      {0, 99000000},      // 99ms, below 100ms
+      {3601, 0},          // above 1h
+  };
+  for (const Row& row : rows) {
+    admin::v1::WatchStatusRequest request;
+    request.mutable_interval()->set_seconds(row.seconds);
+    request.mutable_interval()->set_nanos(row.nanos);
+    std::unique_ptr<grpc::ClientContext> context = Context();
+    std::unique_ptr<grpc::ClientReader<admin::v1::ServerStatus>> reader =
+        stub_->WatchStatus(context.get(), request);
+    admin::v1::ServerStatus ignored;
+    EXPECT_FALSE(reader->Read(&ignored)) << row.seconds << "s " << row.nanos;
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << row.seconds << "s " << row.nanos << ": " << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "interval"))
+        << status.error_message();
+  }
+  ExpectStillServing();
+}
+
 }  // namespace
 }  // namespace upper::testing

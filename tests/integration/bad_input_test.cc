@@ -3,12 +3,15 @@
 // --idle_timeout); a slowloris (a byte a second: it holds one slot, never
 // more, until it goes quiet for the idle timeout); and bad flags and UPPER_*
 // values (exit 2 and one line naming the flag or variable).
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,9 +19,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
 #include "tests/support/final_totals.h"
 #include "tests/support/mode_test_base.h"
 #include "tests/support/stop_cleanly.h"
@@ -222,6 +227,18 @@ const std::vector<BadSetting>& BadSettings() {
       {"idle_timeout", "-1s"},
       {"idle_timeout", "soon"},
       {"idle_timeout", "1000h"},
+      {"idle_timeout", "500us"},  // was shown as 0 ms and meant "never"
+      {"idle_timeout", "inf"},
+      {"drain_timeout", "500us"},
+      {"drain_timeout", "2h"},
+      {"drain_timeout", "inf"},
+      {"data_port", "0x2710"},  // absl's int parser read it as 10000
+      {"data_port", "+80"},
+      {"data_port", " 80"},
+      {"admin_port", "0x10"},
+      {"metrics_port", "9464 "},
+      {"admin_bind", "localhost"},
+      {"admin_bind", "upperd.example"},
       {"drain_timeout", "-5s"},
       {"drain_timeout", "5 parsecs"},
       {"log_format", "xml"},
@@ -298,6 +315,142 @@ TEST(BadConfig, EveryBadEnvironmentValueExitsTwoWithOneLineNamingIt) {
     EXPECT_TRUE(absl::StartsWith(log, "upperd: " + named + ":"))
         << var << "=" << s.value << ": " << log;
   }
+}
+
+// A port nothing listens on now (bound to 0, read back, closed), so that
+// "nothing listens there after the failure" can be checked on a known port.
+uint16_t UnusedPort() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return 0;
+  }
+  return ntohs(addr.sin_port);
+}
+
+// The files of the file-based rows, made once per test in a private
+// directory: bad token files and TLS pairs made with the openssl CLI.
+class BadFilesTest : public ::testing::Test {
+ public:
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::string> dir = MakeTempDir();
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_ = *dir;
+    ASSERT_EQ(mkfifo(Path("fifo").c_str(), 0600), 0);
+    ASSERT_EQ(mkdir(Path("dir").c_str(), 0700), 0);
+    ASSERT_TRUE(WriteFile(Path("big"), std::string(64 * 1024 + 1, 'x')).ok());
+    ASSERT_TRUE(WriteFile(Path("inner_newline"), "se\ncret\n").ok());
+    ASSERT_TRUE(WriteFile(Path("nul"), std::string("se\0cret", 7)).ok());
+    ASSERT_TRUE(WriteFile(Path("non_ascii"), "s\xc3\xa9").ok());
+    ASSERT_TRUE(WriteFile(Path("long"), std::string(4097, 'x')).ok());
+    ASSERT_TRUE(WriteFile(Path("garbage.pem"), "not a certificate\n").ok());
+    for (const char* name : {"a", "b"}) {
+      ASSERT_TRUE(
+          RunShell(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes "
+                                "-days 1 -subj /CN=upperd.test -keyout '",
+                                Path(name), ".key' -out '", Path(name),
+                                ".pem' 2>/dev/null"))
+              .ok());
+    }
+    ASSERT_TRUE(RunShell(absl::StrCat("openssl pkey -in '", Path("a"),
+                                      ".key' -aes256 -passout pass:x -out '",
+                                      Path("encrypted.key"), "' 2>/dev/null"))
+                    .ok());
+  }
+  std::string dir_;
+};
+
+// One file-based row: the flags (after the fixed ports) and the name its
+// error line must start with.
+struct BadFileRow {
+  std::vector<std::string> args;
+  std::string named;
+};
+
+std::vector<BadFileRow> BadFileRows(const BadFilesTest& t) {
+  const auto token = [&](const std::string& file) {
+    return BadFileRow{{"--admin_token_file=" + file}, "--admin_token_file"};
+  };
+  const auto tls = [&](const std::string& cert, const std::string& key,
+                       const std::string& named) {
+    return BadFileRow{
+        {"--admin_tls_cert=" + t.Path(cert), "--admin_tls_key=" + t.Path(key)},
+        named};
+  };
+  return {token(t.Path("fifo")),
+          token("/dev/zero"),
+          token(t.Path("dir")),
+          token(t.Path("big")),
+          token(t.Path("inner_newline")),
+          token(t.Path("nul")),
+          token(t.Path("non_ascii")),
+          token(t.Path("long")),
+          token(t.Path("missing")),
+          tls("a.pem", "b.key", "--admin_tls_key"),
+          tls("garbage.pem", "a.key", "--admin_tls_cert"),
+          tls("a.pem", "encrypted.key", "--admin_tls_key"),
+          tls("a.pem", "garbage.pem", "--admin_tls_key"),
+          tls("fifo", "a.key", "--admin_tls_cert"),
+          tls("a.pem", "fifo", "--admin_tls_key")};
+}
+
+// Runs a row on fixed free ports; checks exit 2 within 5 s (a FIFO must not
+// hang it), one line starting "upperd: <named>:", and no port left open.
+void ExpectRefusedAtStartup(std::vector<std::string> args,
+                            std::map<std::string, std::string> env,
+                            const std::string& named) {
+  const uint16_t ports[] = {UnusedPort(), UnusedPort(), UnusedPort()};
+  for (const std::string& flag :
+       {std::string("--bind=127.0.0.1"), std::string("--admin_bind=127.0.0.1"),
+        std::string("--metrics_bind=127.0.0.1"),
+        absl::StrCat("--data_port=", ports[0]),
+        absl::StrCat("--admin_port=", ports[1]),
+        absl::StrCat("--metrics_port=", ports[2])}) {
+    args.push_back(flag);
+  }
+  const absl::Time start = absl::Now();
+  const auto [code, log] = RunExpectingFailure(
+      {.args = args, .env = env, .default_endpoint_flags = false});
+  const std::string what = absl::StrJoin(args, " ") + ": " + log;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << what;
+  EXPECT_EQ(code, 2) << what;
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << what;
+  EXPECT_TRUE(absl::StartsWith(log, "upperd: " + named + ":")) << what;
+  for (uint16_t port : ports) {
+    EXPECT_FALSE(Connect(port).ok()) << port << " listens: " << what;
+  }
+}
+
+TEST_F(BadFilesTest, EveryBadFileExitsTwoAtOnceWithOneLineAndNoPortOpen) {
+  for (const BadFileRow& row : BadFileRows(*this)) {
+    ExpectRefusedAtStartup(row.args, {}, row.named);
+  }
+}
+
+TEST_F(BadFilesTest, ABadFileFromTheEnvironmentIsNamedByItsVariable) {
+  for (const char* file : {"fifo", "inner_newline", "dir"}) {
+    ExpectRefusedAtStartup({}, {{"UPPER_ADMIN_TOKEN_FILE", Path(file)}},
+                           "UPPER_ADMIN_TOKEN_FILE");
+  }
+}
+
+TEST_F(BadFilesTest, ACrlfTerminatedTokenFileMatchesTheTrimmedToken) {
+  ASSERT_TRUE(WriteFile(Path("crlf"), "  s3cret-token\r\n").ok());
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
+      UpperdProcess::Start({.args = {"--admin_token_file=" + Path("crlf")}});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<uint16_t> port = (*upperd)->Port("admin");
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto stub = admin::v1::AdminService::NewStub(AdminChannel(*port));
+  EXPECT_TRUE(GetStatus(*stub, "s3cret-token").ok());
+  EXPECT_FALSE(GetStatus(*stub, "wrong-token").ok());
 }
 
 }  // namespace

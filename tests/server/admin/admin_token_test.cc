@@ -1,11 +1,13 @@
 #include "server/admin/admin_token.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace upper {
@@ -35,9 +37,37 @@ TEST(AdminToken, ReadsTheTokenWithoutTrailingNewlines) {
   EXPECT_EQ(*token, "s3cret-token");
 }
 
-TEST(AdminToken, KeepsInnerAndLeadingCharacters) {
-  TempFile file(" a b\tc");
-  EXPECT_EQ(ReadAdminToken(file.path()).value_or(""), " a b\tc");
+TEST(AdminToken, TrimsSurroundingWhitespaceLikeUpperctl) {
+  TempFile file(" \tab-c.d_e~f+g/h==\r\n");
+  EXPECT_EQ(ReadAdminToken(file.path()).value_or(""), "ab-c.d_e~f+g/h==");
+}
+
+TEST(AdminToken, RefusesTokensNoClientCanSendWithoutRepeatingThem) {
+  for (const std::string& content :
+       {std::string("se cret"), std::string("se\ncret\n"),
+        std::string("se\0cret", 7),
+        std::string("s\xc3\xa9"
+                    "cret"),
+        std::string(4097, 'x')}) {
+    TempFile file(content);
+    absl::StatusOr<std::string> token = ReadAdminToken(file.path());
+    ASSERT_FALSE(token.ok());
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StartsWith(token.status().message(),
+                                 "--admin_token_file: " + file.path() + ": "))
+        << token.status();
+    EXPECT_EQ(token.status().message().find("cret"), std::string::npos)
+        << token.status();
+  }
+}
+
+TEST(AdminToken, RefusesAFifoAtOnce) {
+  const std::string path = TempFile("").path() + "_fifo";
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  absl::StatusOr<std::string> token = ReadAdminToken(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AdminToken, EmptyFileIsAnErrorNamingTheFlag) {

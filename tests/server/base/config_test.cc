@@ -79,7 +79,7 @@ TEST_F(ConfigTest, AdminAndMetricsErrorsNameTheFlag) {
   EXPECT_EQ(ErrorOf({"--admin_port=65536"}),
             "--admin_port: 65536 is out of range (0..65535)");
   EXPECT_EQ(ErrorOf({"--metrics_port=-5"}),
-            "--metrics_port: -5 is out of range (0..65535)");
+            "--metrics_port: '-5' is not a port (decimal digits, 0..65535)");
   EXPECT_EQ(ErrorOf({"--admin_tls_cert=c.pem"}),
             "--admin_tls_key: required when --admin_tls_cert is set");
   EXPECT_EQ(ErrorOf({"--admin_bind="}), "--admin_bind: must not be empty");
@@ -239,7 +239,36 @@ TEST_F(ConfigTest, PortOutOfRange) {
   EXPECT_EQ(ErrorOf({"--data_port=70000"}),
             "--data_port: 70000 is out of range (0..65535)");
   EXPECT_EQ(ErrorOf({"--data_port=-1"}),
-            "--data_port: -1 is out of range (0..65535)");
+            "--data_port: '-1' is not a port (decimal digits, 0..65535)");
+}
+
+TEST_F(ConfigTest, PortsAreDecimalDigitsOnly) {
+  for (const char* port : {"0x2710", "+80", " 80", "80 ", "1e3", ""}) {
+    EXPECT_EQ(ErrorOf({absl::StrCat("--admin_port=", port).c_str()}),
+              absl::StrCat("--admin_port: '", port,
+                           "' is not a port (decimal digits, 0..65535)"));
+  }
+}
+
+TEST_F(ConfigTest, DurationsAreWholeMillisecondsRoundedUp) {
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--idle_timeout=1.2ms", "--drain_timeout=1500us"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.idle_timeout, absl::Milliseconds(2));
+  EXPECT_EQ(parsed->config.drain_timeout, absl::Milliseconds(2));
+  EXPECT_EQ(ErrorOf({"--idle_timeout=500us"}),
+            "--idle_timeout: 500us is out of range (0, or 1ms..576h)");
+  EXPECT_EQ(ErrorOf({"--drain_timeout=inf"}),
+            "--drain_timeout: inf is out of range (0, or 1ms..1h)");
+}
+
+TEST_F(ConfigTest, AdminBindIsALiteralLikeTheOtherBinds) {
+  EXPECT_EQ(ErrorOf({"--admin_bind=localhost"}),
+            "--admin_bind: 'localhost' is not an IPv4 or IPv6 address (for "
+            "loopback use 127.0.0.1 or ::1)");
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({"--admin_bind=[::1]"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.admin_bind, "::1");
 }
 
 TEST_F(ConfigTest, NonNumericPort) {

@@ -140,6 +140,51 @@ TEST(ConnectionTable, RequestedCloseReasonWinsOverTheWorkers) {
             1u);
 }
 
+uint64_t ClosedAs(const ConnectionTable& table, CloseReason reason) {
+  return table.ReadTotals()
+      .closed_total[static_cast<int>(Mode::kThread)][static_cast<int>(reason)];
+}
+
+TEST(ConnectionTable, ACloseAfterTheConnectionEndedIsNotFoundAndNotCounted) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  const uint64_t id = table->Read(slot)->id;
+  table->Release(slot, CloseReason::kClient);
+  EXPECT_FALSE(table->RequestClose(slot, id, CloseReason::kKilled));
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), 0u);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), 1u);
+}
+
+TEST(ConnectionTable, ACloseOfAnEndedConnectionNeverMarksTheSlotsNextOne) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  const uint64_t first = table->Read(slot)->id;
+  table->Release(slot, CloseReason::kClient);
+  ASSERT_EQ(*AllocateFrom(*table, Mode::kThread, 2), slot);
+  EXPECT_FALSE(table->RequestClose(slot, first, CloseReason::kKilled));
+  table->Release(slot, CloseReason::kClient);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), 0u);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), 2u);
+}
+
+// The race of issue 13: closes and the connection's own end in two threads,
+// many times. Every close that returned the connection is counted killed,
+// every NOT_FOUND is not: the counts equal what the callers were told.
+TEST(ConnectionTable, KilledCountEqualsTheClosesThatFoundTheConnection) {
+  auto table = MakeTable(1);
+  constexpr int kRounds = 20000;
+  uint64_t found = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+    const uint64_t id = table->Read(slot)->id;
+    std::thread end([&] { table->Release(slot, CloseReason::kClient); });
+    if (table->RequestClose(slot, id, CloseReason::kKilled)) ++found;
+    end.join();
+  }
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), found);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), kRounds - found);
+}
+
 TEST(ConnectionTable, AbandonCountsARejectionNotAClose) {
   auto table = MakeTable(1);
   const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);

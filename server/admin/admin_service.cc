@@ -208,7 +208,12 @@ grpc::Status AdminServiceImpl::CloseConnection(
   if (!found) return not_found();
   *response->mutable_connection() =
       ToConnection(*found, NowNs(CLOCK_MONOTONIC_COARSE));
-  if (!server_.CloseConnection(id, CloseReason::kKilled)) return not_found();
+  if (absl::Status s = server_.CloseConnection(id, CloseReason::kKilled);
+      !s.ok()) {
+    return grpc::Status(absl::IsNotFound(s) ? grpc::StatusCode::NOT_FOUND
+                                            : grpc::StatusCode::UNAVAILABLE,
+                        std::string(s.message()));
+  }
   LogEvent(LogLevel::kInfo, "connection_closed_by_admin",
            {{"id", id},
             {"peer", found->peer},

@@ -159,14 +159,19 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
     if (LoadAcquire(s.state) != table_layout::kFree) continue;
     next_hint_ = (index + 1) % capacity_;
     const auto mode_value = static_cast<uint32_t>(mode);
-    StoreRelaxed(s.generation, LoadRelaxed(s.generation) + 1);
+    const uint32_t generation = LoadRelaxed(s.generation) + 1;
+    StoreRelaxed(s.generation, generation);
+    // Readers that see any field below also see the new generation (see
+    // table_layout.h): they discard a copy that mixes two connections.
+    std::atomic_thread_fence(std::memory_order_release);
     StoreRelaxed(s.id, std::atomic_ref<uint64_t>(header_->next_id)
                            .fetch_add(1, std::memory_order_relaxed));
     StoreRelaxed(s.mode, mode_value);
-    StoreRelaxed(s.pid, int32_t{0});
+    StoreRelaxed(s.worker, table_layout::WorkerWord(
+                               generation, table_layout::kWorkerUnstarted));
     StoreRelaxed(s.tid, int32_t{0});
     StoreRelaxed(s.close_request,
-                 table_layout::CloseRequestWord(LoadRelaxed(s.generation), 0));
+                 table_layout::CloseRequestWord(generation, 0));
     uint64_t packed[3];
     PackPeer(peer, peer_len, packed);
     for (int i = 0; i < 3; ++i) StoreRelaxed(s.peer[i], packed[i]);
@@ -186,14 +191,57 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
 
 void ConnectionTable::Abandon(uint32_t index, RejectReason reason) {
   Slot& s = slot(index);
-  CountRejected(reason);
-  SubRelaxed(header_->active[LoadRelaxed(s.mode)], uint64_t{1});
-  StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+  const uint32_t mode = LoadRelaxed(s.mode);
+  const uint32_t requested = SealCloseRequest(s);
+  if (requested != 0) {
+    // The close was answered OK before the worker existed: keep the word.
+    AddRelaxed(header_->accepted_total[mode], uint64_t{1});
+    CountClosed(s, mode, requested);
+  } else {
+    CountRejected(reason);
+  }
+  FreeSlot(s, mode);
 }
 
 void ConnectionTable::CountRejected(RejectReason reason) {
   AddRelaxed(header_->rejected_total[static_cast<uint32_t>(reason)],
              uint64_t{1});
+}
+
+bool ConnectionTable::BeginFork(uint32_t index, uint32_t generation) {
+  uint64_t expected =
+      table_layout::WorkerWord(generation, table_layout::kWorkerUnstarted);
+  return std::atomic_ref<uint64_t>(slot(index).worker)
+      .compare_exchange_strong(
+          expected,
+          table_layout::WorkerWord(generation, table_layout::kWorkerForking),
+          std::memory_order_seq_cst);
+}
+
+bool ConnectionTable::AbandonUnclaimed(uint32_t index, uint32_t generation,
+                                       RejectReason reason) {
+  Slot& s = slot(index);
+  if (LoadAcquire(s.state) != table_layout::kActive) return false;
+  std::atomic_ref<uint64_t> worker(s.worker);
+  const uint64_t abandoned =
+      table_layout::WorkerWord(generation, table_layout::kWorkerAbandoned);
+  uint64_t seen = worker.load(std::memory_order_seq_cst);
+  for (;;) {
+    if (table_layout::WorkerGeneration(seen) != generation) return false;
+    const uint32_t value = table_layout::WorkerValue(seen);
+    // Abandoned but still active: its abandoner died before freeing it.
+    if (value == table_layout::kWorkerAbandoned) break;
+    if (value != table_layout::kWorkerUnstarted &&
+        value != table_layout::kWorkerForking) {
+      return false;  // a worker claimed it
+    }
+    if (worker.compare_exchange_weak(seen, abandoned,
+                                     std::memory_order_seq_cst)) {
+      break;
+    }
+  }
+  Abandon(index, reason);
+  return true;
 }
 
 SlotWriter ConnectionTable::Writer(uint32_t index) {
@@ -205,21 +253,21 @@ void ConnectionTable::CountAccepted(uint32_t index) {
              uint64_t{1});
 }
 
-void ConnectionTable::Release(uint32_t index, CloseReason reason) {
-  Slot& s = slot(index);
-  const uint32_t mode = LoadRelaxed(s.mode);
+uint32_t ConnectionTable::SealCloseRequest(Slot& s) {
   // The exchange closes the slot to requests: a RequestClose after it fails
-  // its compare-and-swap (NOT_FOUND), one before it is counted here.
+  // its compare-and-swap (NOT_FOUND), one before it is counted by the caller.
   const uint32_t requested = table_layout::CloseRequestReason(
       std::atomic_ref<uint32_t>(s.close_request)
           .exchange(
               table_layout::CloseRequestWord(LoadRelaxed(s.generation),
                                              table_layout::kCloseReleased),
               std::memory_order_acq_rel));
-  const uint32_t final_reason =
-      requested != 0 ? requested : static_cast<uint32_t>(reason);
-  AddRelaxed(header_->closed_total[mode][final_reason], uint64_t{1});
+  return requested == table_layout::kCloseReleased ? 0 : requested;
+}
 
+void ConnectionTable::CountClosed(const Slot& s, uint32_t mode,
+                                  uint32_t reason) {
+  AddRelaxed(header_->closed_total[mode][reason], uint64_t{1});
   const uint64_t duration_ns =
       NowNs(CLOCK_MONOTONIC) - LoadRelaxed(s.started_mono_ns);
   const uint64_t duration_ms = duration_ns / 1000000;
@@ -230,23 +278,44 @@ void ConnectionTable::Release(uint32_t index, CloseReason reason) {
   }
   AddRelaxed(header_->duration_buckets[mode][bucket], uint64_t{1});
   AddRelaxed(header_->duration_sum_ns[mode], duration_ns);
+}
 
+void ConnectionTable::FreeSlot(Slot& s, uint32_t mode) {
   SubRelaxed(header_->active[mode], uint64_t{1});
   StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
 }
 
-void ConnectionTable::ReleaseExitedChild(uint32_t index, int status) {
+void ConnectionTable::Release(uint32_t index, CloseReason reason) {
+  Slot& s = slot(index);
+  const uint32_t mode = LoadRelaxed(s.mode);
+  const uint32_t requested = SealCloseRequest(s);
+  CountClosed(s, mode,
+              requested != 0 ? requested : static_cast<uint32_t>(reason));
+  FreeSlot(s, mode);
+}
+
+std::optional<WorkerCrash> ConnectionTable::ReleaseExitedChild(uint32_t index,
+                                                               int status) {
   const Slot& s = slot(index);
+  const bool close_asked =
+      table_layout::CloseRequestReason(LoadRelaxed(s.close_request)) != 0;
   CloseReason reason = CloseReason::kError;
-  if (WIFEXITED(status)) {
+  bool crashed = false;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     const uint32_t worker_reason = LoadRelaxed(s.close_reason);
     if (worker_reason != 0) reason = static_cast<CloseReason>(worker_reason);
-  } else if (table_layout::CloseRequestReason(LoadRelaxed(s.close_request)) ==
-             0) {
-    // Killed by a signal nobody asked for: a crash.
+  } else {
+    // A non-zero exit, or a signal no close or drain sent (they ask first).
+    crashed = WIFEXITED(status) || !close_asked;
+  }
+  std::optional<WorkerCrash> crash;
+  if (crashed) {
     CountWorkerCrash();
+    crash = WorkerCrash{LoadRelaxed(s.id),
+                        table_layout::WorkerPid(LoadRelaxed(s.worker)), status};
   }
   Release(index, reason);
+  return crash;
 }
 
 std::optional<uint32_t> ConnectionTable::FindByPid(pid_t pid) const {
@@ -254,11 +323,25 @@ std::optional<uint32_t> ConnectionTable::FindByPid(pid_t pid) const {
     const Slot& s = slot(i);
     if (LoadAcquire(s.state) == table_layout::kActive &&
         LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
-        LoadRelaxed(s.pid) == pid) {
+        table_layout::WorkerPid(LoadAcquire(s.worker)) == pid) {
       return i;
     }
   }
   return std::nullopt;
+}
+
+bool ConnectionTable::HoldsWorker(uint32_t index, uint32_t generation,
+                                  int32_t pid) const {
+  const Slot& s = slot(index);
+  const uint32_t request =
+      std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.close_request))
+          .load(std::memory_order_seq_cst);
+  return LoadAcquire(s.state) == table_layout::kActive &&
+         std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.worker))
+                 .load(std::memory_order_seq_cst) ==
+             table_layout::WorkerWord(generation, static_cast<uint32_t>(pid)) &&
+         table_layout::CloseRequestReason(request) !=
+             table_layout::kCloseReleased;
 }
 
 Mode ConnectionTable::current_mode() const {
@@ -280,30 +363,44 @@ void ConnectionTable::SetIdleTimeoutMs(uint32_t ms) {
   StoreRelaxed(header_->idle_timeout_ms, ms);
 }
 
-std::optional<ConnectionInfo> ConnectionTable::RequestClose(
-    uint32_t index, uint64_t id, CloseReason reason) {
-  if (index >= capacity_) return std::nullopt;
+CloseRequestResult ConnectionTable::RequestClose(uint32_t index, uint64_t id,
+                                                 CloseReason reason,
+                                                 ConnectionInfo* out) {
+  if (index >= capacity_) return CloseRequestResult::kNotFound;
   std::optional<ConnectionInfo> info = Read(index);
-  if (!info || info->id != id) return std::nullopt;
+  if (!info || info->id != id) return CloseRequestResult::kNotFound;
+  if (out != nullptr) *out = *info;
   // Only the generation read above, still open: not the slot's next
   // connection, not one already released (whose end was counted otherwise).
+  // Sequentially consistent: the caller reads the worker word next (see
+  // SlotWriter::CloseRequested).
   uint32_t expected = table_layout::CloseRequestWord(info->generation, 0);
   if (std::atomic_ref<uint32_t>(slot(index).close_request)
           .compare_exchange_strong(
               expected,
               table_layout::CloseRequestWord(info->generation,
                                              static_cast<uint32_t>(reason)),
-              std::memory_order_acq_rel)) {
-    return info;
+              std::memory_order_seq_cst)) {
+    return CloseRequestResult::kRequested;
   }
   // Already asked for (drain, or an earlier admin close) and still live: it
   // ends counted as that first reason.
   const uint32_t current = table_layout::CloseRequestReason(expected);
   if (expected >> 8 == (info->generation & 0xFFFFFF) && current != 0 &&
       current != table_layout::kCloseReleased) {
-    return info;
+    return CloseRequestResult::kAlreadyRequested;
   }
-  return std::nullopt;
+  return CloseRequestResult::kNotFound;
+}
+
+bool ConnectionTable::WithdrawClose(uint32_t index, uint32_t generation,
+                                    CloseReason reason) {
+  uint32_t expected =
+      table_layout::CloseRequestWord(generation, static_cast<uint32_t>(reason));
+  return std::atomic_ref<uint32_t>(slot(index).close_request)
+      .compare_exchange_strong(expected,
+                               table_layout::CloseRequestWord(generation, 0),
+                               std::memory_order_seq_cst);
 }
 
 void ConnectionTable::CountForkLatency(uint64_t ns) {
@@ -334,7 +431,10 @@ std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
   info.generation = LoadAcquire(s.generation);
   info.id = LoadRelaxed(s.id);
   info.mode = static_cast<Mode>(LoadRelaxed(s.mode));
-  info.pid = LoadRelaxed(s.pid);
+  const uint64_t worker = LoadRelaxed(s.worker);
+  info.pid = table_layout::WorkerGeneration(worker) == info.generation
+                 ? table_layout::WorkerPid(worker)
+                 : 0;
   info.tid = LoadRelaxed(s.tid);
   uint64_t packed[3];
   for (int i = 0; i < 3; ++i) packed[i] = LoadRelaxed(s.peer[i]);
@@ -414,6 +514,37 @@ TableTotals ConnectionTable::ReadTotals() const {
   t.fork_latency_sum_ns = LoadRelaxed(h.fork_latency_sum_ns);
   t.fork_latency_count = LoadRelaxed(h.fork_latency_count);
   return t;
+}
+
+SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid) {
+  StoreRelaxed(slot_->tid, tid);
+  std::atomic_ref<uint64_t> worker(slot_->worker);
+  const uint64_t mine =
+      table_layout::WorkerWord(generation_, static_cast<uint32_t>(pid));
+  uint64_t seen = worker.load(std::memory_order_seq_cst);
+  for (;;) {
+    if (seen == mine) return ClaimResult::kAlreadyClaimed;
+    if (table_layout::WorkerGeneration(seen) != generation_) {
+      return ClaimResult::kLost;
+    }
+    const uint32_t value = table_layout::WorkerValue(seen);
+    if (value != table_layout::kWorkerUnstarted &&
+        value != table_layout::kWorkerForking) {
+      return ClaimResult::kLost;  // abandoned
+    }
+    if (worker.compare_exchange_weak(seen, mine, std::memory_order_seq_cst)) {
+      AddRelaxed(header_->accepted_total[mode_], uint64_t{1});
+      return ClaimResult::kClaimed;
+    }
+  }
+}
+
+bool SlotWriter::CloseRequested() const {
+  const uint32_t word = std::atomic_ref<uint32_t>(slot_->close_request)
+                            .load(std::memory_order_seq_cst);
+  const uint32_t reason = table_layout::CloseRequestReason(word);
+  return word >> 8 == (generation_ & 0xFFFFFF) && reason != 0 &&
+         reason != table_layout::kCloseReleased;
 }
 
 }  // namespace upper

@@ -50,11 +50,16 @@ inline uint64_t NowNs(clockid_t clock) {
 }
 
 // What a worker writes into its own slot while it serves. Cheap to copy,
-// async-signal-safe, valid while the slot is allocated to this worker.
+// async-signal-safe, valid while the slot is allocated to this worker; it
+// remembers the generation it was made for, so a stale writer cannot claim
+// the slot's next connection.
 class SlotWriter {
  public:
   SlotWriter(table_layout::Header* header, table_layout::Slot* slot)
-      : header_(header), slot_(slot), mode_(LoadRelaxed(slot->mode)) {}
+      : header_(header),
+        slot_(slot),
+        mode_(LoadRelaxed(slot->mode)),
+        generation_(LoadRelaxed(slot->generation)) {}
 
   void Received(uint64_t n) {
     AddRelaxed(slot_->bytes_in, n);
@@ -66,16 +71,36 @@ class SlotWriter {
     AddRelaxed(header_->bytes_out_total[mode_], n);
     Touch();
   }
-  void SetWorker(int32_t pid, int32_t tid) {
-    StoreRelaxed(slot_->pid, pid);
-    StoreRelaxed(slot_->tid, tid);
-  }
+  enum class ClaimResult {
+    kClaimed,         // this call moved the word (and counted it accepted)
+    kAlreadyClaimed,  // the word names `pid` already: the other side won
+    kLost,            // abandoned, or another connection: do not serve
+  };
+  // Claims the connection for worker `pid` (thread `tid`, or 0 for a fork
+  // child): moves the worker word from unstarted or forking to `pid`. A fork
+  // child and its parent both claim; the one whose compare-and-swap wins
+  // counts the connection accepted, so it is counted once even if the other
+  // dies. After a fork-server death upperd abandons unclaimed slots with the
+  // same compare-and-swap, so exactly one of "served" and "abandoned" wins.
+  ClaimResult Claim(int32_t pid, int32_t tid);
+  // True if admin or the drain asked this connection to end. Sequentially
+  // consistent after Claim(): RequestClose() sets the request and then reads
+  // the worker word, so at least one side sees the other (a worker that
+  // claims after a close finds it here; one that claimed before is signalled).
+  bool CloseRequested() const;
   void SetCloseReason(CloseReason reason) {
     StoreRelaxed(slot_->close_reason, static_cast<uint32_t>(reason));
+  }
+  void SetCloseReasonIfUnset(CloseReason reason) {
+    uint32_t none = 0;
+    std::atomic_ref<uint32_t>(slot_->close_reason)
+        .compare_exchange_strong(none, static_cast<uint32_t>(reason),
+                                 std::memory_order_relaxed);
   }
   uint32_t idle_timeout_ms() const {
     return LoadRelaxed(header_->idle_timeout_ms);
   }
+  uint32_t generation() const { return generation_; }
 
  private:
   void Touch() {
@@ -85,6 +110,22 @@ class SlotWriter {
   table_layout::Header* header_;
   table_layout::Slot* slot_;
   uint32_t mode_;
+  uint32_t generation_;
+};
+
+// A fork child that exited in a way no close or drain explains: killed by a
+// signal nobody sent on purpose, or a non-zero exit status.
+struct WorkerCrash {
+  uint64_t id = 0;
+  int32_t pid = 0;
+  int status = 0;  // as from waitpid
+};
+
+// What RequestClose() did.
+enum class CloseRequestResult {
+  kNotFound,          // not live: ended, or the slot holds another now
+  kRequested,         // this call asked for it
+  kAlreadyRequested,  // an earlier close (drain, admin) asked first
 };
 
 // A consistent copy of one live slot, for listing and admin.
@@ -93,7 +134,7 @@ struct ConnectionInfo {
   uint32_t generation = 0;
   uint64_t id = 0;
   Mode mode = Mode::kUnspecified;
-  int32_t pid = 0;
+  int32_t pid = 0;  // 0 until a worker claimed it
   int32_t tid = 0;
   std::string peer;  // "127.0.0.1:40000" or "[::1]:40000"
   uint64_t started_unix_ns = 0;
@@ -154,10 +195,23 @@ class ConnectionTable {
   // Returns the slot index, or nullopt when all slots are taken.
   std::optional<uint32_t> Allocate(Mode mode, const sockaddr* peer,
                                    socklen_t peer_len);
-  // Frees a slot whose connection was never served; counts `reason`.
+  // Frees a slot whose connection was never served; counts `reason`. A
+  // close asked for meanwhile wins: the connection counts as accepted and
+  // closed for that reason, as the caller was told.
   void Abandon(uint32_t slot, RejectReason reason);
   // Counts a connection refused before any slot was taken.
   void CountRejected(RejectReason reason);
+
+  // --- Fork hand-off (fork server, and upperd after its death) ---
+  // Marks connection `generation` in `slot` as being forked, just before
+  // fork(). False if the slot is not that connection, unstarted.
+  bool BeginFork(uint32_t slot, uint32_t generation);
+  // Abandons connection `generation` in `slot` if no worker has claimed it
+  // (unstarted or forking), counted as `reason`, or finishes an abandon a
+  // dead fork server began. A child forked for it fails its Claim() and
+  // exits unserved. False if a worker serves it (or it is not live).
+  bool AbandonUnclaimed(uint32_t slot, uint32_t generation,
+                        RejectReason reason);
 
   // --- Workers ---
   SlotWriter Writer(uint32_t slot);
@@ -167,10 +221,17 @@ class ConnectionTable {
   // drain if any, else `reason`. Updates closed totals and the duration
   // histogram. Called once per served connection by its reaper.
   void Release(uint32_t slot, CloseReason reason);
-  // Frees the slot of a fork child that exited with wait `status`.
-  void ReleaseExitedChild(uint32_t slot, int status);
+  // Frees the slot of a fork child that exited with wait `status` (peeked
+  // with WNOWAIT, not yet reaped: its pid is not reusable until the slot is
+  // free). Counts and returns a crash: a signal with no close asked for, or a
+  // non-zero exit.
+  std::optional<WorkerCrash> ReleaseExitedChild(uint32_t slot, int status);
   // The slot served by process `pid`, if any (for reaping orphans).
   std::optional<uint32_t> FindByPid(pid_t pid) const;
+  // True while `slot` still holds connection `generation` served by `pid`
+  // and not yet released: with exits released before they are reaped, the
+  // pid then still names that child (see ForkWorkers::Shutdown).
+  bool HoldsWorker(uint32_t slot, uint32_t generation, int32_t pid) const;
 
   // --- Admin ---
   Mode current_mode() const;
@@ -178,9 +239,13 @@ class ConnectionTable {
   Mode SetMode(Mode mode);
   void SetIdleTimeoutMs(uint32_t ms);
   // Marks `slot` (if it still holds connection `id`) to be closed for
-  // `reason`; returns the slot's copy, or nullopt if `id` is not live.
-  std::optional<ConnectionInfo> RequestClose(uint32_t slot, uint64_t id,
-                                             CloseReason reason);
+  // `reason`; the slot's copy in `info` unless kNotFound.
+  CloseRequestResult RequestClose(uint32_t slot, uint64_t id,
+                                  CloseReason reason,
+                                  ConnectionInfo* info = nullptr);
+  // Takes back a request this caller made (nothing could be signalled).
+  // False if the connection ended meanwhile, counted as requested.
+  bool WithdrawClose(uint32_t slot, uint32_t generation, CloseReason reason);
   void CountForkLatency(uint64_t ns);
   void CountWorkerCrash();
   void CountForkServerRestart();
@@ -197,6 +262,11 @@ class ConnectionTable {
  private:
   ConnectionTable(int memfd, bool owns_memfd, void* base, size_t size);
   table_layout::Slot& slot(uint32_t index) const { return slots_[index]; }
+  // Closes the slot to close requests; the reason one asked for, or 0.
+  uint32_t SealCloseRequest(table_layout::Slot& s);
+  // Counts the end of a served connection in `mode` and its duration.
+  void CountClosed(const table_layout::Slot& s, uint32_t mode, uint32_t reason);
+  void FreeSlot(table_layout::Slot& s, uint32_t mode);
 
   int memfd_;
   bool owns_memfd_;

@@ -16,6 +16,7 @@
 #include "common/build_info.h"
 #include "common/errno_status.h"
 #include "server/base/log.h"
+#include "server/data/child_exit.h"
 #include "server/data/signals.h"
 
 namespace upper {
@@ -30,9 +31,6 @@ constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(50);
 constexpr absl::Duration kCloseGrace = absl::Seconds(5);
 // While draining, how often to look at the active count.
 constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
-// How long CloseConnection() waits for the worker of a connection that was
-// just accepted (its thread is starting, or its child is being forked).
-constexpr absl::Duration kWorkerStartWait = absl::Seconds(1);
 
 uint64_t Rejected(const TableTotals& t, RejectReason reason) {
   return t.rejected_total[static_cast<int>(reason)];
@@ -116,31 +114,46 @@ Mode DataPlane::SetMode(Mode mode) {
   return previous;
 }
 
-bool DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
+absl::Status DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
+  const auto not_found = [id] {
+    return absl::NotFoundError(absl::StrCat("no live connection with id ", id));
+  };
   std::optional<ConnectionInfo> target;
   for (ConnectionInfo& c : table_->Snapshot()) {
     if (c.id == id) target = std::move(c);
   }
-  if (!target) return false;
+  if (!target) return not_found();
   // The request is the one point the close is decided: marked here, the
-  // connection ends counted as `reason` (OK); not marked (it ended, or the
-  // slot holds another connection now), NOT_FOUND and nothing counted.
-  if (!table_->RequestClose(target->slot, id, reason)) return false;
-  // The slot is listed from accept on, but its worker registers a moment
-  // later: until then there is nothing to shut down, so retry briefly.
-  const absl::Time deadline = absl::Now() + kWorkerStartWait;
-  for (;;) {
-    const bool signalled = target->mode == Mode::kThread
-                               ? thread_workers_->Shutdown(target->slot, id)
-                               : fork_workers_->Shutdown(target->slot, id);
-    if (signalled) return true;
-    // Ended meanwhile (counted as `reason`), or a worker that never starts
-    // (the slot is abandoned) or is slower than this: it sees the request.
-    std::optional<ConnectionInfo> now = table_->Read(target->slot);
-    if (!now || now->generation != target->generation) return true;
-    if (absl::Now() >= deadline) return true;
-    absl::SleepFor(absl::Milliseconds(1));
+  // connection ends counted as `reason`; not marked (it ended, or the slot
+  // holds another connection now), NOT_FOUND and nothing counted.
+  ConnectionInfo info;
+  const CloseRequestResult request =
+      table_->RequestClose(target->slot, id, reason, &info);
+  if (request == CloseRequestResult::kNotFound) return not_found();
+  int error = 0;
+  if (Deliver(info, SIGTERM, &error) != CloseDelivery::kFailed) {
+    return absl::OkStatus();
   }
+  // Nothing reached the worker: take the request back so that nothing is
+  // counted for it, unless the connection ended meanwhile (then it was).
+  if (request == CloseRequestResult::kRequested &&
+      table_->WithdrawClose(info.slot, info.generation, reason)) {
+    return absl::UnavailableError(
+        absl::StrCat("could not signal the worker of connection ", id, " (pid ",
+                     info.pid, "): ", std::strerror(error)));
+  }
+  return absl::OkStatus();
+}
+
+CloseDelivery DataPlane::Deliver(const ConnectionInfo& c, int signo,
+                                 int* error) {
+  if (c.mode == Mode::kThread) {
+    // Unregistered: not started yet (it checks the request when it starts)
+    // or ended.
+    return thread_workers_->Shutdown(c.slot, c.id) ? CloseDelivery::kSignalled
+                                                   : CloseDelivery::kPending;
+  }
+  return fork_workers_->Shutdown(c.slot, c.id, signo, error);
 }
 
 void DataPlane::LogStart() const {
@@ -282,15 +295,15 @@ void DataPlane::HandleSignals() {
 }
 
 void DataPlane::ReapChildren() {
-  for (;;) {
-    int status = 0;
-    const pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid <= 0) return;
-    if (!fork_workers_->OnChildExited(pid, status)) {
+  // Peek, release, reap (child_exit.h): as PID 1 or subreaper, every child
+  // is reaped here, ours or re-parented to us.
+  while (std::optional<ExitedChild> exited = PeekExitedChild()) {
+    if (!fork_workers_->OnChildExited(exited->pid, exited->status)) {
       LogEvent(LogLevel::kWarning, "unknown_child_reaped",
-               {{"pid", static_cast<int64_t>(pid)}});
+               {{"pid", static_cast<int64_t>(exited->pid)},
+                {"status", DescribeWaitStatus(exited->status)}});
     }
+    ReapChild(exited->pid);
   }
 }
 
@@ -375,12 +388,11 @@ void DataPlane::CloseAll() {
     close_deadline_ = absl::Now() + kCloseGrace;
   }
   for (const ConnectionInfo& c : table_->Snapshot()) {
-    if (!table_->RequestClose(c.slot, c.id, CloseReason::kDrain)) continue;
-    if (c.mode == Mode::kThread) {
-      thread_workers_->Shutdown(c.slot, c.id);
-    } else {
-      fork_workers_->Shutdown(c.slot, c.id);
+    if (table_->RequestClose(c.slot, c.id, CloseReason::kDrain) ==
+        CloseRequestResult::kNotFound) {
+      continue;
     }
+    Deliver(c, SIGTERM);
   }
 }
 

@@ -54,7 +54,7 @@ class DataPlane final : public ServerControl {
   bool draining() const override { return draining_.load(); }
   ResourceLimits resource_limits() const override { return limits_; }
   Mode SetMode(Mode mode) override;
-  bool CloseConnection(uint64_t id, CloseReason reason) override;
+  absl::Status CloseConnection(uint64_t id, CloseReason reason) override;
   void SetDrainListener(std::function<void()> listener) override {
     drain_listener_ = std::move(listener);
   }
@@ -79,6 +79,10 @@ class DataPlane final : public ServerControl {
   void Dispatch(Accepted accepted);
   void StartDrain();
   void CloseAll();
+  // Tells the worker of `c` (whose close was requested) to end: SIGTERM or
+  // SIGKILL to a fork child, shutdown() of a thread's socket.
+  CloseDelivery Deliver(const ConnectionInfo& c, int signo,
+                        int* error = nullptr);
   absl::Duration PollTimeout() const;
   // One last line with what this run served, for operators and tests.
   void LogFinalTotals() const;

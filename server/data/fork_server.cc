@@ -17,8 +17,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/errno_status.h"
+#include "common/fault_point.h"
 #include "common/unique_fd.h"
 #include "server/base/log.h"
+#include "server/data/child_exit.h"
 #include "server/data/connection_table.h"
 #include "server/data/fork_protocol.h"
 #include "server/data/serve.h"
@@ -31,19 +33,47 @@ namespace {
 alignas(4096) char g_child_buffer[kServeBufferSize];
 
 constexpr int kChildConnFd = 3;
+// Exit status of a child that lost its connection to an abandon (its fork
+// server died before the child claimed it): it served nothing.
+constexpr int kExitUnserved = 3;
+
+// The child's own slot, for its SIGTERM handler (set before SIGTERM is
+// unblocked; the child never returns from ChildMain, so it stays valid).
+SlotWriter* g_child_writer = nullptr;
+
+// SIGTERM ends a child cleanly: closes by admin or drain are counted by the
+// request they made first; one from outside (systemd's KillMode=
+// control-group, kill(1)) counts as `killed`, not as a crash.
+void OnChildSigterm(int) {
+  g_child_writer->SetCloseReasonIfUnset(CloseReason::kKilled);
+  _exit(0);
+}
 
 // The fork child. Only async-signal-safe calls from here to _exit: dup2,
-// close_range, sigprocmask, getpid, and Serve() (recv, send, setsockopt,
-// shutdown, clock_gettime, atomics). No allocation, no locks, no logging.
+// close_range, sigaction, sigprocmask, getpid, atomics, and Serve() (recv,
+// send, setsockopt, shutdown, clock_gettime). No allocation, no locks, no
+// logging.
 [[noreturn]] void ChildMain(int conn_fd, SlotWriter writer) {
   if (conn_fd != kChildConnFd && dup2(conn_fd, kChildConnFd) < 0) _exit(1);
   // Keep stdio and the connection; drop the control socket, the signalfd and
   // the table fd (the mapping stays).
   close_range(kChildConnFd + 1, ~0U, 0);
+  g_child_writer = &writer;
+  struct sigaction on_term = {};
+  on_term.sa_handler = OnChildSigterm;
+  sigemptyset(&on_term.sa_mask);
+  sigaction(SIGTERM, &on_term, nullptr);
+  UPPER_FAULT_POINT("fork_child.before_claim");
+  // SIGTERM is still blocked (the fork server blocks it): a close can reach
+  // us only once the claim names our pid, and is then handled.
+  if (writer.Claim(getpid(), 0) == SlotWriter::ClaimResult::kLost) {
+    _exit(kExitUnserved);
+  }
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);  // SIGTERM must reach us
-  writer.SetWorker(getpid(), 0);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // A close asked for before the claim saw no pid to signal: honour it now.
+  if (writer.CloseRequested()) _exit(0);
   Serve(kChildConnFd, writer, g_child_buffer, sizeof(g_child_buffer));
   _exit(0);
 }
@@ -106,9 +136,9 @@ class ForkServer {
       // closes) passed fds that do not fit, MSG_CTRUNC, when this process is
       // at its fd limit. The slot is ours now: free it and count the refusal,
       // or it would stay active forever.
-      table_->Abandon(request.slot, received.truncated
-                                        ? RejectReason::kFdExhausted
-                                        : RejectReason::kForkFailed);
+      table_->AbandonUnclaimed(request.slot, request.generation,
+                               received.truncated ? RejectReason::kFdExhausted
+                                                  : RejectReason::kForkFailed);
       LogEvent(LogLevel::kWarning, "fork_server_lost_socket",
                {{"id", info->id}});
       return;
@@ -120,42 +150,50 @@ class ForkServer {
   // it, or abandons the slot when fork fails.
   void ForkChild(uint32_t slot, uint64_t id, UniqueFd conn) {
     SlotWriter writer = table_->Writer(slot);
+    if (!table_->BeginFork(slot, writer.generation())) {
+      LogEvent(LogLevel::kError, "fork_server_stale_request", {{"id", id}});
+      return;
+    }
+    UPPER_FAULT_POINT("fork_server.before_fork");
     const uint64_t start = NowNs(CLOCK_MONOTONIC);
     const pid_t pid = fork();
     if (pid == 0) ChildMain(conn.get(), writer);
     if (pid < 0) {
       const int err = errno;
-      table_->Abandon(slot, RejectReason::kForkFailed);
+      table_->AbandonUnclaimed(slot, writer.generation(),
+                               RejectReason::kForkFailed);
       LogEvent(LogLevel::kWarning, "fork_failed",
                {{"error", std::strerror(err)}, {"id", id}});
       return;
     }
+    UPPER_FAULT_POINT("fork_server.after_fork");
     table_->CountForkLatency(NowNs(CLOCK_MONOTONIC) - start);
-    writer.SetWorker(pid, 0);
-    table_->CountAccepted(slot);
-    children_[pid] = slot;
+    // The child claims too; whichever is first counts it accepted. Only
+    // upperd abandons, and only after this process died, so the claim holds;
+    // if it did not, the child exits unserved and must not free the slot.
+    if (writer.Claim(pid, 0) != SlotWriter::ClaimResult::kLost) {
+      children_[pid] = slot;
+    }
     // `conn` closes here: the child holds the connection now.
   }
 
+  // Peek, release, reap (child_exit.h): the slot is free before the pid is.
   void ReapChildren() {
     signalfd_siginfo info[16];
-    // Drain the signalfd; SIGCHLDs coalesce, so waitpid below finds them all.
+    // Drain the signalfd; SIGCHLDs coalesce, so the peek finds them all.
     while (read(signals_.get(), info, sizeof(info)) > 0) {
     }
-    for (;;) {
-      int status = 0;
-      const pid_t pid = waitpid(-1, &status, WNOHANG);
-      if (pid < 0 && errno == EINTR) continue;
-      if (pid <= 0) return;  // none left (0) or no children (ECHILD)
-      const auto it = children_.find(pid);
-      if (it == children_.end()) continue;
-      table_->ReleaseExitedChild(it->second, status);
-      if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM) {
-        LogEvent(LogLevel::kWarning, "worker_crashed",
-                 {{"pid", static_cast<int64_t>(pid)},
-                  {"signal", strsignal(WTERMSIG(status))}});
+    while (std::optional<ExitedChild> exited = PeekExitedChild()) {
+      UPPER_FAULT_POINT("fork_server.after_peek");
+      if (const auto it = children_.find(exited->pid); it != children_.end()) {
+        if (std::optional<WorkerCrash> crash =
+                table_->ReleaseExitedChild(it->second, exited->status)) {
+          LogWorkerCrash(*crash);
+        }
+        children_.erase(it);
       }
-      children_.erase(it);
+      UPPER_FAULT_POINT("fork_server.before_reap");
+      ReapChild(exited->pid);
     }
   }
 
@@ -182,10 +220,21 @@ int RunForkServer(int argc, const char* const* argv) {
   }
   prctl(PR_SET_NAME, "upperd-fork");
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
+  if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {
+    LogEvent(LogLevel::kError, "fork_server_failed", {{"error", error}});
+    return 1;
+  }
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, nullptr);
+  // SIGTERM stays blocked here and in each child until it has claimed its
+  // slot: a SIGTERM from outside (a control-group kill) leaves the fork server
+  // to finish when upperd closes its control socket, and upperd drains.
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, nullptr);
   UniqueFd signals(signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signals) {
     LogEvent(LogLevel::kError, "fork_server_failed",

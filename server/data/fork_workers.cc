@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errno_status.h"
+#include "server/data/child_exit.h"
 #include "server/data/fork_protocol.h"
 
 extern char** environ;
@@ -132,16 +134,31 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   return SendForkRequest(control_.get(), {slot, info->generation}, fd.get());
 }
 
-bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id) {
-  // The slot's id and pid are read together (the table detects a reuse while
-  // reading). The pid is free for reuse only between the reaper's waitpid and
-  // its freeing the slot, microseconds; Linux hands pids out in sequence, so
-  // hitting another process would need the whole pid space to wrap then.
+CloseDelivery ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo,
+                                    int* error) {
   const std::optional<ConnectionInfo> info = table_.Read(slot);
-  if (!info || info->id != id || info->mode != Mode::kFork || info->pid <= 0) {
-    return false;
+  if (!info || info->id != id || info->mode != Mode::kFork) {
+    return CloseDelivery::kEnded;
   }
-  return kill(info->pid, SIGTERM) == 0;
+  if (info->pid <= 0) return CloseDelivery::kPending;
+  const auto fail = [error](int err) {
+    if (error != nullptr) *error = err;
+    return CloseDelivery::kFailed;
+  };
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, info->pid, 0)));
+  if (!pidfd) {
+    return errno == ESRCH ? CloseDelivery::kEnded : fail(errno);
+  }
+  // Exits are released before they are reaped (child_exit.h), so while the
+  // slot still names this pid, unreleased, the pid is that child's: the pidfd
+  // opened before this check refers to it, whatever happens to the pid later.
+  if (!table_.HoldsWorker(slot, info->generation, info->pid)) {
+    return CloseDelivery::kEnded;
+  }
+  if (syscall(SYS_pidfd_send_signal, pidfd.get(), signo, nullptr, 0) == 0) {
+    return CloseDelivery::kSignalled;
+  }
+  return errno == ESRCH ? CloseDelivery::kEnded : fail(errno);
 }
 
 bool ForkWorkers::OnChildExited(pid_t pid, int status) {
@@ -151,26 +168,27 @@ bool ForkWorkers::OnChildExited(pid_t pid, int status) {
     table_.CountForkServerRestart();
     LogEvent(LogLevel::kError, "fork_server_died",
              {{"pid", static_cast<int64_t>(pid)},
-              {"status", WIFSIGNALED(status)
-                             ? strsignal(WTERMSIG(status))
-                             : absl::StrCat("exit ", WEXITSTATUS(status))}});
-    AbandonUnforked();
+              {"status", DescribeWaitStatus(status)}});
+    AbandonUnclaimed();
     respawn_pending_ = true;
     Tick();
     return true;
   }
-  // An orphan: a fork child whose fork server died before reaping it.
+  // An orphan: a fork child whose fork server died before releasing it.
   if (std::optional<uint32_t> slot = table_.FindByPid(pid)) {
-    table_.ReleaseExitedChild(*slot, status);
+    if (std::optional<WorkerCrash> crash =
+            table_.ReleaseExitedChild(*slot, status)) {
+      LogWorkerCrash(*crash);
+    }
     return true;
   }
   return false;
 }
 
-void ForkWorkers::AbandonUnforked() {
+void ForkWorkers::AbandonUnclaimed() {
   for (const ConnectionInfo& c : table_.Snapshot()) {
     if (c.mode == Mode::kFork && c.pid == 0) {
-      table_.Abandon(c.slot, RejectReason::kForkFailed);
+      table_.AbandonUnclaimed(c.slot, c.generation, RejectReason::kForkFailed);
     }
   }
 }

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "server/base/log.h"
+#include "server/data/close_delivery.h"
 #include "server/data/connection_table.h"
 
 namespace upper {
@@ -38,9 +39,12 @@ class ForkWorkers {
   // slot. The fork server counts its own failures (fork EAGAIN) in the table.
   absl::Status Dispatch(UniqueFd fd, uint32_t slot);
 
-  // Asks the child serving connection `id` in `slot` to end (SIGTERM). False
-  // if that connection has no child yet or is gone.
-  bool Shutdown(uint32_t slot, uint64_t id);
+  // Sends `signo` to the child serving connection `id` in `slot`, through a
+  // pidfd opened while the slot still names that child (never a bare pid
+  // that may have been reused). The close request is set first by the
+  // caller. `error` gets the errno of a kFailed.
+  CloseDelivery Shutdown(uint32_t slot, uint64_t id, int signo,
+                         int* error = nullptr);
 
   // A child of upperd exited: the fork server itself (then it is restarted,
   // at most once a second) or an orphaned fork child. Returns false if `pid`
@@ -67,8 +71,9 @@ class ForkWorkers {
         executable_(std::move(executable)),
         log_format_(log_format) {}
   absl::Status Spawn();
-  // Frees slots sent to a dead fork server that it never forked.
-  void AbandonUnforked();
+  // After a fork-server death: abandons every fork slot no child has claimed
+  // (unstarted or mid-fork); a child forked for one exits unserved.
+  void AbandonUnclaimed();
 
   ConnectionTable& table_;
   std::string executable_;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/base/mode.h"
 #include "server/base/resource_limits.h"
@@ -37,10 +38,12 @@ class ServerControl {
 
   // Sets the mode for new connections; returns the previous one.
   virtual Mode SetMode(Mode mode) = 0;
-  // Closes connection `id` if live, counted as `reason`; false if `id` is
-  // not live. May wait up to a second for a connection accepted a moment
-  // ago whose worker does not exist yet.
-  virtual bool CloseConnection(uint64_t id, CloseReason reason) = 0;
+  // Closes connection `id`, counted as `reason`. OK: the close was
+  // delivered (the worker was signalled, or had not started and sees the
+  // request when it does, or ended meanwhile counted as `reason`). NotFound:
+  // `id` is not live (nothing counted). Unavailable: its worker could not be
+  // signalled; the request is withdrawn and nothing is counted.
+  virtual absl::Status CloseConnection(uint64_t id, CloseReason reason) = 0;
 
   // `listener` runs once, on the event loop's thread, when the drain starts
   // (after the data port is closed), e.g. to report NOT_SERVING. It must not

@@ -19,7 +19,9 @@ namespace upper {
 namespace table_layout {
 
 inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
-inline constexpr uint32_t kVersion = 2;  // 2: close_request holds a generation
+// 2: close_request holds a generation; 3: the worker word (pid with its
+// generation, forking and abandoned states) and the publication fence.
+inline constexpr uint32_t kVersion = 3;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
@@ -38,20 +40,40 @@ enum SlotState : uint32_t { kFree = 0, kActive = 1 };
 
 // One connection. 128 bytes, cache-line aligned, so a busy worker's writes
 // (bytes, last_active) never share a line with a neighbouring slot.
+//
+// Publication (correct on weakly ordered CPUs, not only x86-64): the
+// allocator bumps `generation`, then issues a release fence, then writes the
+// other fields, then stores `state` with release. A reader loads `state`
+// and `generation` with acquire, copies the fields, issues an acquire fence
+// and loads both again: if any field it copied was written by a later
+// allocation, that write comes after the allocator's fence, so the reader's
+// fence makes the bumped generation visible to its second load and the copy
+// is discarded (the seqlock argument; fence-fence synchronisation of
+// [atomics.fences]). `worker` carries the generation it belongs to in the
+// same 64-bit word as the pid, so a pid is never paired with another
+// connection's generation.
 struct alignas(64) Slot {
   // Written by the allocator, read-only while active.
   uint32_t state;       // SlotState
   uint32_t generation;  // bumped on every allocation
   uint64_t id;          // connection id, unique for the server's life
-  uint32_t mode;        // Mode
-  int32_t pid;          // the serving process (upperd for threads)
-  int32_t tid;          // the serving thread (thread mode) or 0
+  // WorkerWord(generation, value): who serves the connection. value is
+  // kWorkerUnstarted at allocation; the fork server moves it to
+  // kWorkerForking just before fork(), and the child or its parent to the
+  // child's pid (thread workers: upperd's pid); after a fork-server death
+  // upperd moves an unstarted or forking slot to kWorkerAbandoned. Every
+  // move is a compare-and-swap from the value expected, so exactly one of
+  // "a child serves it" and "it was abandoned" happens.
+  uint64_t worker;
+  uint32_t mode;  // Mode
+  int32_t tid;    // the serving thread (thread mode) or 0
   // CloseReason asked for by admin or drain (low 8 bits; 0 none, 0xFF
   // released) under the low 24 bits of the generation it was asked for
   // (above): one word, so that a compare-and-swap targets one connection,
   // never a slot's next one, and a close racing the end either lands before
   // Release (counted) or fails (NOT_FOUND). Helpers below the struct.
   uint32_t close_request;
+  uint32_t padding0;
   uint64_t peer[3];          // PackedPeer: family, port, 16 address bytes
   uint64_t started_unix_ns;  // CLOCK_REALTIME at accept
   uint64_t started_mono_ns;  // CLOCK_MONOTONIC at accept
@@ -60,7 +82,7 @@ struct alignas(64) Slot {
   uint64_t bytes_out;
   uint64_t last_active_mono_ns;
   uint32_t close_reason;  // CloseReason the worker ended with
-  uint32_t padding;
+  uint32_t padding1;
 };
 static_assert(sizeof(Slot) == 128);
 
@@ -70,6 +92,28 @@ constexpr uint32_t CloseRequestWord(uint32_t generation, uint32_t reason) {
   return (generation << 8) | (reason & 0xFF);
 }
 constexpr uint32_t CloseRequestReason(uint32_t word) { return word & 0xFF; }
+
+// Values of a worker word besides a pid (pids are below 2^22 on Linux).
+inline constexpr uint32_t kWorkerUnstarted = 0;
+inline constexpr uint32_t kWorkerForking = 0xFFFFFFFF;
+inline constexpr uint32_t kWorkerAbandoned = 0xFFFFFFFE;
+constexpr uint64_t WorkerWord(uint32_t generation, uint32_t value) {
+  return (static_cast<uint64_t>(generation) << 32) | value;
+}
+constexpr uint32_t WorkerGeneration(uint64_t word) {
+  return static_cast<uint32_t>(word >> 32);
+}
+constexpr uint32_t WorkerValue(uint64_t word) {
+  return static_cast<uint32_t>(word);
+}
+// The pid in a worker word, or 0 when it holds no pid.
+constexpr int32_t WorkerPid(uint64_t word) {
+  const uint32_t value = WorkerValue(word);
+  return value == kWorkerUnstarted || value == kWorkerForking ||
+                 value == kWorkerAbandoned
+             ? 0
+             : static_cast<int32_t>(value);
+}
 
 struct alignas(64) Header {
   uint64_t magic;

@@ -61,10 +61,12 @@ void* ThreadWorkers::ThreadMain(void* arg) {
 void ThreadWorkers::Run(int raw_fd, uint32_t slot) {
   UniqueFd fd(raw_fd);
   SlotWriter writer = table_.Writer(slot);
-  writer.SetWorker(getpid(), gettid());
-  table_.CountAccepted(slot);
-  CloseReason reason;
-  {
+  // Nothing abandons a thread slot once its thread exists, so the claim
+  // holds; it counts the connection accepted.
+  writer.Claim(getpid(), gettid());
+  CloseReason reason = CloseReason::kKilled;
+  // A close asked for before the claim ends it unserved (counted as asked).
+  if (!writer.CloseRequested()) {
     // On this thread's small stack; see kServeBufferSize.
     alignas(64) char buffer[kServeBufferSize];
     reason = Serve(fd.get(), writer, buffer, sizeof(buffer));

@@ -492,7 +492,8 @@ TEST(AdminService, CloseConnectionTheServerReportsNotLiveIsNotFound) {
   FakeServerControl fake;
   AdminServiceImpl service(fake, TestConfig(), "");
   const ConnectionInfo live = fake.Connect(Mode::kFork, 40001);
-  fake.set_close_result(false);  // it ended between the snapshot and close
+  // It ended between the snapshot and the close.
+  fake.set_close_result(absl::NotFoundError("ended"));
 
   EXPECT_EQ(CloseConnection(service, live.id).status.error_code(),
             grpc::StatusCode::NOT_FOUND);

@@ -74,11 +74,12 @@ class FakeServerControl final : public ServerControl {
     std::lock_guard lock(mu_);
     data_address_ = std::move(address);
   }
-  // nullopt (the default): CloseConnection is true iff `id` is live in the
+  // nullopt (the default): CloseConnection is OK iff `id` is live in the
   // table, and then ends it as the data plane's worker would (the slot is
-  // released, counted as the reason asked for). true/false: that answer,
-  // the table untouched, e.g. for a connection that ended meanwhile.
-  void set_close_result(std::optional<bool> result) {
+  // released, counted as the reason asked for), else NotFound. A status:
+  // that answer, the table untouched, e.g. NotFound for a connection that
+  // ended meanwhile, Unavailable for a worker that could not be signalled.
+  void set_close_result(std::optional<absl::Status> result) {
     std::lock_guard lock(mu_);
     close_result_ = result;
   }
@@ -114,17 +115,20 @@ class FakeServerControl final : public ServerControl {
     set_mode_calls_.push_back(mode);
     return table_->SetMode(mode);
   }
-  bool CloseConnection(uint64_t id, CloseReason reason) override {
+  absl::Status CloseConnection(uint64_t id, CloseReason reason) override {
     std::lock_guard lock(mu_);
     close_calls_.push_back({id, reason});
     if (close_result_) return *close_result_;
     for (const ConnectionInfo& c : table_->Snapshot()) {
       if (c.id != id) continue;
-      if (!table_->RequestClose(c.slot, id, reason)) return false;
+      if (table_->RequestClose(c.slot, id, reason) ==
+          CloseRequestResult::kNotFound) {
+        break;
+      }
       table_->Release(c.slot, CloseReason::kError);
-      return true;
+      return absl::OkStatus();
     }
-    return false;
+    return absl::NotFoundError("no live connection");
   }
   void SetDrainListener(std::function<void()> listener) override {
     std::lock_guard lock(mu_);
@@ -138,7 +142,7 @@ class FakeServerControl final : public ServerControl {
 
   mutable std::mutex mu_;
   std::string data_address_ = "127.0.0.1:9999";  // under mu_
-  std::optional<bool> close_result_;             // under mu_
+  std::optional<absl::Status> close_result_;     // under mu_
   std::vector<Mode> set_mode_calls_;             // under mu_
   std::vector<CloseCall> close_calls_;           // under mu_
   std::function<void()> drain_listener_;         // under mu_

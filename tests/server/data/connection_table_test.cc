@@ -131,8 +131,10 @@ TEST(ConnectionTable, RequestedCloseReasonWinsOverTheWorkers) {
   auto table = MakeTable(2);
   const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
   const uint64_t id = table->Read(slot)->id;
-  EXPECT_FALSE(table->RequestClose(slot, id + 1, CloseReason::kKilled));
-  ASSERT_TRUE(table->RequestClose(slot, id, CloseReason::kKilled));
+  EXPECT_EQ(table->RequestClose(slot, id + 1, CloseReason::kKilled),
+            CloseRequestResult::kNotFound);
+  ASSERT_EQ(table->RequestClose(slot, id, CloseReason::kKilled),
+            CloseRequestResult::kRequested);
   table->Release(slot, CloseReason::kClient);
   const TableTotals t = table->ReadTotals();
   EXPECT_EQ(t.closed_total[static_cast<int>(Mode::kThread)]
@@ -150,7 +152,8 @@ TEST(ConnectionTable, ACloseAfterTheConnectionEndedIsNotFoundAndNotCounted) {
   const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
   const uint64_t id = table->Read(slot)->id;
   table->Release(slot, CloseReason::kClient);
-  EXPECT_FALSE(table->RequestClose(slot, id, CloseReason::kKilled));
+  EXPECT_EQ(table->RequestClose(slot, id, CloseReason::kKilled),
+            CloseRequestResult::kNotFound);
   EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), 0u);
   EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), 1u);
 }
@@ -161,7 +164,8 @@ TEST(ConnectionTable, ACloseOfAnEndedConnectionNeverMarksTheSlotsNextOne) {
   const uint64_t first = table->Read(slot)->id;
   table->Release(slot, CloseReason::kClient);
   ASSERT_EQ(*AllocateFrom(*table, Mode::kThread, 2), slot);
-  EXPECT_FALSE(table->RequestClose(slot, first, CloseReason::kKilled));
+  EXPECT_EQ(table->RequestClose(slot, first, CloseReason::kKilled),
+            CloseRequestResult::kNotFound);
   table->Release(slot, CloseReason::kClient);
   EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), 0u);
   EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), 2u);
@@ -178,7 +182,10 @@ TEST(ConnectionTable, KilledCountEqualsTheClosesThatFoundTheConnection) {
     const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
     const uint64_t id = table->Read(slot)->id;
     std::thread end([&] { table->Release(slot, CloseReason::kClient); });
-    if (table->RequestClose(slot, id, CloseReason::kKilled)) ++found;
+    if (table->RequestClose(slot, id, CloseReason::kKilled) ==
+        CloseRequestResult::kRequested) {
+      ++found;
+    }
     end.join();
   }
   EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), found);
@@ -264,7 +271,7 @@ TEST(ConnectionTable, ForkChildWritesAreSeenByTheParentAndAnAttachedMap) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     SlotWriter w = table->Writer(slot);
-    w.SetWorker(getpid(), 0);
+    w.Claim(getpid(), 0);
     w.Received(1000);
     w.Sent(999);
     _exit(0);
@@ -291,6 +298,164 @@ TEST(ConnectionTable, AttachRejectsAForeignFile) {
   EXPECT_FALSE(ConnectionTable::Attach(fds[0]).ok());
   close(fds[0]);
   close(fds[1]);
+}
+
+// --- The fork hand-off (issue 14) ---
+
+uint64_t Accepted(const ConnectionTable& table, Mode mode) {
+  return table.ReadTotals().accepted_total[static_cast<int>(mode)];
+}
+uint64_t Rejected(const ConnectionTable& table, RejectReason reason) {
+  return table.ReadTotals().rejected_total[static_cast<int>(reason)];
+}
+
+TEST(ForkHandOff, TheChildAndItsParentBothClaimAndTheConnectionCountsOnce) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  SlotWriter writer = table->Writer(slot);
+  ASSERT_TRUE(table->BeginFork(slot, writer.generation()));
+  EXPECT_EQ(table->Read(slot)->pid, 0);  // forking: no pid to signal yet
+  EXPECT_EQ(writer.Claim(4242, 0), SlotWriter::ClaimResult::kClaimed);
+  EXPECT_EQ(writer.Claim(4242, 0), SlotWriter::ClaimResult::kAlreadyClaimed);
+  EXPECT_EQ(table->Read(slot)->pid, 4242);
+  EXPECT_EQ(Accepted(*table, Mode::kFork), 1u);
+  // A claimed slot is never abandoned: its child serves it.
+  EXPECT_FALSE(table->AbandonUnclaimed(slot, writer.generation(),
+                                       RejectReason::kForkFailed));
+  EXPECT_EQ(table->ReadTotals().ActiveTotal(), 1u);
+}
+
+TEST(ForkHandOff, AnAbandonedSlotCannotBeClaimedByAStrayChild) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  SlotWriter stray = table->Writer(slot);
+  ASSERT_TRUE(table->BeginFork(slot, stray.generation()));
+  // The fork server died mid-fork: upperd abandons the slot.
+  ASSERT_TRUE(table->AbandonUnclaimed(slot, stray.generation(),
+                                      RejectReason::kForkFailed));
+  EXPECT_EQ(stray.Claim(4242, 0), SlotWriter::ClaimResult::kLost);
+  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), 1u);
+  EXPECT_EQ(Accepted(*table, Mode::kFork), 0u);
+  // The slot's next connection is not the stray child's either.
+  ASSERT_EQ(*AllocateFrom(*table, Mode::kFork, 2), slot);
+  EXPECT_EQ(stray.Claim(4242, 0), SlotWriter::ClaimResult::kLost);
+  EXPECT_EQ(table->Read(slot)->pid, 0);
+  EXPECT_FALSE(table->FindByPid(4242));
+}
+
+// The window of "a live child treated as never forked", raced for real:
+// the child's claim against upperd's abandon, many times. Exactly one wins
+// each round, and the counters say which.
+TEST(ForkHandOff, ClaimAndAbandonRaceHasExactlyOneWinner) {
+  auto table = MakeTable(1);
+  constexpr int kRounds = 20000;
+  uint64_t claimed = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+    SlotWriter writer = table->Writer(slot);
+    ASSERT_TRUE(table->BeginFork(slot, writer.generation()));
+    SlotWriter::ClaimResult result;
+    std::thread child([&] { result = writer.Claim(1000 + i % 1000, 0); });
+    const bool abandoned = table->AbandonUnclaimed(slot, writer.generation(),
+                                                   RejectReason::kForkFailed);
+    child.join();
+    ASSERT_NE(abandoned, result == SlotWriter::ClaimResult::kClaimed);
+    if (!abandoned) {
+      ++claimed;
+      table->ReleaseExitedChild(slot, 0);
+    }
+  }
+  EXPECT_EQ(Accepted(*table, Mode::kFork), claimed);
+  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), kRounds - claimed);
+  EXPECT_EQ(table->ReadTotals().ActiveTotal(), 0u);
+}
+
+TEST(ForkHandOff, ACloseBeforeTheClaimIsSeenByTheWorker) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  SlotWriter writer = table->Writer(slot);
+  ASSERT_EQ(
+      table->RequestClose(slot, table->Read(slot)->id, CloseReason::kKilled),
+      CloseRequestResult::kRequested);
+  ASSERT_EQ(writer.Claim(4242, 0), SlotWriter::ClaimResult::kClaimed);
+  EXPECT_TRUE(writer.CloseRequested());
+  table->ReleaseExitedChild(slot, 0);
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.closed_total[static_cast<int>(Mode::kFork)]
+                          [static_cast<int>(CloseReason::kKilled)],
+            1u);
+  EXPECT_EQ(t.worker_crashes_total, 0u);
+}
+
+TEST(ForkHandOff, AnAbandonAfterAnAnsweredCloseCountsTheClose) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  const uint32_t generation = table->Read(slot)->generation;
+  ASSERT_EQ(
+      table->RequestClose(slot, table->Read(slot)->id, CloseReason::kKilled),
+      CloseRequestResult::kRequested);
+  ASSERT_TRUE(
+      table->AbandonUnclaimed(slot, generation, RejectReason::kForkFailed));
+  const TableTotals t = table->ReadTotals();
+  const int fork = static_cast<int>(Mode::kFork);
+  EXPECT_EQ(t.closed_total[fork][static_cast<int>(CloseReason::kKilled)], 1u);
+  EXPECT_EQ(t.accepted_total[fork], 1u);
+  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), 0u);
+}
+
+TEST(ForkHandOff, AWithdrawnCloseIsNotCounted) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  const ConnectionInfo info = *table->Read(slot);
+  ASSERT_EQ(table->RequestClose(slot, info.id, CloseReason::kKilled),
+            CloseRequestResult::kRequested);
+  EXPECT_TRUE(
+      table->WithdrawClose(slot, info.generation, CloseReason::kKilled));
+  table->Release(slot, CloseReason::kClient);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), 0u);
+  // Released first: the withdraw fails, the close was counted.
+  const uint32_t next = *AllocateFrom(*table, Mode::kFork, 1);
+  const ConnectionInfo second = *table->Read(next);
+  ASSERT_EQ(table->RequestClose(next, second.id, CloseReason::kKilled),
+            CloseRequestResult::kRequested);
+  table->Release(next, CloseReason::kClient);
+  EXPECT_FALSE(
+      table->WithdrawClose(next, second.generation, CloseReason::kKilled));
+}
+
+TEST(ForkHandOff, HoldsWorkerOnlyWhileTheSlotNamesThatChildUnreleased) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+  SlotWriter writer = table->Writer(slot);
+  const uint32_t generation = writer.generation();
+  EXPECT_FALSE(table->HoldsWorker(slot, generation, 4242));  // unclaimed
+  writer.Claim(4242, 0);
+  EXPECT_TRUE(table->HoldsWorker(slot, generation, 4242));
+  EXPECT_FALSE(table->HoldsWorker(slot, generation, 4243));
+  table->ReleaseExitedChild(slot, 0);
+  EXPECT_FALSE(table->HoldsWorker(slot, generation, 4242));
+}
+
+TEST(ForkHandOff, CrashesAreSignalsNobodyAskedForAndNonZeroExits) {
+  auto table = MakeTable(1);
+  const auto exit_with = [&](int status, bool close_first) {
+    const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+    SlotWriter writer = table->Writer(slot);
+    writer.Claim(4242, 0);
+    if (close_first) {
+      table->RequestClose(slot, table->Read(slot)->id, CloseReason::kDrain);
+    }
+    return table->ReleaseExitedChild(slot, status);
+  };
+  const std::optional<WorkerCrash> segv = exit_with(SIGSEGV, false);
+  ASSERT_TRUE(segv.has_value());
+  EXPECT_EQ(segv->pid, 4242);
+  EXPECT_EQ(segv->status, SIGSEGV);
+  EXPECT_TRUE(exit_with(SIGKILL, false).has_value());  // e.g. the OOM killer
+  EXPECT_TRUE(exit_with(1 << 8, false).has_value());   // exit 1
+  EXPECT_FALSE(exit_with(SIGKILL, true).has_value());  // the drain's SIGKILL
+  EXPECT_FALSE(exit_with(0, false).has_value());
+  EXPECT_EQ(table->ReadTotals().worker_crashes_total, 3u);
 }
 
 }  // namespace

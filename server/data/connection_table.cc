@@ -12,9 +12,11 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
 #include "common/host_port.h"
 #include "common/unique_fd.h"
+#include "server/data/table_build_id.h"
 
 namespace upper {
 namespace {
@@ -104,6 +106,7 @@ absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Create(
   header->capacity = capacity;
   header->current_mode = static_cast<uint32_t>(Mode::kUnspecified);
   header->next_id = 1;
+  header->build_id = table_layout::kBuildId;
   StoreRelease(header->magic, table_layout::kMagic);
   return std::unique_ptr<ConnectionTable>(
       new ConnectionTable(fd.Release(), /*owns_memfd=*/true, base, size));
@@ -128,6 +131,12 @@ absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Attach(
       TableSize(header->capacity) != size) {
     return absl::FailedPreconditionError(
         "connection table has an unknown layout");
+  }
+  if (header->build_id != table_layout::kBuildId) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "connection table from another build (ours ",
+        absl::Hex(table_layout::kBuildId, absl::kZeroPad16), ", table ",
+        absl::Hex(header->build_id, absl::kZeroPad16), ")"));
   }
   return table;
 }

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "common/unique_fd.h"
 #include "server/base/log.h"
 #include "server/data/child_exit.h"
+#include "server/data/close_fds.h"
 #include "server/data/connection_table.h"
 #include "server/data/fork_protocol.h"
 #include "server/data/serve.h"
@@ -49,15 +51,22 @@ void OnChildSigterm(int) {
   _exit(0);
 }
 
+// One above the highest fd a child may inherit, for CloseFdsFrom's last
+// resort. Read once by RunForkServer before any fork, because getrlimit is
+// not async-signal-safe. An fd is numbered below the soft limit in force when
+// it is made; one made after a later raise from outside (prlimit) could be
+// missed, but only where neither close_range nor /proc works.
+int g_child_fd_limit = 1 << 20;
+
 // The fork child. Only async-signal-safe calls from here to _exit: dup2,
-// close_range, sigaction, sigprocmask, getpid, atomics, and Serve() (recv,
+// CloseFdsFrom, sigaction, sigprocmask, getpid, atomics, and Serve() (recv,
 // send, setsockopt, shutdown, clock_gettime). No allocation, no locks, no
 // logging.
 [[noreturn]] void ChildMain(int conn_fd, SlotWriter writer) {
   if (conn_fd != kChildConnFd && dup2(conn_fd, kChildConnFd) < 0) _exit(1);
   // Keep stdio and the connection; drop the control socket, the signalfd and
   // the table fd (the mapping stays).
-  close_range(kChildConnFd + 1, ~0U, 0);
+  CloseFdsFrom(kChildConnFd + 1, g_child_fd_limit);
   g_child_writer = &writer;
   struct sigaction on_term = {};
   on_term.sa_handler = OnChildSigterm;
@@ -203,6 +212,18 @@ class ForkServer {
   std::unordered_map<pid_t, uint32_t> children_;  // pid -> slot
 };
 
+// The soft RLIMIT_NOFILE, capped at the kernel's default fs.nr_open when it
+// is unlimited, larger or unreadable, so that the last resort stays a
+// bounded loop.
+int FdLimit() {
+  constexpr rlim_t kCap = 1 << 20;
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur > kCap) {
+    return static_cast<int>(kCap);
+  }
+  return static_cast<int>(limit.rlim_cur);
+}
+
 }  // namespace
 
 bool IsForkServerInvocation(int argc, const char* const* argv) {
@@ -219,6 +240,7 @@ int RunForkServer(int argc, const char* const* argv) {
     }
   }
   prctl(PR_SET_NAME, "upperd-fork");
+  g_child_fd_limit = FdLimit();
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {
     LogEvent(LogLevel::kError, "fork_server_failed", {{"error", error}});

@@ -53,14 +53,45 @@ std::string ForkServerProgram(const std::string& executable) {
   return access(helper.c_str(), X_OK) == 0 ? helper : executable;
 }
 
+// `path` opened with O_PATH (no read or exec permission needed to hold it),
+// numbered above the fds the child expects: the child resolves
+// /proc/self/fd/N after posix_spawn's dup2 onto kTableFd and kControlFd, so
+// N must not be one of those.
+absl::StatusOr<UniqueFd> OpenProgram(const std::string& path) {
+  UniqueFd fd(
+      RetryOnEintr([&] { return open(path.c_str(), O_PATH | O_CLOEXEC); }));
+  if (!fd) return ErrnoStatus(absl::StrCat("open(", path, ")"), errno);
+  return DupAbove(fd.get(), 10);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ForkWorkers>> ForkWorkers::Start(
     ConnectionTable& table, std::string executable, LogFormat log_format) {
   std::unique_ptr<ForkWorkers> workers(
       new ForkWorkers(table, std::move(executable), log_format));
+  workers->program_path_ = ForkServerProgram(workers->executable_);
+  absl::StatusOr<UniqueFd> program = OpenProgram(workers->program_path_);
+  if (!program.ok()) return program.status();
+  workers->program_ = *std::move(program);
   if (absl::Status s = workers->Spawn(); !s.ok()) return s;
   return workers;
+}
+
+std::string ForkWorkers::SpawnPath() const {
+  // posix_spawn's child has a copy of our fd table, so /proc/self/fd/N names
+  // the file we opened. execve resolves it before it closes close-on-exec
+  // fds, which is enough for an ELF program (a script's interpreter would
+  // find the fd gone; the fork server is never one).
+  std::string by_fd = absl::StrCat("/proc/self/fd/", program_.get());
+  if (access(by_fd.c_str(), X_OK) == 0) return by_fd;
+  const int err = errno;  // /proc is not mounted (ENOENT), most likely
+  LogEvent(
+      LogLevel::kWarning, "fork_server_started_by_path",
+      {{"path", program_path_},
+       {"reason",
+        ErrnoStatus(absl::StrCat("access(", by_fd, ")"), err).ToString()}});
+  return program_path_;
 }
 
 ForkWorkers::~ForkWorkers() { Stop(absl::Seconds(2)); }
@@ -110,14 +141,14 @@ absl::Status ForkWorkers::Spawn() {
   std::vector<char*> argv = {const_cast<char*>("upperd"),
                              const_cast<char*>(role.c_str()),
                              const_cast<char*>(format.c_str()), nullptr};
-  const std::string program = ForkServerProgram(executable_);
+  const std::string program = SpawnPath();
   pid_t pid = -1;
   const int err =
       posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0) {
-    return ErrnoStatus(absl::StrCat("posix_spawn(", program, ")"), err);
+    return ErrnoStatus(absl::StrCat("posix_spawn(", program_path_, ")"), err);
   }
   pid_ = pid;
   control_ = std::move(ours);

@@ -29,7 +29,10 @@ namespace upper {
 class ForkWorkers {
  public:
   // Spawns the fork server: upperd-fork-server from the directory of
-  // `executable` (upperd's own binary) if present, else `executable`.
+  // `executable` (upperd's own binary) if present, else `executable`. That
+  // file is opened here, once, and every restart runs the same file through
+  // the open fd: an in-place upgrade (a new binary renamed over the path)
+  // must not pair a new fork server with this process's table.
   static absl::StatusOr<std::unique_ptr<ForkWorkers>> Start(
       ConnectionTable& table, std::string executable, LogFormat log_format);
   ~ForkWorkers();
@@ -71,6 +74,9 @@ class ForkWorkers {
         executable_(std::move(executable)),
         log_format_(log_format) {}
   absl::Status Spawn();
+  // What Spawn() passes to posix_spawn: /proc/self/fd/N of `program_`, or
+  // its path when /proc is not mounted.
+  std::string SpawnPath() const;
   // After a fork-server death: abandons every fork slot no child has claimed
   // (unstarted or mid-fork); a child forked for one exits unserved.
   void AbandonUnclaimed();
@@ -78,6 +84,8 @@ class ForkWorkers {
   ConnectionTable& table_;
   std::string executable_;
   LogFormat log_format_;
+  std::string program_path_;  // the fork server's program, as found at Start
+  UniqueFd program_;          // O_PATH: that file, whatever the path holds now
   pid_t pid_ = -1;
   UniqueFd control_;
   absl::Time last_spawn_ = absl::InfinitePast();

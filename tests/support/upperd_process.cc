@@ -52,8 +52,10 @@ absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
     args.push_back("--clear-groups");
     args.push_back("--");
   }
-  const std::string program = args.empty() ? UpperdPath() : args.front();
-  args.push_back(UpperdPath());
+  const std::string upperd =
+      options.binary.empty() ? UpperdPath() : options.binary;
+  const std::string program = args.empty() ? upperd : args.front();
+  args.push_back(upperd);
   if (options.default_endpoint_flags) {
     for (const char* arg :
          {"--bind=127.0.0.1", "--data_port=0", "--admin_port=0",

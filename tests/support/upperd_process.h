@@ -32,6 +32,8 @@ namespace upper::testing {
 const char* UpperdPath();
 
 struct UpperdOptions {
+  // The upperd binary to run; empty: UpperdPath() (for a copy elsewhere).
+  std::string binary;
   std::vector<std::string> args;           // extra flags, e.g. "--mode=fork"
   std::map<std::string, std::string> env;  // added to the environment
   bool wait_until_listening = true;        // false for start-up failures

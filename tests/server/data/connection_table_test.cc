@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace upper {
@@ -456,6 +458,40 @@ TEST(ForkHandOff, CrashesAreSignalsNobodyAskedForAndNonZeroExits) {
   EXPECT_FALSE(exit_with(SIGKILL, true).has_value());  // the drain's SIGKILL
   EXPECT_FALSE(exit_with(0, false).has_value());
   EXPECT_EQ(table->ReadTotals().worker_crashes_total, 3u);
+// The header's build id as another build would have written it, through the
+// memfd as a fork server of that build would see it.
+void WriteBuildId(int memfd, uint64_t build_id) {
+  void* base = mmap(nullptr, sizeof(table_layout::Header),
+                    PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  ASSERT_NE(base, MAP_FAILED);
+  static_cast<table_layout::Header*>(base)->build_id = build_id;
+  munmap(base, sizeof(table_layout::Header));
+}
+
+TEST(ConnectionTable, CreateWritesThisBuildsIdAndAttachAcceptsIt) {
+  std::unique_ptr<ConnectionTable> table = MakeTable(2);
+  void* base = mmap(nullptr, sizeof(table_layout::Header), PROT_READ,
+                    MAP_SHARED, table->memfd(), 0);
+  ASSERT_NE(base, MAP_FAILED);
+  EXPECT_NE(static_cast<table_layout::Header*>(base)->build_id, 0u);
+  munmap(base, sizeof(table_layout::Header));
+  EXPECT_TRUE(ConnectionTable::Attach(table->memfd()).ok());
+}
+
+TEST(ConnectionTable, AttachRefusesATableFromAnotherBuild) {
+  std::unique_ptr<ConnectionTable> table = MakeTable(2);
+  WriteBuildId(table->memfd(), 0x0123456789abcdef);
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> attached =
+      ConnectionTable::Attach(table->memfd());
+  ASSERT_FALSE(attached.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(attached.status()))
+      << attached.status();
+  EXPECT_TRUE(absl::StrContains(attached.status().message(),
+                                "connection table from another build (ours "))
+      << attached.status();
+  EXPECT_TRUE(absl::StrContains(attached.status().message(),
+                                ", table 0123456789abcdef)"))
+      << attached.status();
 }
 
 }  // namespace

@@ -132,7 +132,7 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   return SendForkRequest(control_.get(), {slot, info->generation}, fd.get());
 }
 
-bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id) {
+bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo) {
   // The slot's id and pid are read together (the table detects a reuse while
   // reading). The pid is free for reuse only between the reaper's waitpid and
   // its freeing the slot, microseconds; Linux hands pids out in sequence, so
@@ -141,7 +141,7 @@ bool ForkWorkers::Shutdown(uint32_t slot, uint64_t id) {
   if (!info || info->id != id || info->mode != Mode::kFork || info->pid <= 0) {
     return false;
   }
-  return kill(info->pid, SIGTERM) == 0;
+  return kill(info->pid, signo) == 0;
 }
 
 bool ForkWorkers::OnChildExited(pid_t pid, int status) {

@@ -10,6 +10,7 @@
 // the exception: it only reads the table and sends a signal).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -38,9 +39,10 @@ class ForkWorkers {
   // slot. The fork server counts its own failures (fork EAGAIN) in the table.
   absl::Status Dispatch(UniqueFd fd, uint32_t slot);
 
-  // Asks the child serving connection `id` in `slot` to end (SIGTERM). False
-  // if that connection has no child yet or is gone.
-  bool Shutdown(uint32_t slot, uint64_t id);
+  // Asks the child serving connection `id` in `slot` to end with `signo`
+  // (SIGTERM; the drain escalates to SIGKILL). False if that connection has
+  // no child yet or is gone.
+  bool Shutdown(uint32_t slot, uint64_t id, int signo = SIGTERM);
 
   // A child of upperd exited: the fork server itself (then it is restarted,
   // at most once a second) or an orphaned fork child. Returns false if `pid`

@@ -99,7 +99,7 @@ DataPlane::DataPlane(const Config& config, const ResourceLimits& limits,
       signals_(std::move(signals)),
       table_(std::move(table)),
       listener_(std::move(listener)),
-      thread_workers_(std::make_unique<ThreadWorkers>(*table_)) {}
+      thread_workers_(std::make_unique<ThreadWorkers>(table_)) {}
 
 DataPlane::~DataPlane() {
   // Workers first: they write into the table.

@@ -87,7 +87,8 @@ class DataPlane final : public ServerControl {
   const ResourceLimits limits_;
   const absl::Time started_at_;
   UniqueFd signals_;
-  std::unique_ptr<ConnectionTable> table_;  // outlives the workers below
+  // Outlives the workers below; thread workers co-own it (ThreadWorkers).
+  std::shared_ptr<ConnectionTable> table_;
   Listener listener_;
   std::unique_ptr<ThreadWorkers> thread_workers_;
   std::unique_ptr<ForkWorkers> fork_workers_;

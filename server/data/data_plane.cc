@@ -27,8 +27,18 @@ constexpr int kAcceptBatch = 256;
 // Pause accepting this long when fds or kernel memory run out, so the loop
 // never spins on a queue it cannot take from.
 constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(50);
-// After the drain timeout, how long closed connections get to go.
-constexpr absl::Duration kCloseGrace = absl::Seconds(5);
+// The drain's bounds after --drain_timeout, which add up to upperd's
+// promise to exit within --drain_timeout + 5 s (README, docs/guarantees.md):
+// how long closed connections (threads: shutdown; children: SIGTERM) get to
+// go before every fork child left is SIGKILLed;
+constexpr absl::Duration kCloseGrace = absl::Seconds(2);
+// how long after the SIGKILLs the fork server gets to reap those children
+// (and thread workers, shut down again, to end) before the drain gives up;
+constexpr absl::Duration kKillGrace = absl::Seconds(1);
+// how long stopping the thread workers and the fork server may take then,
+// together. ThreadWorkers' destructor (kStopWait, 0.5 s) and the admin
+// plane's stop (0.25 s) come last.
+constexpr absl::Duration kStopGrace = absl::Seconds(1);
 // While draining, how often to look at the active count.
 constexpr absl::Duration kDrainTick = absl::Milliseconds(20);
 
@@ -97,7 +107,7 @@ DataPlane::DataPlane(const Config& config, const ResourceLimits& limits,
       signals_(std::move(signals)),
       table_(std::move(table)),
       listener_(std::move(listener)),
-      thread_workers_(std::make_unique<ThreadWorkers>(*table_)) {}
+      thread_workers_(std::make_unique<ThreadWorkers>(table_)) {}
 
 DataPlane::~DataPlane() {
   // Workers first: they write into the table.
@@ -205,28 +215,77 @@ int DataPlane::Run() {
       AcceptConnections();
     }
     fork_workers_->Tick();
-
-    if (!draining_) continue;
-    const absl::Time now = absl::Now();
-    if (table_->ReadTotals().ActiveTotal() == 0) break;
-    if (!closing_ && now >= drain_deadline_) {
-      LogEvent(LogLevel::kWarning, "drain_timeout",
-               {{"active", table_->ReadTotals().ActiveTotal()}});
-      CloseAll();
-    }
-    if (closing_) {
-      if (now >= close_deadline_) {
-        LogEvent(LogLevel::kError, "drain_incomplete",
-                 {{"active", table_->ReadTotals().ActiveTotal()}});
-        break;
-      }
-      CloseAll();  // again: catches connections still on their way to a child
-    }
+    if (draining_ && DrainOver()) break;
   }
-  thread_workers_->WaitIdle(kCloseGrace);
-  fork_workers_->Stop(kCloseGrace);
+  StopWorkers();
   LogFinalTotals();
   return 0;
+}
+
+bool DataPlane::DrainOver() {
+  const uint64_t active = table_->ReadTotals().ActiveTotal();
+  if (active == 0) {
+    LogKilled();
+    return true;
+  }
+  const absl::Time now = absl::Now();
+  if (!closing_ && now >= drain_deadline_) {
+    LogEvent(LogLevel::kWarning, "drain_timeout", {{"active", active}});
+    CloseAll();
+  }
+  if (!closing_) return false;
+  if (!killing_ && now >= close_deadline_) {
+    // The close grace is over: whatever still runs ignored its close (a
+    // child that ignores or cannot act on SIGTERM, a stopped one).
+    killing_ = true;
+    kill_deadline_ = now + kKillGrace;
+    threads_shut_again_ = thread_workers_->ShutdownAll();
+  }
+  if (!killing_) {
+    CloseAll();  // again: catches connections still on their way to a child
+    return false;
+  }
+  if (now >= kill_deadline_) {
+    LogKilled();
+    LogEvent(LogLevel::kError, "drain_incomplete", {{"active", active}});
+    return true;
+  }
+  KillAll();  // again, likewise
+  return false;
+}
+
+void DataPlane::KillAll() {
+  for (const LiveConnectionId& c : table_->LiveIds()) {
+    if (c.mode != Mode::kFork || killed_.contains(c.id)) continue;
+    // Marked first (CloseAll did, unless it started since), so that its end
+    // is counted as a drain close and not as a crash.
+    if (table_->RequestClose(c.slot, c.id, CloseReason::kDrain) ==
+        CloseRequestResult::kNotFound) {
+      continue;
+    }
+    if (fork_workers_->Shutdown(c.slot, c.id, SIGKILL) ==
+        CloseDelivery::kSignalled) {
+      killed_.insert(c.id);
+    }
+  }
+}
+
+void DataPlane::LogKilled() const {
+  if (!killing_) return;
+  LogEvent(LogLevel::kWarning, "drain_killed",
+           {{"children", static_cast<uint64_t>(killed_.size())},
+            {"threads_shut_down", static_cast<uint64_t>(threads_shut_again_)},
+            {"active", table_->ReadTotals().ActiveTotal()}});
+}
+
+void DataPlane::StopWorkers() {
+  // One budget for both: the drain is over, so normally no worker is left
+  // and the fork server exits as soon as its control socket closes.
+  // A thread worker still live then is shut down once more, waited for and
+  // logged by ThreadWorkers' destructor.
+  const absl::Time deadline = absl::Now() + kStopGrace;
+  thread_workers_->WaitIdle(kStopGrace);
+  fork_workers_->Stop(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
 
 void DataPlane::LogFinalTotals() const {

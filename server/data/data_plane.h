@@ -7,8 +7,11 @@
 //   1st signal: stop listening (pending connections are closed and counted
 //               as rejected: draining), let live connections finish for up to
 //               --drain_timeout, then close the rest (threads: shutdown;
-//               fork children: SIGTERM) and return 0;
-//   2nd signal: close the rest at once.
+//               fork children: SIGTERM), 2 s later SIGKILL every fork child
+//               left and shut every thread's socket down again, and return 0
+//               within --drain_timeout + 5 s (see kCloseGrace and after in
+//               data_plane.cc);
+//   2nd signal: close the rest at once (the SIGKILL follows 2 s later).
 // The admin and metrics planes reach it through ServerControl
 // (server_control.h), whose methods are thread-safe.
 #pragma once
@@ -16,10 +19,12 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -78,11 +83,20 @@ class DataPlane final : public ServerControl {
   void PauseAccepting(absl::string_view reason);
   void Dispatch(Accepted accepted);
   void StartDrain();
+  // One step of the drain, each tick, escalating from waiting to CloseAll()
+  // to KillAll(); true once it is over (nothing active, or given up).
+  bool DrainOver();
   void CloseAll();
   // Tells the worker of `c` (whose close was requested) to end: SIGTERM or
   // SIGKILL to a fork child, shutdown() of a thread's socket.
   CloseDelivery Deliver(const ConnectionInfo& c, int signo,
                         int* error = nullptr);
+  // SIGKILLs the fork child of every connection not killed yet.
+  void KillAll();
+  // The drain_killed line, if the drain came to SIGKILL.
+  void LogKilled() const;
+  // Waits a bounded time for the workers, then stops the fork server.
+  void StopWorkers();
   absl::Duration PollTimeout() const;
   // One last line with what this run served, for operators and tests.
   void LogFinalTotals() const;
@@ -91,16 +105,21 @@ class DataPlane final : public ServerControl {
   const ResourceLimits limits_;
   const absl::Time started_at_;
   UniqueFd signals_;
-  std::unique_ptr<ConnectionTable> table_;  // outlives the workers below
+  // Outlives the workers below; thread workers co-own it (ThreadWorkers).
+  std::shared_ptr<ConnectionTable> table_;
   Listener listener_;
   std::unique_ptr<ThreadWorkers> thread_workers_;
   std::unique_ptr<ForkWorkers> fork_workers_;
 
   std::atomic<bool> draining_{false};
   std::function<void()> drain_listener_;
-  bool closing_ = false;  // CloseAll() has been called
+  bool closing_ = false;                 // CloseAll() has been called
+  bool killing_ = false;                 // the close grace is over: KillAll()
+  std::unordered_set<uint64_t> killed_;  // ids SIGKILLed by KillAll()
+  std::size_t threads_shut_again_ = 0;
   absl::Time drain_deadline_ = absl::InfiniteFuture();
-  absl::Time close_deadline_ = absl::InfiniteFuture();
+  absl::Time close_deadline_ = absl::InfiniteFuture();  // then KillAll()
+  absl::Time kill_deadline_ = absl::InfiniteFuture();   // then give up
   absl::Time accept_backoff_until_ = absl::InfinitePast();
   absl::Time last_refusal_log_ = absl::InfinitePast();
 };

@@ -10,6 +10,7 @@
 // the exception: it only reads the table and sends a signal).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>

@@ -7,17 +7,18 @@
 // which then closes its own fd); the registry lock makes sure we never shut
 // down an fd number that its worker has already closed and the kernel reused.
 //
-// Thread-safe. The destructor waits until every worker has finished, so no
-// thread outlives the table or this object.
+// Thread-safe. Everything a worker touches (the registry and the table) is
+// held by a shared_ptr that every worker co-owns, so no worker can touch freed
+// memory whatever the order of destruction. The destructor shuts every
+// registered connection down and waits a bounded time (kStopWait) for the
+// workers; upperd exits right after it, so it never hangs on one.
 #pragma once
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -30,7 +31,10 @@ inline constexpr std::size_t kThreadStackSize = 256 * 1024;
 
 class ThreadWorkers {
  public:
-  explicit ThreadWorkers(ConnectionTable& table) : table_(table) {}
+  // How long the destructor waits for workers after shutting them down.
+  static constexpr absl::Duration kStopWait = absl::Milliseconds(500);
+
+  explicit ThreadWorkers(std::shared_ptr<ConnectionTable> table);
   ~ThreadWorkers();
   ThreadWorkers(const ThreadWorkers&) = delete;
   ThreadWorkers& operator=(const ThreadWorkers&) = delete;
@@ -44,6 +48,9 @@ class ThreadWorkers {
   // worker then ends. Returns false if no worker serves that slot or the slot
   // holds another connection by now.
   bool Shutdown(uint32_t slot, uint64_t id);
+  // Shuts down every registered connection, whatever the table says (the
+  // drain's last resort); returns how many.
+  std::size_t ShutdownAll();
 
   // Workers still running.
   std::size_t live() const;
@@ -51,15 +58,12 @@ class ThreadWorkers {
   bool WaitIdle(absl::Duration timeout);
 
  private:
+  struct State;
   struct Job;
   static void* ThreadMain(void* job);
-  void Run(int fd, uint32_t slot);
+  static void Run(State& state, int fd, uint32_t slot);
 
-  ConnectionTable& table_;
-  mutable std::mutex mu_;
-  std::condition_variable idle_;
-  std::unordered_map<uint32_t, int> fds_;  // slot -> socket, under mu_
-  std::size_t live_ = 0;                   // under mu_
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace upper

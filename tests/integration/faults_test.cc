@@ -107,32 +107,6 @@ void SetLingerZero(int fd) {
             0);
 }
 
-// Sends from `fd` (made non-blocking) without ever reading, until nothing
-// more goes out for `stall` or `limit` bytes went; returns what was sent.
-// Everything sent is the repeated lower-case alphabet.
-uint64_t SendUntilStalled(int fd, absl::Duration stall, uint64_t limit) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  std::string chunk(1 << 16, '\0');
-  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = 'a' + i % 26;
-  uint64_t sent = 0;
-  absl::Time last_progress = absl::Now();
-  while (sent < limit && absl::Now() - last_progress < stall) {
-    // Keep the alphabet's phase across partial sends.
-    const size_t phase = sent % 26;
-    const ssize_t n =
-        send(fd, chunk.data() + phase, chunk.size() - 26, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<uint64_t>(n);
-      last_progress = absl::Now();
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN && errno != EINTR) break;
-    pollfd p = {fd, POLLOUT, 0};
-    poll(&p, 1, 50);
-  }
-  return sent;
-}
-
 // The alphabet stream SendUntilStalled sent, upper-cased, from offset 0.
 std::string UpperAlphabet(size_t size) {
   std::string out(size, '\0');

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -209,6 +210,29 @@ int CountFds(pid_t pid) {
   closedir(dir);
   // Listing our own fds shows the DIR's descriptor too.
   return pid == getpid() ? count - 1 : count;
+}
+
+uint64_t SendUntilStalled(int fd, absl::Duration stall, uint64_t limit) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  std::string chunk(1 << 16, '\0');
+  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = 'a' + i % 26;
+  uint64_t sent = 0;
+  absl::Time last_progress = absl::Now();
+  while (sent < limit && absl::Now() - last_progress < stall) {
+    // Keep the alphabet's phase across partial sends.
+    const size_t phase = sent % 26;
+    const ssize_t n =
+        send(fd, chunk.data() + phase, chunk.size() - 26, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<uint64_t>(n);
+      last_progress = absl::Now();
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+    pollfd p = {fd, POLLOUT, 0};
+    poll(&p, 1, 50);
+  }
+  return sent;
 }
 
 std::vector<pid_t> Descendants(pid_t pid) {

@@ -44,6 +44,11 @@ absl::StatusOr<std::string> Exchange(uint16_t port, const std::string& data,
                                      size_t max_segment, uint64_t seed,
                                      absl::Duration timeout);
 
+// Sends from `fd` (made non-blocking) without ever reading, until nothing
+// more goes out for `stall` or `limit` bytes went; returns what was sent.
+// Everything sent is the repeated lower-case alphabet.
+uint64_t SendUntilStalled(int fd, absl::Duration stall, uint64_t limit);
+
 // Open descriptors of `pid` (entries of /proc/pid/fd).
 int CountFds(pid_t pid);
 // Every live descendant of `pid`, and those of them that are zombies.

@@ -36,8 +36,9 @@ const char* UpperdPath() { return UPPERD_PATH; }
 
 absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
     UpperdOptions options) {
-  // Wrappers that exec in place (same pid) go first, upperd last.
-  std::vector<std::string> args;
+  // The launcher first, then wrappers that exec in place (same pid), upperd
+  // last.
+  std::vector<std::string> args = options.launcher;
   if (options.rlimit_nofile) {
     args.push_back(kPrlimitPath);
     args.push_back(absl::StrCat(

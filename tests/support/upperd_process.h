@@ -51,6 +51,12 @@ struct UpperdOptions {
   // util-linux `setpriv`, which also execs in place. For limits root
   // ignores (RLIMIT_NPROC). Needs root.
   std::optional<uint32_t> run_as_uid;
+  // A program that runs upperd, with its arguments, put before everything
+  // else: e.g. {"/usr/bin/unshare", "--pid", "--fork", "--"} to make upperd
+  // PID 1 of a new pid namespace. A launcher that forks (unshare --fork)
+  // makes pid() its own pid: signal upperd by its own pid then, and
+  // WaitExit() returns the launcher's exit code (unshare passes upperd's on).
+  std::vector<std::string> launcher;
 };
 
 class UpperdProcess {

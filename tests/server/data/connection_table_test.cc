@@ -458,6 +458,8 @@ TEST(ForkHandOff, CrashesAreSignalsNobodyAskedForAndNonZeroExits) {
   EXPECT_FALSE(exit_with(SIGKILL, true).has_value());  // the drain's SIGKILL
   EXPECT_FALSE(exit_with(0, false).has_value());
   EXPECT_EQ(table->ReadTotals().worker_crashes_total, 3u);
+}
+
 // The header's build id as another build would have written it, through the
 // memfd as a fork server of that build would see it.
 void WriteBuildId(int memfd, uint64_t build_id) {

@@ -77,7 +77,7 @@ std::map<std::string, std::string> KeyValues(const std::string& text) {
   return values;
 }
 
-// A loopback port with nothing listening: bound, then closed.
+// A loopback port with nothing listening: bound, never listened on.
 uint16_t ClosedPort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = {};
@@ -86,7 +86,9 @@ uint16_t ClosedPort() {
   socklen_t length = sizeof(addr);
   EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length), 0);
-  close(fd);
+  // Kept bound, never listening, for the life of the test process: connects
+  // are refused, and no upperd of a test running beside us can take the
+  // port (closing it let one do so, and "down" answered).
   return ntohs(addr.sin_port);
 }
 

@@ -197,27 +197,20 @@ grpc::Status AdminServiceImpl::CloseConnection(
     admin::v1::CloseConnectionResponse* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
   const uint64_t id = request->id();
-  std::optional<ConnectionInfo> found;
-  for (ConnectionInfo& c : server_.table().Snapshot()) {
-    if (c.id == id) found = std::move(c);
+  const absl::StatusOr<ConnectionInfo> closed =
+      server_.CloseConnection(id, CloseReason::kKilled);
+  if (!closed.ok()) {
+    return grpc::Status(absl::IsNotFound(closed.status())
+                            ? grpc::StatusCode::NOT_FOUND
+                            : grpc::StatusCode::UNAVAILABLE,
+                        std::string(closed.status().message()));
   }
-  const auto not_found = [id] {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("no live connection with id ", id));
-  };
-  if (!found) return not_found();
   *response->mutable_connection() =
-      ToConnection(*found, NowNs(CLOCK_MONOTONIC_COARSE));
-  if (absl::Status s = server_.CloseConnection(id, CloseReason::kKilled);
-      !s.ok()) {
-    return grpc::Status(absl::IsNotFound(s) ? grpc::StatusCode::NOT_FOUND
-                                            : grpc::StatusCode::UNAVAILABLE,
-                        std::string(s.message()));
-  }
+      ToConnection(*closed, NowNs(CLOCK_MONOTONIC_COARSE));
   LogEvent(LogLevel::kInfo, "connection_closed_by_admin",
            {{"id", id},
-            {"peer", found->peer},
-            {"mode", ModeName(found->mode)},
+            {"peer", closed->peer},
+            {"mode", ModeName(closed->mode)},
             {"caller", context->peer()},
             {"auth", AuthName()}});
   return grpc::Status::OK;

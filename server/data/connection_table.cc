@@ -257,11 +257,6 @@ SlotWriter ConnectionTable::Writer(uint32_t index) {
   return SlotWriter(header_, &slot(index));
 }
 
-void ConnectionTable::CountAccepted(uint32_t index) {
-  AddRelaxed(header_->accepted_total[LoadRelaxed(slot(index).mode)],
-             uint64_t{1});
-}
-
 uint32_t ConnectionTable::SealCloseRequest(Slot& s) {
   // The exchange closes the slot to requests: a RequestClose after it fails
   // its compare-and-swap (NOT_FOUND), one before it is counted by the caller.
@@ -473,25 +468,45 @@ std::vector<ConnectionInfo> ConnectionTable::Snapshot() const {
   return out;
 }
 
+std::optional<LiveConnectionId> ConnectionTable::ReadLiveId(
+    uint32_t index) const {
+  const Slot& s = slot(index);
+  if (LoadAcquire(s.state) != table_layout::kActive) return std::nullopt;
+  const uint32_t generation = LoadAcquire(s.generation);
+  LiveConnectionId live;
+  live.id = LoadRelaxed(s.id);
+  live.slot = index;
+  live.mode = static_cast<Mode>(LoadRelaxed(s.mode));
+  // As in Read(): a slot freed or reused meanwhile is skipped.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (LoadRelaxed(s.state) != table_layout::kActive ||
+      LoadRelaxed(s.generation) != generation) {
+    return std::nullopt;
+  }
+  return live;
+}
+
 std::vector<LiveConnectionId> ConnectionTable::LiveIds() const {
   std::vector<LiveConnectionId> out;
   for (uint32_t i = 0; i < capacity_; ++i) {
-    const Slot& s = slot(i);
-    if (LoadAcquire(s.state) != table_layout::kActive) continue;
-    const uint32_t generation = LoadAcquire(s.generation);
-    LiveConnectionId live;
-    live.id = LoadRelaxed(s.id);
-    live.slot = i;
-    live.mode = static_cast<Mode>(LoadRelaxed(s.mode));
-    // As in Read(): a slot freed or reused meanwhile is skipped.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (LoadRelaxed(s.state) != table_layout::kActive ||
-        LoadRelaxed(s.generation) != generation) {
-      continue;
+    if (std::optional<LiveConnectionId> live = ReadLiveId(i)) {
+      out.push_back(*live);
     }
-    out.push_back(live);
   }
   return out;
+}
+
+std::optional<ConnectionInfo> ConnectionTable::Find(uint64_t id) const {
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    const std::optional<LiveConnectionId> live = ReadLiveId(i);
+    if (!live || live->id != id) continue;
+    // Ids are never reused, so at most one slot can hold this one; it may
+    // have ended between the two reads.
+    std::optional<ConnectionInfo> info = Read(i);
+    if (info && info->id == id) return info;
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 TableTotals ConnectionTable::ReadTotals() const {

@@ -215,8 +215,6 @@ class ConnectionTable {
 
   // --- Workers ---
   SlotWriter Writer(uint32_t slot);
-  // Counts a served connection (called once its worker exists).
-  void CountAccepted(uint32_t slot);
   // Frees a served slot. The close reason is the one asked for by admin or
   // drain if any, else `reason`. Updates closed totals and the duration
   // histogram. Called once per served connection by its reaper.
@@ -257,11 +255,17 @@ class ConnectionTable {
   // may have ended (or been reused: compare its id).
   std::vector<LiveConnectionId> LiveIds() const;
   std::optional<ConnectionInfo> Read(uint32_t slot) const;
+  // The live connection `id`, if any; one pass of LiveIds()' loads, one
+  // Read() of the slot found.
+  std::optional<ConnectionInfo> Find(uint64_t id) const;
   TableTotals ReadTotals() const;
 
  private:
   ConnectionTable(int memfd, bool owns_memfd, void* base, size_t size);
   table_layout::Slot& slot(uint32_t index) const { return slots_[index]; }
+  // Slot `index`'s id and mode if it is live (a consistent read), else
+  // nullopt.
+  std::optional<LiveConnectionId> ReadLiveId(uint32_t index) const;
   // Closes the slot to close requests; the reason one asked for, or 0.
   uint32_t SealCloseRequest(table_layout::Slot& s);
   // Counts the end of a served connection in `mode` and its duration.

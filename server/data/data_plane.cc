@@ -124,14 +124,12 @@ Mode DataPlane::SetMode(Mode mode) {
   return previous;
 }
 
-absl::Status DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
+absl::StatusOr<ConnectionInfo> DataPlane::CloseConnection(uint64_t id,
+                                                          CloseReason reason) {
   const auto not_found = [id] {
     return absl::NotFoundError(absl::StrCat("no live connection with id ", id));
   };
-  std::optional<ConnectionInfo> target;
-  for (ConnectionInfo& c : table_->Snapshot()) {
-    if (c.id == id) target = std::move(c);
-  }
+  const std::optional<ConnectionInfo> target = table_->Find(id);
   if (!target) return not_found();
   // The request is the one point the close is decided: marked here, the
   // connection ends counted as `reason`; not marked (it ended, or the slot
@@ -141,9 +139,7 @@ absl::Status DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
       table_->RequestClose(target->slot, id, reason, &info);
   if (request == CloseRequestResult::kNotFound) return not_found();
   int error = 0;
-  if (Deliver(info, SIGTERM, &error) != CloseDelivery::kFailed) {
-    return absl::OkStatus();
-  }
+  if (Deliver(info, SIGTERM, &error) != CloseDelivery::kFailed) return info;
   // Nothing reached the worker: take the request back so that nothing is
   // counted for it, unless the connection ended meanwhile (then it was).
   if (request == CloseRequestResult::kRequested &&
@@ -152,7 +148,7 @@ absl::Status DataPlane::CloseConnection(uint64_t id, CloseReason reason) {
         absl::StrCat("could not signal the worker of connection ", id, " (pid ",
                      info.pid, "): ", std::strerror(error)));
   }
-  return absl::OkStatus();
+  return info;
 }
 
 CloseDelivery DataPlane::Deliver(const ConnectionInfo& c, int signo,

@@ -59,7 +59,8 @@ class DataPlane final : public ServerControl {
   bool draining() const override { return draining_.load(); }
   ResourceLimits resource_limits() const override { return limits_; }
   Mode SetMode(Mode mode) override;
-  absl::Status CloseConnection(uint64_t id, CloseReason reason) override;
+  absl::StatusOr<ConnectionInfo> CloseConnection(uint64_t id,
+                                                 CloseReason reason) override;
   void SetDrainListener(std::function<void()> listener) override {
     drain_listener_ = std::move(listener);
   }

@@ -42,8 +42,10 @@ class ServerControl {
   // delivered (the worker was signalled, or had not started and sees the
   // request when it does, or ended meanwhile counted as `reason`). NotFound:
   // `id` is not live (nothing counted). Unavailable: its worker could not be
-  // signalled; the request is withdrawn and nothing is counted.
-  virtual absl::Status CloseConnection(uint64_t id, CloseReason reason) = 0;
+  // signalled; the request is withdrawn and nothing is counted. On OK, the
+  // connection's row as it was when the close was requested.
+  virtual absl::StatusOr<ConnectionInfo> CloseConnection(
+      uint64_t id, CloseReason reason) = 0;
 
   // `listener` runs once, on the event loop's thread, when the drain starts
   // (after the data port is closed), e.g. to report NOT_SERVING. It must not

@@ -152,7 +152,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::optional<uint32_t> slot =
       table.Allocate(upper::Mode::kThread, nullptr, 0);
   if (!slot) std::abort();
-  table.CountAccepted(*slot);
+  if (table.Writer(*slot).Claim(getpid(), 0) !=
+      upper::SlotWriter::ClaimResult::kClaimed) {
+    std::abort();
+  }
   upper::CloseReason reason = upper::CloseReason::kNone;
   std::thread server([&, server_fd = pair[1]] {
     std::vector<char> buffer(serve_buffer);

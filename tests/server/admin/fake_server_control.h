@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -65,7 +67,7 @@ class FakeServerControl final : public ServerControl {
         mode, reinterpret_cast<const sockaddr*>(&peer), sizeof(peer));
     EXPECT_TRUE(slot) << "the fake's table is full";
     if (!slot) return ConnectionInfo{};
-    table_->CountAccepted(*slot);
+    table_->Writer(*slot).Claim(getpid(), 0);
     return table_->Read(*slot).value_or(ConnectionInfo{});
   }
 
@@ -115,20 +117,24 @@ class FakeServerControl final : public ServerControl {
     set_mode_calls_.push_back(mode);
     return table_->SetMode(mode);
   }
-  absl::Status CloseConnection(uint64_t id, CloseReason reason) override {
+  absl::StatusOr<ConnectionInfo> CloseConnection(uint64_t id,
+                                                 CloseReason reason) override {
     std::lock_guard lock(mu_);
     close_calls_.push_back({id, reason});
-    if (close_result_) return *close_result_;
-    for (const ConnectionInfo& c : table_->Snapshot()) {
-      if (c.id != id) continue;
-      if (table_->RequestClose(c.slot, id, reason) ==
-          CloseRequestResult::kNotFound) {
-        break;
-      }
-      table_->Release(c.slot, CloseReason::kError);
-      return absl::OkStatus();
+    const std::optional<ConnectionInfo> live = table_->Find(id);
+    if (close_result_) {
+      if (!close_result_->ok()) return *close_result_;
+      ConnectionInfo row = live.value_or(ConnectionInfo{});
+      row.id = id;
+      return row;
     }
-    return absl::NotFoundError("no live connection");
+    if (!live || table_->RequestClose(live->slot, id, reason) ==
+                     CloseRequestResult::kNotFound) {
+      return absl::NotFoundError(
+          absl::StrCat("no live connection with id ", id));
+    }
+    table_->Release(live->slot, CloseReason::kError);
+    return *live;
   }
   void SetDrainListener(std::function<void()> listener) override {
     std::lock_guard lock(mu_);

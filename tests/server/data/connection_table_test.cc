@@ -74,6 +74,29 @@ TEST(ConnectionTable, LiveIdsNameEveryLiveSlotAsSnapshotDoes) {
   EXPECT_EQ(ids[1].slot, *c);
 }
 
+TEST(ConnectionTable, FindReturnsTheLiveRowOfAnIdAndNothingOnceItEnded) {
+  auto table = MakeTable(2);  // full: the release below frees the only slot
+  const std::optional<uint32_t> a = AllocateFrom(*table, Mode::kFork, 1);
+  const std::optional<uint32_t> b = AllocateFrom(*table, Mode::kThread, 2);
+  ASSERT_TRUE(a && b);
+  const ConnectionInfo first = *table->Read(*a);
+  const ConnectionInfo second = *table->Read(*b);
+
+  const std::optional<ConnectionInfo> found = table->Find(second.id);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->slot, *b);
+  EXPECT_EQ(found->peer, second.peer);
+  EXPECT_EQ(found->mode, Mode::kThread);
+  EXPECT_FALSE(table->Find(second.id + 100));
+
+  // Released and reused: the slot holds a new id, the old one is gone.
+  table->Release(*a, CloseReason::kClient);
+  const std::optional<uint32_t> reused = AllocateFrom(*table, Mode::kFork, 3);
+  ASSERT_EQ(reused, a);
+  EXPECT_FALSE(table->Find(first.id));
+  EXPECT_EQ(table->Find(table->Read(*a)->id)->slot, *a);
+}
+
 TEST(ConnectionTable, Ipv6PeerIsFormattedInBrackets) {
   auto table = MakeTable(1);
   sockaddr_in6 peer = {};
@@ -116,7 +139,8 @@ TEST(ConnectionTable, ReleasedSlotIsReusedWithNewGenerationAndId) {
 TEST(ConnectionTable, ReleaseCountsCloseReasonAndDuration) {
   auto table = MakeTable(2);
   const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
-  table->CountAccepted(slot);
+  ASSERT_EQ(table->Writer(slot).Claim(getpid(), 0),
+            SlotWriter::ClaimResult::kClaimed);
   table->Release(slot, CloseReason::kIdleTimeout);
   const TableTotals t = table->ReadTotals();
   const int thread = static_cast<int>(Mode::kThread);

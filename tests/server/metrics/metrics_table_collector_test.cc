@@ -1,6 +1,7 @@
 #include "server/metrics/metrics_table_collector.h"
 
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -66,8 +67,8 @@ const ClientMetric* Sample(const std::vector<MetricFamily>& families,
 TEST(TableCollector, ServedConnectionShowsInItsModeAndHistogram) {
   auto table = MakeTable(4);
   const uint32_t slot = Allocate(*table, Mode::kThread);
-  table->CountAccepted(slot);
   SlotWriter writer = table->Writer(slot);
+  ASSERT_EQ(writer.Claim(getpid(), 0), SlotWriter::ClaimResult::kClaimed);
   writer.Received(10);
   writer.Sent(10);
   TableCollector collector({.table = table.get()});

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -30,6 +31,15 @@ std::unique_ptr<ConnectionTable> MakeTable(uint32_t capacity) {
       ConnectionTable::Create(capacity);
   EXPECT_TRUE(table.ok()) << table.status();
   return *std::move(table);
+}
+
+// Rounds of each two-thread race: 20,000 unless UPPER_TEST_RACE_ROUNDS says
+// otherwise (.ci/arm64 runs fewer under qemu-user, where starting a thread
+// costs ~3.5x as much and the emulation cannot reorder more than the host).
+int RaceRounds() {
+  const char* env = std::getenv("UPPER_TEST_RACE_ROUNDS");
+  const int rounds = env != nullptr ? std::atoi(env) : 0;
+  return rounds > 0 ? rounds : 20000;
 }
 
 std::optional<uint32_t> AllocateFrom(ConnectionTable& table, Mode mode,
@@ -202,9 +212,9 @@ TEST(ConnectionTable, ACloseOfAnEndedConnectionNeverMarksTheSlotsNextOne) {
 // every NOT_FOUND is not: the counts equal what the callers were told.
 TEST(ConnectionTable, KilledCountEqualsTheClosesThatFoundTheConnection) {
   auto table = MakeTable(1);
-  constexpr int kRounds = 20000;
+  const int rounds = RaceRounds();
   uint64_t found = 0;
-  for (int i = 0; i < kRounds; ++i) {
+  for (int i = 0; i < rounds; ++i) {
     const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
     const uint64_t id = table->Read(slot)->id;
     std::thread end([&] { table->Release(slot, CloseReason::kClient); });
@@ -215,7 +225,7 @@ TEST(ConnectionTable, KilledCountEqualsTheClosesThatFoundTheConnection) {
     end.join();
   }
   EXPECT_EQ(ClosedAs(*table, CloseReason::kKilled), found);
-  EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), kRounds - found);
+  EXPECT_EQ(ClosedAs(*table, CloseReason::kClient), rounds - found);
 }
 
 TEST(ConnectionTable, AbandonCountsARejectionNotAClose) {
@@ -374,9 +384,9 @@ TEST(ForkHandOff, AnAbandonedSlotCannotBeClaimedByAStrayChild) {
 // each round, and the counters say which.
 TEST(ForkHandOff, ClaimAndAbandonRaceHasExactlyOneWinner) {
   auto table = MakeTable(1);
-  constexpr int kRounds = 20000;
+  const int rounds = RaceRounds();
   uint64_t claimed = 0;
-  for (int i = 0; i < kRounds; ++i) {
+  for (int i = 0; i < rounds; ++i) {
     const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
     SlotWriter writer = table->Writer(slot);
     ASSERT_TRUE(table->BeginFork(slot, writer.generation()));
@@ -392,7 +402,7 @@ TEST(ForkHandOff, ClaimAndAbandonRaceHasExactlyOneWinner) {
     }
   }
   EXPECT_EQ(Accepted(*table, Mode::kFork), claimed);
-  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), kRounds - claimed);
+  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), rounds - claimed);
   EXPECT_EQ(table->ReadTotals().ActiveTotal(), 0u);
 }
 

@@ -318,22 +318,30 @@ TEST_P(PidReuse, ADecoyWithTheEndedChildsPidIsNeverSignalled) {
   }
   Decoy& decoy = *started;
   ASSERT_EQ(NamespacePid(decoy.pid()), child);
+  // The recorder works: a signal of our own is seen.
+  const std::string control = strsignal(SIGUSR2);
+  ASSERT_EQ(kill(decoy.pid(), SIGUSR2), 0);
+  ASSERT_TRUE(
+      Eventually([&] { return decoy.Recorded() == control; }, absl::Seconds(5)))
+      << decoy.Recorded();
 
   EXPECT_EQ(Close(id), grpc::StatusCode::NOT_FOUND);
   // Give a stray signal time to land before looking.
   absl::SleepFor(absl::Milliseconds(200));
-  EXPECT_EQ(decoy.Recorded(), "") << "upperd signalled pid " << child;
+  EXPECT_EQ(decoy.Recorded(), control) << "upperd signalled pid " << child;
 
   // The drain: upperd exits 0, and the decoy saw no SIGTERM before the
   // namespace's teardown SIGKILLed it (which it cannot record).
+  // The namespace's init finishes exiting only once every process in it is
+  // reaped, and the decoy is ours to reap: reap it first.
   ASSERT_EQ(kill(init_, SIGTERM), 0);
-  absl::StatusOr<int> code = upperd_->WaitExit(kDrainTimeout + kExitBound);
-  ASSERT_TRUE(code.ok()) << code.status() << upperd_->Log();
-  EXPECT_EQ(*code, 0) << upperd_->Log();
-  const std::optional<int> status = decoy.WaitExit(absl::Seconds(5));
+  const std::optional<int> status = decoy.WaitExit(kDrainTimeout + kExitBound);
   ASSERT_TRUE(status.has_value()) << "the decoy outlived its namespace";
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
-  EXPECT_EQ(decoy.Recorded(), "") << "upperd signalled pid " << child;
+  absl::StatusOr<int> code = upperd_->WaitExit(absl::Seconds(5));
+  ASSERT_TRUE(code.ok()) << code.status() << upperd_->Log();
+  EXPECT_EQ(*code, 0) << upperd_->Log();
+  EXPECT_EQ(decoy.Recorded(), control) << "upperd signalled pid " << child;
 }
 
 INSTANTIATE_TEST_SUITE_P(ForkServerAfterPeek, PidReuse,

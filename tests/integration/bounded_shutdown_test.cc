@@ -149,22 +149,6 @@ INSTANTIATE_TEST_SUITE_P(BothModes, HeldOpenTest,
                          ::testing::Values("thread", "fork"),
                          [](const auto& info) { return info.param; });
 
-// The descendant of `launcher` that is PID 1 of its own pid namespace (the
-// last NSpid entry is 1), or 0.
-pid_t NamespaceInit(pid_t launcher) {
-  for (pid_t pid : Descendants(launcher)) {
-    const std::optional<std::string> status =
-        ReadProcFile(absl::StrCat("/proc/", pid, "/status"));
-    if (!status) continue;
-    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
-      if (absl::ConsumePrefix(&line, "NSpid:") && absl::EndsWith(line, "\t1")) {
-        return pid;
-      }
-    }
-  }
-  return 0;
-}
-
 // Children of `parent` named `comm`, zombies included.
 int ChildrenNamed(pid_t parent, const std::string& comm) {
   int n = 0;

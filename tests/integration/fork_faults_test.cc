@@ -109,15 +109,6 @@ class ForkFault : public ::testing::Test {
   std::unique_ptr<admin::v1::AdminService::Stub> stub_;
 };
 
-// A descendant of `root` stopped by a signal (state T), or -1.
-pid_t StoppedDescendant(pid_t root) {
-  for (pid_t pid : Descendants(root)) {
-    const std::optional<ProcStat> stat = ReadProcStat(pid);
-    if (stat && stat->state == 'T') return pid;
-  }
-  return -1;
-}
-
 // Sends one byte; true if it comes back upper-cased, false on EOF or reset
 // (the connection was closed unserved).
 bool Served(int fd) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/support/tcp.h"
 
 namespace upper::testing {
 namespace {
@@ -222,6 +223,28 @@ int CountTasksOfUid(uid_t uid) {
     }
   }
   return tasks;
+}
+
+pid_t NamespaceInit(pid_t launcher) {
+  for (pid_t pid : Descendants(launcher)) {
+    const std::optional<std::string> status =
+        ReadProcFile(absl::StrCat("/proc/", pid, "/status"));
+    if (!status) continue;
+    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+      if (absl::ConsumePrefix(&line, "NSpid:") && absl::EndsWith(line, "\t1")) {
+        return pid;
+      }
+    }
+  }
+  return 0;
+}
+
+pid_t StoppedDescendant(pid_t root) {
+  for (pid_t pid : Descendants(root)) {
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
+    if (stat && stat->state == 'T') return pid;
+  }
+  return -1;
 }
 
 }  // namespace upper::testing

@@ -64,4 +64,12 @@ std::optional<uint64_t> SocketInode(const std::string& fd_target);
 // RLIMIT_NPROC is checked against when such a process forks.
 int CountTasksOfUid(uid_t uid);
 
+// The descendant of `launcher` that is PID 1 of its own pid namespace (the
+// last NSpid entry is 1), or 0: upperd's host pid when it runs under
+// `unshare --pid --fork`.
+pid_t NamespaceInit(pid_t launcher);
+
+// A descendant of `root` stopped by a signal (state T), or -1.
+pid_t StoppedDescendant(pid_t root);
+
 }  // namespace upper::testing

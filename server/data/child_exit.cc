@@ -27,11 +27,14 @@ int WaitStatusOf(const siginfo_t& info) {
 
 }  // namespace
 
-std::optional<ExitedChild> PeekExitedChild() {
+std::optional<ExitedChild> PeekExitedChild() { return PeekExitedChild(0); }
+
+std::optional<ExitedChild> PeekExitedChild(pid_t pid) {
   for (;;) {
     siginfo_t info;
     std::memset(&info, 0, sizeof(info));
-    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    if (waitid(pid == 0 ? P_ALL : P_PID, static_cast<id_t>(pid), &info,
+               WEXITED | WNOHANG | WNOWAIT) != 0) {
       if (errno == EINTR) continue;
       return std::nullopt;  // ECHILD: no children
     }

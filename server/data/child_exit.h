@@ -27,6 +27,9 @@ struct ExitedChild {
 // when none has (or there are no children).
 std::optional<ExitedChild> PeekExitedChild();
 
+// Child `pid` if it has exited, left unreaped; else nullopt.
+std::optional<ExitedChild> PeekExitedChild(pid_t pid);
+
 // Reaps child `pid` (which PeekExitedChild reported).
 void ReapChild(pid_t pid);
 

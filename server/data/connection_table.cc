@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "common/fault_point.h"
 #include "common/host_port.h"
 #include "common/unique_fd.h"
 #include "server/data/table_build_id.h"
@@ -21,7 +22,9 @@
 namespace upper {
 namespace {
 
+using table_layout::ForkServerLedger;
 using table_layout::Header;
+using table_layout::LedgerCounters;
 using table_layout::Slot;
 
 size_t TableSize(uint32_t capacity) {
@@ -37,9 +40,71 @@ template <typename T>
 void StoreRelease(T& field, T value) {
   std::atomic_ref<T>(field).store(value, std::memory_order_release);
 }
-template <typename T>
-void SubRelaxed(T& field, T delta) {
-  std::atomic_ref<T>(field).fetch_sub(delta, std::memory_order_relaxed);
+
+// A counter of the ledger's block being built: its single writer adds with
+// a load and a store, no read-modify-write needed.
+void Bump(uint64_t& field, uint64_t delta) {
+  StoreRelaxed(field, LoadRelaxed(field) + delta);
+}
+void Add(uint64_t& field, uint64_t delta) { AddRelaxed(field, delta); }
+
+// Calls f(a.x, b.x) for every counter x of two ledger blocks.
+template <typename A, typename B, typename F>
+void ZipCounters(A& a, B& b, F f) {
+  for (int m = 0; m < kModeCount; ++m) {
+    f(a.accepted[m], b.accepted[m]);
+    for (int r = 0; r < kCloseReasonCount; ++r)
+      f(a.closed[m][r], b.closed[m][r]);
+    for (int i = 0; i < table_layout::kDurationBuckets; ++i) {
+      f(a.duration_buckets[m][i], b.duration_buckets[m][i]);
+    }
+    f(a.duration_sum_ns[m], b.duration_sum_ns[m]);
+    f(a.freed[m], b.freed[m]);
+  }
+  for (int r = 0; r < kRejectReasonCount; ++r) f(a.rejected[r], b.rejected[r]);
+  f(a.worker_crashes, b.worker_crashes);
+  for (int i = 0; i < table_layout::kForkLatencyBuckets; ++i) {
+    f(a.fork_latency_buckets[i], b.fork_latency_buckets[i]);
+  }
+  f(a.fork_latency_sum_ns, b.fork_latency_sum_ns);
+  f(a.fork_latency_count, b.fork_latency_count);
+}
+
+// Counts the end of a connection of slot `s` in `mode` for `reason`, with its
+// duration, into the given counters (shared block or ledger block) by `add`.
+template <typename AddFn>
+void CountClosedInto(
+    uint64_t (&closed)[kModeCount][kCloseReasonCount],
+    uint64_t (&buckets)[kModeCount][table_layout::kDurationBuckets],
+    uint64_t (&sum)[kModeCount], const Slot& s, uint32_t mode, uint32_t reason,
+    AddFn add) {
+  add(closed[mode][reason], uint64_t{1});
+  const uint64_t duration_ns =
+      NowNs(CLOCK_MONOTONIC) - LoadRelaxed(s.started_mono_ns);
+  const uint64_t duration_ms = duration_ns / 1000000;
+  int bucket = 0;
+  while (bucket < table_layout::kDurationBuckets - 1 &&
+         duration_ms >= table_layout::kDurationBoundsMs[bucket]) {
+    ++bucket;
+  }
+  add(buckets[mode][bucket], uint64_t{1});
+  add(sum[mode], duration_ns);
+}
+
+// Counts a fork latency of `ns` into the given histogram by `add`.
+template <typename AddFn>
+void CountForkLatencyInto(
+    uint64_t (&buckets)[table_layout::kForkLatencyBuckets], uint64_t& sum,
+    uint64_t& count, uint64_t ns, AddFn add) {
+  const uint64_t us = ns / 1000;
+  int bucket = 0;
+  while (bucket < table_layout::kForkLatencyBuckets - 1 &&
+         us > table_layout::kForkLatencyBoundsUs[bucket]) {
+    ++bucket;
+  }
+  add(buckets[bucket], uint64_t{1});
+  add(sum, ns);
+  add(count, uint64_t{1});
 }
 
 void PackPeer(const sockaddr* addr, socklen_t len, uint64_t out[3]) {
@@ -191,7 +256,9 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
     StoreRelaxed(s.bytes_in, uint64_t{0});
     StoreRelaxed(s.bytes_out, uint64_t{0});
     StoreRelaxed(s.close_reason, uint32_t{0});
-    AddRelaxed(header_->active[mode_value], uint64_t{1});
+    // Before the publication: a freer, which loads this state with acquire,
+    // counts its free after this add (the order of table_layout.h).
+    AddRelaxed(header_->allocated[mode_value], uint64_t{1});
     StoreRelease(s.state, static_cast<uint32_t>(table_layout::kActive));
     return index;
   }
@@ -199,6 +266,10 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
 }
 
 void ConnectionTable::Abandon(uint32_t index, RejectReason reason) {
+  if (ledger_writer_) {
+    LedgerAbandon(index, reason);
+    return;
+  }
   Slot& s = slot(index);
   const uint32_t mode = LoadRelaxed(s.mode);
   const uint32_t requested = SealCloseRequest(s);
@@ -258,35 +329,196 @@ SlotWriter ConnectionTable::Writer(uint32_t index) {
 }
 
 uint32_t ConnectionTable::SealCloseRequest(Slot& s) {
-  // The exchange closes the slot to requests: a RequestClose after it fails
-  // its compare-and-swap (NOT_FOUND), one before it is counted by the caller.
-  const uint32_t requested = table_layout::CloseRequestReason(
+  // Setting the seal closes the slot to requests: a RequestClose after it
+  // fails its compare-and-swap (NOT_FOUND), one before it is counted by the
+  // caller. The reason stays, so a second seal (a releaser that died after
+  // the first one, then its recovery) returns it again.
+  return table_layout::CloseRequestReason(
       std::atomic_ref<uint32_t>(s.close_request)
-          .exchange(
-              table_layout::CloseRequestWord(LoadRelaxed(s.generation),
-                                             table_layout::kCloseReleased),
-              std::memory_order_acq_rel));
-  return requested == table_layout::kCloseReleased ? 0 : requested;
+          .fetch_or(table_layout::kCloseSealed, std::memory_order_acq_rel));
 }
 
 void ConnectionTable::CountClosed(const Slot& s, uint32_t mode,
                                   uint32_t reason) {
-  AddRelaxed(header_->closed_total[mode][reason], uint64_t{1});
-  const uint64_t duration_ns =
-      NowNs(CLOCK_MONOTONIC) - LoadRelaxed(s.started_mono_ns);
-  const uint64_t duration_ms = duration_ns / 1000000;
-  int bucket = 0;
-  while (bucket < table_layout::kDurationBuckets - 1 &&
-         duration_ms >= table_layout::kDurationBoundsMs[bucket]) {
-    ++bucket;
-  }
-  AddRelaxed(header_->duration_buckets[mode][bucket], uint64_t{1});
-  AddRelaxed(header_->duration_sum_ns[mode], duration_ns);
+  CountClosedInto(header_->closed_total, header_->duration_buckets,
+                  header_->duration_sum_ns, s, mode, reason, Add);
 }
 
 void ConnectionTable::FreeSlot(Slot& s, uint32_t mode) {
-  SubRelaxed(header_->active[mode], uint64_t{1});
+  // Acquire: reads the allocator's publication of this connection (the slot
+  // is ours: nobody else writes its state while it is active), so the
+  // allocation's count happens-before the free's. Release: a reader that
+  // sees this count with acquire sees that allocation's too (table_layout.h).
+  if (LoadAcquire(s.state) != table_layout::kActive) return;
+  std::atomic_ref<uint64_t>(header_->freed[mode])
+      .fetch_add(1, std::memory_order_release);
   StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+}
+
+LedgerCounters& ConnectionTable::BeginLedgerTransition() {
+  ForkServerLedger& l = header_->ledger;
+  const uint64_t current = LoadRelaxed(l.current);  // our own last store
+  // (a) A reader whose copy of the block below mixes in a value stored after
+  // this fence sees the commit of `current` on its second load (the seqlock
+  // argument of table_layout.h), and retries.
+  std::atomic_thread_fence(std::memory_order_release);
+  LedgerCounters& next = l.copies[(current + 1) & 1];
+  ZipCounters(next, l.copies[current & 1],
+              [](uint64_t& to, const uint64_t& from) {
+                StoreRelaxed(to, LoadRelaxed(from));
+              });
+  return next;
+}
+
+void ConnectionTable::CommitLedgerTransition(table_layout::LedgerOp op,
+                                             uint32_t index,
+                                             uint32_t generation,
+                                             const char* before_commit,
+                                             const char* after_commit) {
+  ForkServerLedger& l = header_->ledger;
+  const uint64_t next = LoadRelaxed(l.current) + 1;
+  // (b) What to redo if we die after the commit.
+  StoreRelaxed(l.pending.slot, index);
+  StoreRelaxed(l.pending.generation, generation);
+  StoreRelaxed(l.pending.next, next);
+  StoreRelaxed(l.pending.op, static_cast<uint32_t>(op));
+  if (ledger_stop_ == LedgerStop::kBeforeCommit) return;
+  UPPER_FAULT_POINT("table.ledger.before_commit");
+  UPPER_FAULT_POINT(before_commit);
+  // (c) The commit: one store. Release: a reader that loads it with acquire
+  // sees the block and everything this process saw before (allocations).
+  StoreRelease(l.current, next);
+  if (ledger_stop_ == LedgerStop::kAfterCommit) return;
+  UPPER_FAULT_POINT("table.ledger.after_commit");
+  UPPER_FAULT_POINT(after_commit);
+  // (d) The slot change, (e) done.
+  ApplyLedgerOp(op, index, generation);
+  StoreRelaxed(l.pending.op, static_cast<uint32_t>(table_layout::kLedgerNone));
+}
+
+void ConnectionTable::ApplyLedgerOp(uint32_t op, uint32_t index,
+                                    uint32_t generation) {
+  if (index >= capacity_) return;
+  Slot& s = slot(index);
+  // Idempotent: only while the slot still holds that connection (a redo
+  // after the slot was freed, or freed and allocated again, does nothing).
+  if (LoadAcquire(s.state) != table_layout::kActive ||
+      LoadRelaxed(s.generation) != generation) {
+    return;
+  }
+  if (op == table_layout::kLedgerAccept) {
+    StoreRelaxed(s.accepted_counted, generation);
+  } else if (op == table_layout::kLedgerFree) {
+    StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+  }
+}
+
+void ConnectionTable::LedgerRelease(uint32_t index, CloseReason reason,
+                                    bool crashed) {
+  Slot& s = slot(index);
+  // Acquire: the allocation's count happens-before the free counted below.
+  if (LoadAcquire(s.state) != table_layout::kActive) return;
+  const uint32_t generation = LoadRelaxed(s.generation);
+  const uint32_t mode = LoadRelaxed(s.mode);
+  const uint32_t requested = SealCloseRequest(s);
+  LedgerCounters& next = BeginLedgerTransition();
+  if (crashed) Bump(next.worker_crashes, 1);
+  CountClosedInto(
+      next.closed, next.duration_buckets, next.duration_sum_ns, s, mode,
+      requested != 0 ? requested : static_cast<uint32_t>(reason), Bump);
+  Bump(next.freed[mode], 1);
+  CommitLedgerTransition(table_layout::kLedgerFree, index, generation,
+                         "table.ledger.release.before_commit",
+                         "table.ledger.release.after_commit");
+}
+
+void ConnectionTable::LedgerAbandon(uint32_t index, RejectReason reason) {
+  Slot& s = slot(index);
+  if (LoadAcquire(s.state) != table_layout::kActive) return;
+  const uint32_t generation = LoadRelaxed(s.generation);
+  const uint32_t mode = LoadRelaxed(s.mode);
+  const uint32_t requested = SealCloseRequest(s);
+  LedgerCounters& next = BeginLedgerTransition();
+  if (requested != 0) {
+    // As in Abandon(): the close was answered OK before the worker existed.
+    Bump(next.accepted[mode], 1);
+    CountClosedInto(next.closed, next.duration_buckets, next.duration_sum_ns, s,
+                    mode, requested, Bump);
+  } else {
+    Bump(next.rejected[static_cast<uint32_t>(reason)], 1);
+  }
+  Bump(next.freed[mode], 1);
+  CommitLedgerTransition(table_layout::kLedgerFree, index, generation,
+                         "table.ledger.abandon.before_commit",
+                         "table.ledger.abandon.after_commit");
+}
+
+void ConnectionTable::CountForkAccepted(uint32_t index, uint32_t generation,
+                                        uint64_t fork_latency_ns) {
+  const uint32_t mode = LoadRelaxed(slot(index).mode);
+  LedgerCounters& next = BeginLedgerTransition();
+  Bump(next.accepted[mode], 1);
+  CountForkLatencyInto(next.fork_latency_buckets, next.fork_latency_sum_ns,
+                       next.fork_latency_count, fork_latency_ns, Bump);
+  CommitLedgerTransition(table_layout::kLedgerAccept, index, generation,
+                         "table.ledger.accept.before_commit",
+                         "table.ledger.accept.after_commit");
+}
+
+void ConnectionTable::ReadLedger(LedgerCounters* out) const {
+  const ForkServerLedger& l = header_->ledger;
+  for (;;) {
+    const uint64_t current = LoadAcquire(l.current);
+    ZipCounters(
+        *out, l.copies[current & 1],
+        [](uint64_t& to, const uint64_t& from) { to = LoadRelaxed(from); });
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (LoadRelaxed(l.current) == current) return;
+  }
+}
+
+void ConnectionTable::RecoverForkServerLedger(RejectReason reason) {
+  // The dead writer's stores are all visible: upperd saw its exit through
+  // waitid, and the kernel orders a process's stores before its death is
+  // reported (exit and wait are full barriers).
+  ForkServerLedger& l = header_->ledger;
+  const uint32_t op = LoadRelaxed(l.pending.op);
+  if (op != table_layout::kLedgerNone &&
+      LoadRelaxed(l.current) == LoadRelaxed(l.pending.next)) {
+    // Committed: counted; redo its slot change. Else nothing was counted
+    // nor changed, and the block it was building is overwritten next time.
+    ApplyLedgerOp(op, LoadRelaxed(l.pending.slot),
+                  LoadRelaxed(l.pending.generation));
+  }
+  StoreRelaxed(l.pending.op, static_cast<uint32_t>(table_layout::kLedgerNone));
+  // Unclaimed slots are abandoned (or their abandon finished) first, so that
+  // no child claims one after the count below.
+  for (const ConnectionInfo& c : Snapshot()) {
+    if (c.mode == Mode::kFork && c.pid == 0) {
+      AbandonUnclaimed(c.slot, c.generation, reason);
+    }
+  }
+  CountUncountedForkClaims();
+}
+
+void ConnectionTable::CountUncountedForkClaims() {
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    Slot& s = slot(i);
+    if (LoadAcquire(s.state) != table_layout::kActive ||
+        LoadRelaxed(s.mode) != static_cast<uint32_t>(Mode::kFork)) {
+      continue;
+    }
+    const uint32_t generation = LoadRelaxed(s.generation);
+    const uint64_t worker = LoadAcquire(s.worker);
+    if (table_layout::WorkerGeneration(worker) != generation ||
+        table_layout::WorkerPid(worker) == 0 ||
+        LoadRelaxed(s.accepted_counted) == generation) {
+      continue;
+    }
+    AddRelaxed(header_->accepted_total[static_cast<uint32_t>(Mode::kFork)],
+               uint64_t{1});
+    StoreRelaxed(s.accepted_counted, generation);
+  }
 }
 
 void ConnectionTable::Release(uint32_t index, CloseReason reason) {
@@ -301,6 +533,7 @@ void ConnectionTable::Release(uint32_t index, CloseReason reason) {
 std::optional<WorkerCrash> ConnectionTable::ReleaseExitedChild(uint32_t index,
                                                                int status) {
   const Slot& s = slot(index);
+  // A seal by a releaser that died keeps the reason: the same answer.
   const bool close_asked =
       table_layout::CloseRequestReason(LoadRelaxed(s.close_request)) != 0;
   CloseReason reason = CloseReason::kError;
@@ -314,11 +547,15 @@ std::optional<WorkerCrash> ConnectionTable::ReleaseExitedChild(uint32_t index,
   }
   std::optional<WorkerCrash> crash;
   if (crashed) {
-    CountWorkerCrash();
     crash = WorkerCrash{LoadRelaxed(s.id),
                         table_layout::WorkerPid(LoadRelaxed(s.worker)), status};
   }
-  Release(index, reason);
+  if (ledger_writer_) {
+    LedgerRelease(index, reason, crashed);
+  } else {
+    if (crashed) CountWorkerCrash();
+    Release(index, reason);
+  }
   return crash;
 }
 
@@ -344,8 +581,7 @@ bool ConnectionTable::HoldsWorker(uint32_t index, uint32_t generation,
          std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.worker))
                  .load(std::memory_order_seq_cst) ==
              table_layout::WorkerWord(generation, static_cast<uint32_t>(pid)) &&
-         table_layout::CloseRequestReason(request) !=
-             table_layout::kCloseReleased;
+         !table_layout::CloseRequestSealed(request);
 }
 
 Mode ConnectionTable::current_mode() const {
@@ -391,7 +627,7 @@ CloseRequestResult ConnectionTable::RequestClose(uint32_t index, uint64_t id,
   // ends counted as that first reason.
   const uint32_t current = table_layout::CloseRequestReason(expected);
   if (expected >> 8 == (info->generation & 0xFFFFFF) && current != 0 &&
-      current != table_layout::kCloseReleased) {
+      !table_layout::CloseRequestSealed(expected)) {
     return CloseRequestResult::kAlreadyRequested;
   }
   return CloseRequestResult::kNotFound;
@@ -408,15 +644,18 @@ bool ConnectionTable::WithdrawClose(uint32_t index, uint32_t generation,
 }
 
 void ConnectionTable::CountForkLatency(uint64_t ns) {
-  const uint64_t us = ns / 1000;
-  int bucket = 0;
-  while (bucket < table_layout::kForkLatencyBuckets - 1 &&
-         us > table_layout::kForkLatencyBoundsUs[bucket]) {
-    ++bucket;
+  if (ledger_writer_) {
+    LedgerCounters& next = BeginLedgerTransition();
+    CountForkLatencyInto(next.fork_latency_buckets, next.fork_latency_sum_ns,
+                         next.fork_latency_count, ns, Bump);
+    CommitLedgerTransition(table_layout::kLedgerNone, 0, 0,
+                           "table.ledger.latency.before_commit",
+                           "table.ledger.latency.after_commit");
+    return;
   }
-  AddRelaxed(header_->fork_latency_buckets[bucket], uint64_t{1});
-  AddRelaxed(header_->fork_latency_sum_ns, ns);
-  AddRelaxed(header_->fork_latency_count, uint64_t{1});
+  CountForkLatencyInto(header_->fork_latency_buckets,
+                       header_->fork_latency_sum_ns,
+                       header_->fork_latency_count, ns, Add);
 }
 
 void ConnectionTable::CountWorkerCrash() {
@@ -509,38 +748,55 @@ std::optional<ConnectionInfo> ConnectionTable::Find(uint64_t id) const {
   return std::nullopt;
 }
 
+// Each figure is the shared block's plus the ledger's committed block: a
+// sum of two counters each monotonic on its own (the ledger's by its
+// seqlock read of one committed version, table_layout.h), so monotonic too,
+// however the two reads interleave with writers.
 TableTotals ConnectionTable::ReadTotals() const {
   TableTotals t;
   const Header& h = *header_;
+  // The frees first, with acquire; the allocations after (table_layout.h).
+  LedgerCounters l;
+  ReadLedger(&l);
+  uint64_t freed[kModeCount];
+  for (int m = 0; m < kModeCount; ++m) freed[m] = LoadAcquire(h.freed[m]);
   t.current_mode = static_cast<Mode>(LoadRelaxed(h.current_mode));
   for (int m = 0; m < kModeCount; ++m) {
-    t.active[m] = LoadRelaxed(h.active[m]);
-    t.accepted_total[m] = LoadRelaxed(h.accepted_total[m]);
+    t.allocated[m] = LoadRelaxed(h.allocated[m]);
+    t.active[m] = t.allocated[m] - freed[m] - l.freed[m];
+    t.accepted_total[m] = LoadRelaxed(h.accepted_total[m]) + l.accepted[m];
     for (int r = 0; r < kCloseReasonCount; ++r) {
-      t.closed_total[m][r] = LoadRelaxed(h.closed_total[m][r]);
+      t.closed_total[m][r] = LoadRelaxed(h.closed_total[m][r]) + l.closed[m][r];
     }
     t.bytes_in_total[m] = LoadRelaxed(h.bytes_in_total[m]);
     t.bytes_out_total[m] = LoadRelaxed(h.bytes_out_total[m]);
     for (int b = 0; b < table_layout::kDurationBuckets; ++b) {
-      t.duration_buckets[m][b] = LoadRelaxed(h.duration_buckets[m][b]);
+      t.duration_buckets[m][b] =
+          LoadRelaxed(h.duration_buckets[m][b]) + l.duration_buckets[m][b];
     }
-    t.duration_sum_ns[m] = LoadRelaxed(h.duration_sum_ns[m]);
+    t.duration_sum_ns[m] =
+        LoadRelaxed(h.duration_sum_ns[m]) + l.duration_sum_ns[m];
   }
   for (int r = 0; r < kRejectReasonCount; ++r) {
-    t.rejected_total[r] = LoadRelaxed(h.rejected_total[r]);
+    t.rejected_total[r] = LoadRelaxed(h.rejected_total[r]) + l.rejected[r];
   }
-  t.worker_crashes_total = LoadRelaxed(h.worker_crashes_total);
+  t.worker_crashes_total =
+      LoadRelaxed(h.worker_crashes_total) + l.worker_crashes;
   t.mode_switches_total = LoadRelaxed(h.mode_switches_total);
   t.fork_server_restarts_total = LoadRelaxed(h.fork_server_restarts_total);
   for (int b = 0; b < table_layout::kForkLatencyBuckets; ++b) {
-    t.fork_latency_buckets[b] = LoadRelaxed(h.fork_latency_buckets[b]);
+    t.fork_latency_buckets[b] =
+        LoadRelaxed(h.fork_latency_buckets[b]) + l.fork_latency_buckets[b];
   }
-  t.fork_latency_sum_ns = LoadRelaxed(h.fork_latency_sum_ns);
-  t.fork_latency_count = LoadRelaxed(h.fork_latency_count);
+  t.fork_latency_sum_ns =
+      LoadRelaxed(h.fork_latency_sum_ns) + l.fork_latency_sum_ns;
+  t.fork_latency_count =
+      LoadRelaxed(h.fork_latency_count) + l.fork_latency_count;
   return t;
 }
 
-SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid) {
+SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid,
+                                          bool count_accepted) {
   StoreRelaxed(slot_->tid, tid);
   std::atomic_ref<uint64_t> worker(slot_->worker);
   const uint64_t mine =
@@ -557,7 +813,10 @@ SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid) {
       return ClaimResult::kLost;  // abandoned
     }
     if (worker.compare_exchange_weak(seen, mine, std::memory_order_seq_cst)) {
-      AddRelaxed(header_->accepted_total[mode_], uint64_t{1});
+      if (count_accepted) {
+        AddRelaxed(header_->accepted_total[mode_], uint64_t{1});
+        StoreRelaxed(slot_->accepted_counted, generation_);
+      }
       return ClaimResult::kClaimed;
     }
   }
@@ -568,7 +827,7 @@ bool SlotWriter::CloseRequested() const {
                             .load(std::memory_order_seq_cst);
   const uint32_t reason = table_layout::CloseRequestReason(word);
   return word >> 8 == (generation_ & 0xFFFFFF) && reason != 0 &&
-         reason != table_layout::kCloseReleased;
+         !table_layout::CloseRequestSealed(word);
 }
 
 }  // namespace upper

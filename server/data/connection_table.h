@@ -18,7 +18,12 @@
 //     allocation, only atomics and clock_gettime.
 //   - Release(): whoever reaps the worker: the worker thread itself, or the
 //     process that waited for the fork child. Exactly one per allocation.
-//   - Header counters: any of the above, with fetch_add.
+//   - Header counters: upperd's side (allocator, thread workers, its orphan
+//     releases and its recovery after a fork-server death) with fetch_add in
+//     the shared block; the fork server only in its ledger
+//     (table_layout::ForkServerLedger), one committed store per transition,
+//     so that a SIGKILL at any instruction neither loses nor doubles a count.
+//     Fork children count bytes only.
 // Readers (Snapshot(), LiveIds(), ReadTotals()) may run at any time in any
 // thread; a slot that is reused while being read is detected by its generation
 // and skipped.
@@ -82,7 +87,12 @@ class SlotWriter {
   // counts the connection accepted, so it is counted once even if the other
   // dies. After a fork-server death upperd abandons unclaimed slots with the
   // same compare-and-swap, so exactly one of "served" and "abandoned" wins.
-  ClaimResult Claim(int32_t pid, int32_t tid);
+  // With `count_accepted` (thread workers) the winner counts the connection
+  // accepted in the shared block and marks it counted; fork mode passes
+  // false: the fork server counts it in its ledger (CountForkAccepted), or
+  // upperd's recovery does, so a SIGKILL between the claim and the count
+  // loses nothing.
+  ClaimResult Claim(int32_t pid, int32_t tid, bool count_accepted = true);
   // True if admin or the drain asked this connection to end. Sequentially
   // consistent after Claim(): RequestClose() sets the request and then reads
   // the worker word, so at least one side sees the other (a worker that
@@ -155,7 +165,8 @@ struct LiveConnectionId {
 // Server-wide figures, read field by field (each monotonic on its own).
 struct TableTotals {
   Mode current_mode = Mode::kUnspecified;
-  uint64_t active[kModeCount] = {};
+  uint64_t active[kModeCount] = {};     // allocated - freed (table_layout.h)
+  uint64_t allocated[kModeCount] = {};  // as read after the frees
   uint64_t accepted_total[kModeCount] = {};
   uint64_t closed_total[kModeCount][kCloseReasonCount] = {};
   uint64_t rejected_total[kRejectReasonCount] = {};
@@ -224,6 +235,11 @@ class ConnectionTable {
   // free). Counts and returns a crash: a signal with no close asked for, or a
   // non-zero exit.
   std::optional<WorkerCrash> ReleaseExitedChild(uint32_t slot, int status);
+  // The fork server's count of its own claim (kClaimed or kAlreadyClaimed)
+  // of connection `generation` in `slot`, with the fork's latency: one
+  // ledger transition, which also marks the slot's acceptance counted.
+  void CountForkAccepted(uint32_t slot, uint32_t generation,
+                         uint64_t fork_latency_ns);
   // The slot served by process `pid`, if any (for reaping orphans).
   std::optional<uint32_t> FindByPid(pid_t pid) const;
   // True while `slot` still holds connection `generation` served by `pid`
@@ -245,6 +261,22 @@ class ConnectionTable {
   // False if the connection ended meanwhile, counted as requested.
   bool WithdrawClose(uint32_t slot, uint32_t generation, CloseReason reason);
   void CountForkLatency(uint64_t ns);
+  // --- The fork server's ledger (table_layout::ForkServerLedger) ---
+  // Makes this mapping the ledger's writer: what the fork server counts
+  // (Abandon, ReleaseExitedChild, CountForkLatency, CountForkAccepted) goes
+  // into ledger transitions. The fork server calls it once, after Attach.
+  void BecomeLedgerWriter() { ledger_writer_ = true; }
+  // upperd, after the fork server died and before another is spawned (no
+  // ledger writer lives): finishes or discards the transition the dead one
+  // was in (redoes its slot change if it committed), abandons its unclaimed
+  // slots (counted `reason`, or the close asked for), then counts accepted,
+  // in the shared block, every live fork slot a child claimed whose
+  // acceptance the dead one did not count. Needs the allocator's thread (no
+  // slot may be allocated meanwhile).
+  void RecoverForkServerLedger(RejectReason reason = RejectReason::kForkFailed);
+  // Tests only: where a ledger writer's transitions stop, as if it died there.
+  enum class LedgerStop { kNone, kBeforeCommit, kAfterCommit };
+  void StopLedgerTransitionsForTest(LedgerStop stop) { ledger_stop_ = stop; }
   void CountWorkerCrash();
   void CountForkServerRestart();
 
@@ -271,6 +303,19 @@ class ConnectionTable {
   // Counts the end of a served connection in `mode` and its duration.
   void CountClosed(const table_layout::Slot& s, uint32_t mode, uint32_t reason);
   void FreeSlot(table_layout::Slot& s, uint32_t mode);
+  // Ledger transitions (the fork server's): step (a) returns the next block,
+  // a copy of the current one, for the caller to add its deltas to;
+  // steps (b) to (e) commit it and make `op`'s slot change.
+  table_layout::LedgerCounters& BeginLedgerTransition();
+  void CommitLedgerTransition(table_layout::LedgerOp op, uint32_t slot,
+                              uint32_t generation, const char* before_commit,
+                              const char* after_commit);
+  void ApplyLedgerOp(uint32_t op, uint32_t slot, uint32_t generation);
+  void LedgerRelease(uint32_t slot, CloseReason reason, bool crashed);
+  void LedgerAbandon(uint32_t slot, RejectReason reason);
+  // The ledger's committed block, a consistent copy (seqlock read).
+  void ReadLedger(table_layout::LedgerCounters* out) const;
+  void CountUncountedForkClaims();
 
   int memfd_;
   bool owns_memfd_;
@@ -280,6 +325,8 @@ class ConnectionTable {
   table_layout::Slot* slots_;
   uint32_t capacity_;
   uint32_t next_hint_ = 0;  // allocator only
+  bool ledger_writer_ = false;
+  LedgerStop ledger_stop_ = LedgerStop::kNone;
 };
 
 // Formats a peer address stored in a slot ("1.2.3.4:5" or "[::1]:5").

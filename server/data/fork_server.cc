@@ -74,8 +74,11 @@ int g_child_fd_limit = 1 << 20;
   sigaction(SIGTERM, &on_term, nullptr);
   UPPER_FAULT_POINT("fork_child.before_claim");
   // SIGTERM is still blocked (the fork server blocks it): a close can reach
-  // us only once the claim names our pid, and is then handled.
-  if (writer.Claim(getpid(), 0) == SlotWriter::ClaimResult::kLost) {
+  // us only once the claim names our pid, and is then handled. The child
+  // counts nothing: its fork server counts the acceptance in its ledger, or
+  // upperd does after that one's death.
+  if (writer.Claim(getpid(), 0, /*count_accepted=*/false) ==
+      SlotWriter::ClaimResult::kLost) {
     _exit(kExitUnserved);
   }
   sigset_t none;
@@ -176,12 +179,19 @@ class ForkServer {
       return;
     }
     UPPER_FAULT_POINT("fork_server.after_fork");
-    table_->CountForkLatency(NowNs(CLOCK_MONOTONIC) - start);
-    // The child claims too; whichever is first counts it accepted. Only
-    // upperd abandons, and only after this process died, so the claim holds;
-    // if it did not, the child exits unserved and must not free the slot.
-    if (writer.Claim(pid, 0) != SlotWriter::ClaimResult::kLost) {
+    const uint64_t latency_ns = NowNs(CLOCK_MONOTONIC) - start;
+    // The child claims too; either claim makes it served, and this process
+    // counts it accepted, with the fork latency, in one ledger transition
+    // (a death before its commit leaves the count to upperd's recovery).
+    // Only upperd abandons, and only after this process died, so the claim
+    // holds; if it did not, the child exits unserved and must not free the
+    // slot.
+    if (writer.Claim(pid, 0, /*count_accepted=*/false) !=
+        SlotWriter::ClaimResult::kLost) {
+      table_->CountForkAccepted(slot, writer.generation(), latency_ns);
       children_[pid] = slot;
+    } else {
+      table_->CountForkLatency(latency_ns);
     }
     // `conn` closes here: the child holds the connection now.
   }
@@ -273,6 +283,10 @@ int RunForkServer(int argc, const char* const* argv) {
     return 1;
   }
   table_fd.Reset();  // the mapping stays valid without the fd
+  // What this process counts goes into the ledger (table_layout.h), which
+  // upperd recovers if we die: a previous fork server's ledger, recovered,
+  // is where we continue from.
+  (*table)->BecomeLedgerWriter();
   return ForkServer(*std::move(table), std::move(control), std::move(signals))
       .Run();
 }

@@ -193,19 +193,24 @@ CloseDelivery ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo,
 }
 
 bool ForkWorkers::OnChildExited(pid_t pid, int status) {
-  if (pid == pid_) {
-    pid_ = -1;
-    control_.Reset();
-    table_.CountForkServerRestart();
-    LogEvent(LogLevel::kError, "fork_server_died",
-             {{"pid", static_cast<int64_t>(pid)},
-              {"status", DescribeWaitStatus(status)}});
-    AbandonUnclaimed();
-    respawn_pending_ = true;
-    Tick();
+  if (pid == dead_unpeeked_) {
+    dead_unpeeked_ = -1;
     return true;
   }
-  // An orphan: a fork child whose fork server died before releasing it.
+  if (pid == pid_) {
+    OnForkServerDied(status);
+    return true;
+  }
+  // An orphan: a fork child whose fork server died before releasing it. The
+  // kernel re-parents it as that fork server exits, so it is dead; if it is
+  // the current one, its death is handled (its ledger recovered) first, or
+  // a release it committed but did not finish would be counted again here.
+  if (pid_ > 0) {
+    if (std::optional<ExitedChild> server = PeekExitedChild(pid_)) {
+      dead_unpeeked_ = pid_;
+      OnForkServerDied(server->status);
+    }
+  }
   if (std::optional<uint32_t> slot = table_.FindByPid(pid)) {
     if (std::optional<WorkerCrash> crash =
             table_.ReleaseExitedChild(*slot, status)) {
@@ -216,12 +221,18 @@ bool ForkWorkers::OnChildExited(pid_t pid, int status) {
   return false;
 }
 
-void ForkWorkers::AbandonUnclaimed() {
-  for (const ConnectionInfo& c : table_.Snapshot()) {
-    if (c.mode == Mode::kFork && c.pid == 0) {
-      table_.AbandonUnclaimed(c.slot, c.generation, RejectReason::kForkFailed);
-    }
-  }
+void ForkWorkers::OnForkServerDied(int status) {
+  const pid_t pid = pid_;
+  pid_ = -1;
+  control_.Reset();
+  table_.CountForkServerRestart();
+  LogEvent(LogLevel::kError, "fork_server_died",
+           {{"pid", static_cast<int64_t>(pid)},
+            {"status", DescribeWaitStatus(status)}});
+  // Before the respawn below: no fork server writes the ledger meanwhile.
+  table_.RecoverForkServerLedger(RejectReason::kForkFailed);
+  respawn_pending_ = true;
+  Tick();
 }
 
 void ForkWorkers::Tick() {

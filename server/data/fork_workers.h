@@ -78,9 +78,11 @@ class ForkWorkers {
   // What Spawn() passes to posix_spawn: /proc/self/fd/N of `program_`, or
   // its path when /proc is not mounted.
   std::string SpawnPath() const;
-  // After a fork-server death: abandons every fork slot no child has claimed
-  // (unstarted or mid-fork); a child forked for one exits unserved.
-  void AbandonUnclaimed();
+  // After a fork-server death (`status`), before any other fork server
+  // runs: recovers its ledger, abandons every fork slot no child has claimed
+  // (unstarted or mid-fork; a child forked for one exits unserved), counts
+  // the claims it did not, and schedules the respawn.
+  void OnForkServerDied(int status);
 
   ConnectionTable& table_;
   std::string executable_;
@@ -88,6 +90,9 @@ class ForkWorkers {
   std::string program_path_;  // the fork server's program, as found at Start
   UniqueFd program_;          // O_PATH: that file, whatever the path holds now
   pid_t pid_ = -1;
+  // A dead fork server whose death was handled before its exit was peeked
+  // (an orphan of it came first); OnChildExited(it) only reaps it.
+  pid_t dead_unpeeked_ = -1;
   UniqueFd control_;
   absl::Time last_spawn_ = absl::InfinitePast();
   bool respawn_pending_ = false;

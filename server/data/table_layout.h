@@ -20,8 +20,10 @@ namespace table_layout {
 
 inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // 2: close_request holds a generation; 3: the worker word (pid with its
-// generation, forking and abandoned states) and the publication fence.
-inline constexpr uint32_t kVersion = 3;
+// generation, forking and abandoned states) and the publication fence; 4: the
+// fork server's ledger, `active` derived from allocated and freed counts, the
+// slot's accepted_counted word and a close seal that keeps the reason.
+inline constexpr uint32_t kVersion = 4;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
@@ -67,13 +69,19 @@ struct alignas(64) Slot {
   uint64_t worker;
   uint32_t mode;  // Mode
   int32_t tid;    // the serving thread (thread mode) or 0
-  // CloseReason asked for by admin or drain (low 8 bits; 0 none, 0xFF
-  // released) under the low 24 bits of the generation it was asked for
-  // (above): one word, so that a compare-and-swap targets one connection,
-  // never a slot's next one, and a close racing the end either lands before
-  // Release (counted) or fails (NOT_FOUND). Helpers below the struct.
+  // CloseReason asked for by admin or drain (low 7 bits; 0 none) and the
+  // seal (bit 7: released, no more requests) under the low 24 bits of the
+  // generation it was asked for (above): one word, so that a
+  // compare-and-swap targets one connection, never a slot's next one, and a
+  // close racing the end either lands before Release (counted) or fails
+  // (NOT_FOUND). The seal keeps the reason, so sealing twice (a releaser that
+  // died after sealing, then its recovery) reads the same reason. Helpers
+  // below the struct.
   uint32_t close_request;
-  uint32_t padding0;
+  // The generation whose acceptance has been counted (by a thread worker's
+  // claim, a fork-server ledger transition, or upperd's recovery); any other
+  // value: not counted yet. A new allocation's generation never matches it.
+  uint32_t accepted_counted;
   uint64_t peer[3];          // PackedPeer: family, port, 16 address bytes
   uint64_t started_unix_ns;  // CLOCK_REALTIME at accept
   uint64_t started_mono_ns;  // CLOCK_MONOTONIC at accept
@@ -86,12 +94,17 @@ struct alignas(64) Slot {
 };
 static_assert(sizeof(Slot) == 128);
 
-inline constexpr uint32_t kCloseReleased = 0xFF;
+// The seal bit of close_request: set once by the releaser, the reason kept.
+inline constexpr uint32_t kCloseSealed = 0x80;
 // close_request's value for `generation` with `reason` (0: none asked).
 constexpr uint32_t CloseRequestWord(uint32_t generation, uint32_t reason) {
   return (generation << 8) | (reason & 0xFF);
 }
-constexpr uint32_t CloseRequestReason(uint32_t word) { return word & 0xFF; }
+constexpr uint32_t CloseRequestReason(uint32_t word) { return word & 0x7F; }
+constexpr bool CloseRequestSealed(uint32_t word) {
+  return (word & kCloseSealed) != 0;
+}
+static_assert(kCloseReasonCount <= 0x7F);
 
 // Values of a worker word besides a pid (pids are below 2^22 on Linux).
 inline constexpr uint32_t kWorkerUnstarted = 0;
@@ -115,6 +128,66 @@ constexpr int32_t WorkerPid(uint64_t word) {
              : static_cast<int32_t>(value);
 }
 
+// What the fork server counts, in one block of its ledger (below).
+struct LedgerCounters {
+  uint64_t accepted[kModeCount];
+  uint64_t closed[kModeCount][kCloseReasonCount];
+  uint64_t rejected[kRejectReasonCount];
+  uint64_t duration_buckets[kModeCount][kDurationBuckets];
+  uint64_t duration_sum_ns[kModeCount];
+  uint64_t freed[kModeCount];
+  uint64_t worker_crashes;
+  uint64_t fork_latency_buckets[kForkLatencyBuckets];
+  uint64_t fork_latency_sum_ns;
+  uint64_t fork_latency_count;
+};
+
+// The slot change a ledger transition makes after its commit.
+enum LedgerOp : uint32_t {
+  kLedgerNone = 0,
+  kLedgerAccept = 1,  // set the slot's accepted_counted to `generation`
+  kLedgerFree = 2,    // free the slot (state = kFree)
+};
+
+// The transition in progress: written before the commit, cleared (op =
+// kLedgerNone) after the slot change.
+struct LedgerPending {
+  uint32_t op;  // LedgerOp
+  uint32_t slot;
+  uint32_t generation;  // the connection the slot change is for
+  uint32_t padding;
+  uint64_t next;  // the commit sequence number the transition commits
+};
+
+// The fork server's ledger: every counter the fork server writes, kept
+// crash-consistent against a SIGKILL at any instruction.
+//
+// Single writer: the live fork server (upperd writes it only in
+// RecoverForkServerLedger, after the fork server died and before another is
+// spawned). A transition: (a) a release fence, then copies[next & 1] =
+// copies[current & 1] + the deltas (next = current + 1); (b) pending =
+// {op, slot, generation, next}; (c) current = next with release: THE commit,
+// one store; (d) the slot change, idempotent and guarded by the slot's
+// generation; (e) pending.op = kLedgerNone. A death before (c) counted
+// nothing and changed no slot (upperd does both later, in its own block); a
+// death after it counted everything, and recovery redoes (d).
+//
+// Readers take copies[current & 1] seqlock-style: load current (acquire),
+// copy the block, acquire fence, load current again, retry if it moved. A
+// copy torn by the next-but-one transition, which rewrites that block, read
+// a value stored after the writer's fence (a) that follows the commit of
+// current + 1, so the second load sees current + 1 or later (fence-fence
+// synchronisation); current is a sequence number, never reused, so no ABA.
+// Each block only ever holds a committed version or the one being built
+// from the latest plus non-negative deltas, so a reader gets one committed
+// version, never older than one it read before (coherence of `current`):
+// every counter is monotonic.
+struct alignas(64) ForkServerLedger {
+  uint64_t current;  // commit sequence number; copies[current & 1] is live
+  LedgerPending pending;
+  LedgerCounters copies[2];
+};
+
 struct alignas(64) Header {
   uint64_t magic;
   uint32_t version;
@@ -122,7 +195,22 @@ struct alignas(64) Header {
   uint32_t current_mode;     // Mode for new connections
   uint32_t idle_timeout_ms;  // 0 = off; read by workers at start
   uint64_t next_id;
-  uint64_t active[kModeCount];
+  // active[mode] is derived: allocated[mode] - freed[mode] -
+  // ledger.copies[current].freed[mode] (ConnectionTable::ReadTotals).
+  //
+  // Why a reader never sees more frees than allocations (C++ memory model,
+  // not x86): the allocator adds to allocated (relaxed) before it publishes
+  // the slot with its release store of state = kActive. Every freer loads
+  // that state with acquire before it counts the free, so the allocation's
+  // add happens-before the free's count. upperd's freers add to freed with
+  // release (a release sequence of RMWs); the fork server counts in a ledger
+  // version it commits with a release store. ReadTotals loads both freed
+  // counts first with acquire (freed here; current, the ledger's), so every
+  // allocation whose free it counted happens-before its later relaxed load
+  // of allocated, which therefore sees them all (write-read coherence):
+  // allocated >= freed as observed, and active is never negative.
+  uint64_t allocated[kModeCount];  // upperd's allocator
+  uint64_t freed[kModeCount];      // upperd's releases and abandons
   uint64_t accepted_total[kModeCount];
   uint64_t closed_total[kModeCount][kCloseReasonCount];
   uint64_t rejected_total[kRejectReasonCount];
@@ -143,6 +231,10 @@ struct alignas(64) Header {
   // was not compiled for. Added without a kVersion bump of its own: the
   // Slot change of the same release (issue 14) bumps it.
   uint64_t build_id;
+  // What the fork server counts (accepted, closed, rejected, durations,
+  // frees, crashes and fork latency of fork mode) is here, not in the
+  // fields above; totals are the sum of both.
+  ForkServerLedger ledger;
 };
 
 }  // namespace table_layout

@@ -8,11 +8,13 @@
 // connection counted as refused (nor a refused one served), every close
 // answered by what happened, no zombie, and a clean drain.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -46,7 +48,10 @@ uint64_t Reason(const google::protobuf::Map<std::string, uint64_t>& by,
 // upperd, its fork servers and their children), and its admin stub.
 class ForkFault : public ::testing::Test {
  protected:
-  void Start(const std::string& faults, int max_connections = 2) {
+  // Without `once`, each fork server arms the points afresh (a point that
+  // needs no file: the once marker cannot be made at an fd limit).
+  void Start(const std::string& faults, int max_connections = 2,
+             bool once = true) {
     absl::StatusOr<std::string> dir = MakeTempDir();
     ASSERT_TRUE(dir.ok()) << dir.status();
     absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
@@ -55,7 +60,7 @@ class ForkFault : public ::testing::Test {
                       absl::StrCat("--max_connections=", max_connections),
                       "--drain_timeout=2s"},
              .env = {{"UPPER_FAULT_POINT", faults},
-                     {"UPPER_FAULT_POINT_ONCE_DIR", *dir}}});
+                     {"UPPER_FAULT_POINT_ONCE_DIR", once ? *dir : ""}}});
     ASSERT_TRUE(started.ok()) << started.status();
     upperd_ = *std::move(started);
     absl::StatusOr<uint16_t> port = upperd_->Port("admin");
@@ -214,6 +219,172 @@ TEST_F(ForkFault, DeathBetweenTheReleaseAndTheReapReleasesOnce) {
   const ServerStatus s = ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
   EXPECT_EQ(s.closed_total(), 1u) << s.ShortDebugString();
   ExpectServed();
+  StopCleanly(*upperd_);
+}
+
+// --- The fork server's ledger: killed inside a transition ---
+
+// Closes connection `id` through admin; the gRPC code.
+grpc::StatusCode CloseById(admin::v1::AdminService::Stub& stub, uint64_t id) {
+  admin::v1::CloseConnectionRequest request;
+  request.set_id(id);
+  admin::v1::CloseConnectionResponse response;
+  return stub.CloseConnection(Context().get(), request, &response).error_code();
+}
+
+// The id of the one live connection, or 0.
+uint64_t OnlyLiveId(admin::v1::AdminService::Stub& stub) {
+  absl::StatusOr<std::vector<admin::v1::Connection>> live =
+      ListConnections(stub);
+  return live.ok() && live->size() == 1 ? live->front().id() : 0;
+}
+
+// The fork server killed at `point` of the release of a served connection
+// that admin closed: counted accepted once, closed `killed` once, active 0
+// (never huge), the slot serves the next connection.
+void ExpectReleaseDeathCountedOnce(std::unique_ptr<UpperdProcess>& upperd,
+                                   admin::v1::AdminService::Stub& stub) {
+  absl::StatusOr<UniqueFd> client = Connect(upperd->data_port());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(Served(client->get()));
+  uint64_t id = 0;
+  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveId(stub)) != 0; },
+                         absl::Seconds(5)));
+  ASSERT_EQ(CloseById(stub, id), grpc::StatusCode::OK);
+  ASSERT_TRUE(upperd->WaitForLog("fork_server_died", absl::Seconds(5)).ok())
+      << upperd->Log();
+  client->Reset();
+  const ServerStatus s =
+      upper::testing::StatusWhen(stub, [](const ServerStatus& s) {
+        return s.active_connections() == 0 && s.closed_total() == 1;
+      });
+  EXPECT_EQ(s.active_connections(), 0u) << s.ShortDebugString();
+  EXPECT_EQ(s.accepted_total(), 1u) << s.ShortDebugString();
+  EXPECT_EQ(s.closed_total(), 1u) << s.ShortDebugString();
+  EXPECT_EQ(Reason(s.closed_by_reason(), "killed"), 1u) << s.ShortDebugString();
+}
+
+// Killed after the release's commit: upperd's recovery frees the slot the
+// ledger already counted; the orphan's reap finds no slot to release again.
+TEST_F(ForkFault, DeathAfterAReleaseCommitFreesTheSlotAndCountsItOnce) {
+  Start("table.ledger.release.after_commit:kill", /*max_connections=*/1);
+  ExpectReleaseDeathCountedOnce(upperd_, *stub_);
+  ExpectForkServerReplaced();
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+  StopCleanly(*upperd_);
+}
+
+// Killed before the release's commit: nothing was counted; upperd releases
+// the orphan's slot itself, with the close reason the seal kept.
+TEST_F(ForkFault, DeathBeforeAReleaseCommitIsReleasedOnceByUpperd) {
+  Start("table.ledger.release.before_commit:kill", /*max_connections=*/1);
+  ExpectReleaseDeathCountedOnce(upperd_, *stub_);
+  ExpectForkServerReplaced();
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+  StopCleanly(*upperd_);
+}
+
+// Killed around the commit of a child's acceptance: counted once, by the
+// ledger or by upperd's recovery, and closed once when the child ends.
+TEST_F(ForkFault, DeathBeforeAnAcceptCommitIsCountedByUpperdsRecovery) {
+  Start("table.ledger.accept.before_commit:kill", /*max_connections=*/1);
+  EXPECT_EQ(Exchange(upperd_->data_port(), "abc", 3, 1, absl::Seconds(10))
+                .value_or(""),
+            "ABC");
+  ExpectForkServerReplaced();
+  ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+  StopCleanly(*upperd_);
+}
+
+TEST_F(ForkFault, DeathAfterAnAcceptCommitIsNotCountedAgain) {
+  Start("table.ledger.accept.after_commit:kill", /*max_connections=*/1);
+  EXPECT_EQ(Exchange(upperd_->data_port(), "abc", 3, 1, absl::Seconds(10))
+                .value_or(""),
+            "ABC");
+  ExpectForkServerReplaced();
+  ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+  StopCleanly(*upperd_);
+}
+
+// The fork server, upperd's only child while idle.
+pid_t ForkServerOf(pid_t upperd) {
+  for (pid_t pid : Descendants(upperd)) {
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
+    if (stat && stat->ppid == upperd) return pid;
+  }
+  return -1;
+}
+
+// The fork server abandons a connection whose socket it could not receive
+// (at its fd limit, set from here while it is stopped) after a close was
+// answered OK, and is killed at `point` of that abandon: the close is
+// counted `killed` once (accepted once, no refusal), the slot freed once.
+void ExpectAbandonDeathCountedOnce(std::unique_ptr<UpperdProcess>& upperd,
+                                   admin::v1::AdminService::Stub& stub) {
+  const pid_t server = ForkServerOf(upperd->pid());
+  ASSERT_GT(server, 0);
+  ASSERT_EQ(kill(server, SIGSTOP), 0);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const std::optional<ProcStat> stat = ReadProcStat(server);
+        return stat && stat->state == 'T';
+      },
+      absl::Seconds(5)));
+  // Its lowest free descriptor as its limit: the next one it gets fails, so
+  // the kernel drops the passed socket (MSG_CTRUNC).
+  const std::map<int, std::string> fds = FdTargets(server);
+  int lowest_free = 0;
+  while (fds.count(lowest_free) != 0) ++lowest_free;
+  const rlimit limit = {static_cast<rlim_t>(lowest_free),
+                        static_cast<rlim_t>(lowest_free)};
+  ASSERT_EQ(prlimit(server, RLIMIT_NOFILE, &limit, nullptr), 0);
+  absl::StatusOr<UniqueFd> client = Connect(upperd->data_port());
+  ASSERT_TRUE(client.ok());
+  uint64_t id = 0;
+  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveId(stub)) != 0; },
+                         absl::Seconds(5)));
+  ASSERT_EQ(CloseById(stub, id), grpc::StatusCode::OK);
+  ASSERT_EQ(kill(server, SIGCONT), 0);
+  // Only the abandon's point is armed: the death proves the fork server
+  // took that path (it logs fork_server_lost_socket after the abandon).
+  ASSERT_TRUE(upperd->WaitForLog("fork_server_died", absl::Seconds(5)).ok())
+      << upperd->Log();
+  EXPECT_FALSE(Served(client->get()));
+  client->Reset();
+  const ServerStatus s =
+      upper::testing::StatusWhen(stub, [](const ServerStatus& s) {
+        return s.active_connections() == 0 && s.closed_total() == 1;
+      });
+  EXPECT_EQ(s.active_connections(), 0u) << s.ShortDebugString();
+  EXPECT_EQ(s.accepted_total(), 1u) << s.ShortDebugString();
+  EXPECT_EQ(s.closed_total(), 1u) << s.ShortDebugString();
+  EXPECT_EQ(Reason(s.closed_by_reason(), "killed"), 1u) << s.ShortDebugString();
+  EXPECT_EQ(s.rejected_total(), 0u) << s.ShortDebugString();
+}
+
+TEST_F(ForkFault, DeathAfterAnAbandonCommitCountsTheAnsweredCloseOnce) {
+  Start("table.ledger.abandon.after_commit:kill", /*max_connections=*/1,
+        /*once=*/false);
+  ExpectAbandonDeathCountedOnce(upperd_, *stub_);
+  ExpectForkServerReplaced();
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+  StopCleanly(*upperd_);
+}
+
+TEST_F(ForkFault, DeathBeforeAnAbandonCommitCountsTheAnsweredCloseOnce) {
+  Start("table.ledger.abandon.before_commit:kill", /*max_connections=*/1,
+        /*once=*/false);
+  ExpectAbandonDeathCountedOnce(upperd_, *stub_);
+  ExpectForkServerReplaced();
+  ExpectServed();
+  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
   StopCleanly(*upperd_);
 }
 

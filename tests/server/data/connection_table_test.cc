@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <thread>
@@ -528,6 +529,208 @@ TEST(ConnectionTable, AttachRefusesATableFromAnotherBuild) {
   EXPECT_TRUE(absl::StrContains(attached.status().message(),
                                 ", table 0123456789abcdef)"))
       << attached.status();
+}
+
+// --- The fork server's ledger (issue 14): a fork server killed inside a
+// transition, simulated by a second mapping that stops where it would die ---
+
+// The fork server's side of `table`: the same memfd, as the ledger writer.
+std::unique_ptr<ConnectionTable> ForkServerSide(const ConnectionTable& table) {
+  absl::StatusOr<std::unique_ptr<ConnectionTable>> attached =
+      ConnectionTable::Attach(table.memfd());
+  EXPECT_TRUE(attached.ok()) << attached.status();
+  (*attached)->BecomeLedgerWriter();
+  return *std::move(attached);
+}
+
+constexpr int kFork = static_cast<int>(Mode::kFork);
+
+uint64_t ClosedTotal(const TableTotals& t, Mode mode) {
+  uint64_t n = 0;
+  for (uint64_t c : t.closed_total[static_cast<int>(mode)]) n += c;
+  return n;
+}
+
+// A fork slot served by child 4242, its acceptance counted by `server`.
+uint32_t ServedForkSlot(ConnectionTable& table, ConnectionTable& server) {
+  const uint32_t slot = *AllocateFrom(table, Mode::kFork, 1);
+  SlotWriter writer = table.Writer(slot);
+  EXPECT_TRUE(server.BeginFork(slot, writer.generation()));
+  EXPECT_EQ(writer.Claim(4242, 0, /*count_accepted=*/false),
+            SlotWriter::ClaimResult::kClaimed);
+  server.CountForkAccepted(slot, writer.generation(), 1000);
+  return slot;
+}
+
+TEST(ForkServerLedger, ACommittedReleaseIsFinishedByRecoveryNotCountedAgain) {
+  auto table = MakeTable(1);
+  auto server = ForkServerSide(*table);
+  const uint32_t slot = ServedForkSlot(*table, *server);
+  ASSERT_EQ(
+      table->RequestClose(slot, table->Read(slot)->id, CloseReason::kKilled),
+      CloseRequestResult::kRequested);
+  server->StopLedgerTransitionsForTest(
+      ConnectionTable::LedgerStop::kAfterCommit);
+  server->ReleaseExitedChild(slot, SIGTERM);  // dies after the commit
+  TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.active[kFork], 0u);  // counted freed, not yet free
+  EXPECT_EQ(t.closed_total[kFork][static_cast<int>(CloseReason::kKilled)], 1u);
+  ASSERT_TRUE(table->Read(slot).has_value());
+  table->RecoverForkServerLedger();
+  EXPECT_FALSE(table->Read(slot).has_value());
+  EXPECT_FALSE(table->FindByPid(4242));  // the orphan path finds nothing
+  table->RecoverForkServerLedger();      // idempotent
+  t = table->ReadTotals();
+  EXPECT_EQ(t.active[kFork], 0u);
+  EXPECT_EQ(t.accepted_total[kFork], 1u);
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), 1u);
+  EXPECT_EQ(t.closed_total[kFork][static_cast<int>(CloseReason::kKilled)], 1u);
+  EXPECT_EQ(t.worker_crashes_total, 0u);
+  // A respawned fork server continues from the ledger as it is.
+  auto respawned = ForkServerSide(*table);
+  const uint32_t next = ServedForkSlot(*table, *respawned);
+  respawned->ReleaseExitedChild(next, 0);
+  t = table->ReadTotals();
+  EXPECT_EQ(t.active[kFork], 0u);
+  EXPECT_EQ(t.accepted_total[kFork], 2u);
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), 2u);
+  EXPECT_EQ(t.fork_latency_count, 2u);
+}
+
+TEST(ForkServerLedger, AReleaseThatDiedBeforeItsCommitIsCountedOnceByUpperd) {
+  auto table = MakeTable(1);
+  auto server = ForkServerSide(*table);
+  const uint32_t slot = ServedForkSlot(*table, *server);
+  ASSERT_EQ(
+      table->RequestClose(slot, table->Read(slot)->id, CloseReason::kKilled),
+      CloseRequestResult::kRequested);
+  server->StopLedgerTransitionsForTest(
+      ConnectionTable::LedgerStop::kBeforeCommit);
+  server->ReleaseExitedChild(slot, SIGTERM);  // sealed, nothing counted
+  TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.active[kFork], 1u);
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), 0u);
+  table->RecoverForkServerLedger();  // discards the transition
+  EXPECT_EQ(table->ReadTotals().accepted_total[kFork], 1u);
+  // The orphan path: the zombie is upperd's now; its slot is still live.
+  const std::optional<uint32_t> found = table->FindByPid(4242);
+  ASSERT_EQ(found, slot);
+  EXPECT_FALSE(table->ReleaseExitedChild(*found, SIGTERM).has_value());
+  t = table->ReadTotals();
+  EXPECT_EQ(t.active[kFork], 0u);
+  EXPECT_EQ(t.accepted_total[kFork], 1u);
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), 1u);
+  // The seal kept the reason asked for before the death.
+  EXPECT_EQ(t.closed_total[kFork][static_cast<int>(CloseReason::kKilled)], 1u);
+  EXPECT_EQ(t.worker_crashes_total, 0u);
+}
+
+TEST(ForkServerLedger, AnAcceptNotCommittedIsCountedByRecoveryOnce) {
+  for (const auto stop : {ConnectionTable::LedgerStop::kBeforeCommit,
+                          ConnectionTable::LedgerStop::kAfterCommit}) {
+    auto table = MakeTable(2);
+    auto server = ForkServerSide(*table);
+    server->StopLedgerTransitionsForTest(stop);
+    const uint32_t slot = ServedForkSlot(*table, *server);
+    EXPECT_EQ(table->ReadTotals().accepted_total[kFork],
+              stop == ConnectionTable::LedgerStop::kAfterCommit ? 1u : 0u);
+    table->RecoverForkServerLedger();
+    table->RecoverForkServerLedger();
+    EXPECT_EQ(table->ReadTotals().accepted_total[kFork], 1u);
+    table->ReleaseExitedChild(slot, 0);  // upperd reaps the orphan
+    const TableTotals t = table->ReadTotals();
+    EXPECT_EQ(t.active[kFork], 0u);
+    EXPECT_EQ(ClosedTotal(t, Mode::kFork), 1u);
+    EXPECT_EQ(t.accepted_total[kFork], 1u);
+  }
+}
+
+TEST(ForkServerLedger, AnAbandonKilledAtEitherSideOfItsCommitCountsOnce) {
+  for (const auto stop : {ConnectionTable::LedgerStop::kBeforeCommit,
+                          ConnectionTable::LedgerStop::kAfterCommit}) {
+    auto table = MakeTable(1);
+    auto server = ForkServerSide(*table);
+    const uint32_t slot = *AllocateFrom(*table, Mode::kFork, 1);
+    const ConnectionInfo info = *table->Read(slot);
+    // A close answered before the claim: the abandon counts it, not a refusal.
+    ASSERT_EQ(table->RequestClose(slot, info.id, CloseReason::kKilled),
+              CloseRequestResult::kRequested);
+    ASSERT_TRUE(server->BeginFork(slot, info.generation));
+    server->StopLedgerTransitionsForTest(stop);
+    ASSERT_TRUE(server->AbandonUnclaimed(slot, info.generation,
+                                         RejectReason::kForkFailed));
+    table->RecoverForkServerLedger();
+    table->RecoverForkServerLedger();
+    EXPECT_FALSE(table->Read(slot).has_value());
+    const TableTotals t = table->ReadTotals();
+    EXPECT_EQ(t.active[kFork], 0u);
+    EXPECT_EQ(t.accepted_total[kFork], 1u);
+    EXPECT_EQ(ClosedTotal(t, Mode::kFork), 1u);
+    EXPECT_EQ(t.closed_total[kFork][static_cast<int>(CloseReason::kKilled)],
+              1u);
+    EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), 0u);
+    EXPECT_TRUE(AllocateFrom(*table, Mode::kFork, 2));
+  }
+}
+
+TEST(ForkServerLedger, RecoveryAbandonsUnclaimedSlotsAndCountsClaimedOnes) {
+  auto table = MakeTable(2);
+  auto server = ForkServerSide(*table);
+  const uint32_t unclaimed = *AllocateFrom(*table, Mode::kFork, 1);
+  ASSERT_TRUE(server->BeginFork(unclaimed, table->Read(unclaimed)->generation));
+  const uint32_t claimed = *AllocateFrom(*table, Mode::kFork, 2);
+  // The child claimed; its fork server died before counting it.
+  ASSERT_EQ(table->Writer(claimed).Claim(4242, 0, /*count_accepted=*/false),
+            SlotWriter::ClaimResult::kClaimed);
+  table->RecoverForkServerLedger();
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.accepted_total[kFork], 1u);
+  EXPECT_EQ(Rejected(*table, RejectReason::kForkFailed), 1u);
+  EXPECT_EQ(t.active[kFork], 1u);
+  EXPECT_FALSE(table->Read(unclaimed).has_value());
+  EXPECT_EQ(table->Read(claimed)->pid, 4242);
+}
+
+// A reader racing a fork server's transitions and upperd's allocations:
+// active is never above allocated nor below zero, and no total goes back.
+TEST(ForkServerLedger, ReadTotalsNeverSeesMoreFreesThanAllocations) {
+  auto table = MakeTable(2);
+  auto server = ForkServerSide(*table);
+  const int rounds = RaceRounds();
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < rounds; ++i) {
+      const uint32_t slot = ServedForkSlot(*table, *server);
+      server->ReleaseExitedChild(slot, 0);
+      const uint32_t thread_slot = *AllocateFrom(*table, Mode::kThread, 1);
+      table->Writer(thread_slot).Claim(4243, 1);
+      table->Release(thread_slot, CloseReason::kClient);
+    }
+    done = true;
+  });
+  TableTotals last;
+  uint64_t reads = 0;
+  while (!done) {
+    const TableTotals t = table->ReadTotals();
+    for (int m = 0; m < kModeCount; ++m) {
+      ASSERT_LE(t.active[m], t.allocated[m]) << "mode " << m;
+      ASSERT_LE(t.active[m], uint64_t{1} << 62) << "mode " << m;
+      ASSERT_GE(t.accepted_total[m], last.accepted_total[m]);
+      ASSERT_GE(t.duration_sum_ns[m], last.duration_sum_ns[m]);
+      for (int r = 0; r < kCloseReasonCount; ++r) {
+        ASSERT_GE(t.closed_total[m][r], last.closed_total[m][r]);
+      }
+    }
+    ASSERT_GE(t.fork_latency_count, last.fork_latency_count);
+    last = t;
+    ++reads;
+  }
+  writer.join();
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.ActiveTotal(), 0u);
+  EXPECT_EQ(t.accepted_total[kFork], static_cast<uint64_t>(rounds));
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), static_cast<uint64_t>(rounds));
+  EXPECT_GT(reads, 0u);
 }
 
 }  // namespace

@@ -37,7 +37,6 @@ constexpr absl::Duration kExitBound = absl::Seconds(5);
 // upperd's close grace: the SIGKILL comes this long after the SIGTERM.
 constexpr absl::Duration kCloseGrace = absl::Seconds(2);
 
-constexpr char kUnshare[] = "/usr/bin/unshare";
 constexpr char kNsenter[] = "/usr/bin/nsenter";
 
 // The pid of the fork child serving upperd's only connection, from
@@ -162,20 +161,10 @@ int ChildrenNamed(pid_t parent, const std::string& comm) {
 }
 
 TEST(Pid1, OrphansReparentedToUpperdAsPid1AreReaped) {
-  if (geteuid() != 0) GTEST_SKIP() << "unshare --pid needs root";
-  const std::vector<std::string> launcher = {
-      kUnshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--"};
-  std::vector<std::string> probe = launcher;
-  probe.push_back("/bin/true");
-  absl::StatusOr<ProcessResult> tried =
-      RunProcess(probe, {}, absl::Seconds(10));
-  if (!tried.ok() || tried->exit_code != 0) {
-    GTEST_SKIP() << "cannot make a pid namespace (EPERM in an unprivileged "
-                    "container?): "
-                 << (tried.ok() ? tried->err : tried.status().ToString());
-  }
+  absl::StatusOr<std::vector<std::string>> launcher = PidNamespaceLauncher();
+  if (!launcher.ok()) GTEST_SKIP() << launcher.status();
   absl::StatusOr<std::unique_ptr<UpperdProcess>> started = UpperdProcess::Start(
-      {.args = {"--mode=fork", kDrainFlag}, .launcher = launcher});
+      {.args = {"--mode=fork", kDrainFlag}, .launcher = *launcher});
   ASSERT_TRUE(started.ok()) << started.status();
   UpperdProcess& upperd = **started;
   // upperd says it is PID 1 (its pid inside the namespace).

@@ -110,6 +110,20 @@ class ForkFault : public ::testing::Test {
               "AFTER THE FAULT");
   }
 
+  // One exchange with the fork server killed at `fault`: the connection is
+  // counted accepted once, and the slot then serves the next one.
+  void ExpectAnExchangeCountedOnce(const std::string& fault) {
+    Start(fault, /*max_connections=*/1);
+    EXPECT_EQ(Exchange(upperd_->data_port(), "abc", 3, 1, absl::Seconds(10))
+                  .value_or(""),
+              "ABC");
+    ExpectForkServerReplaced();
+    ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
+    ExpectServed();
+    ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
+    StopCleanly(*upperd_);
+  }
+
   std::unique_ptr<UpperdProcess> upperd_;
   std::unique_ptr<admin::v1::AdminService::Stub> stub_;
 };
@@ -224,21 +238,6 @@ TEST_F(ForkFault, DeathBetweenTheReleaseAndTheReapReleasesOnce) {
 
 // --- The fork server's ledger: killed inside a transition ---
 
-// Closes connection `id` through admin; the gRPC code.
-grpc::StatusCode CloseById(admin::v1::AdminService::Stub& stub, uint64_t id) {
-  admin::v1::CloseConnectionRequest request;
-  request.set_id(id);
-  admin::v1::CloseConnectionResponse response;
-  return stub.CloseConnection(Context().get(), request, &response).error_code();
-}
-
-// The id of the one live connection, or 0.
-uint64_t OnlyLiveId(admin::v1::AdminService::Stub& stub) {
-  absl::StatusOr<std::vector<admin::v1::Connection>> live =
-      ListConnections(stub);
-  return live.ok() && live->size() == 1 ? live->front().id() : 0;
-}
-
 // The fork server killed at `point` of the release of a served connection
 // that admin closed: counted accepted once, closed `killed` once, active 0
 // (never huge), the slot serves the next connection.
@@ -248,9 +247,9 @@ void ExpectReleaseDeathCountedOnce(std::unique_ptr<UpperdProcess>& upperd,
   ASSERT_TRUE(client.ok());
   ASSERT_TRUE(Served(client->get()));
   uint64_t id = 0;
-  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveId(stub)) != 0; },
+  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveConnectionId(stub)) != 0; },
                          absl::Seconds(5)));
-  ASSERT_EQ(CloseById(stub, id), grpc::StatusCode::OK);
+  ASSERT_EQ(CloseConnectionCode(stub, id), grpc::StatusCode::OK);
   ASSERT_TRUE(upperd->WaitForLog("fork_server_died", absl::Seconds(5)).ok())
       << upperd->Log();
   client->Reset();
@@ -289,27 +288,11 @@ TEST_F(ForkFault, DeathBeforeAReleaseCommitIsReleasedOnceByUpperd) {
 // Killed around the commit of a child's acceptance: counted once, by the
 // ledger or by upperd's recovery, and closed once when the child ends.
 TEST_F(ForkFault, DeathBeforeAnAcceptCommitIsCountedByUpperdsRecovery) {
-  Start("table.ledger.accept.before_commit:kill", /*max_connections=*/1);
-  EXPECT_EQ(Exchange(upperd_->data_port(), "abc", 3, 1, absl::Seconds(10))
-                .value_or(""),
-            "ABC");
-  ExpectForkServerReplaced();
-  ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
-  ExpectServed();
-  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
-  StopCleanly(*upperd_);
+  ExpectAnExchangeCountedOnce("table.ledger.accept.before_commit:kill");
 }
 
 TEST_F(ForkFault, DeathAfterAnAcceptCommitIsNotCountedAgain) {
-  Start("table.ledger.accept.after_commit:kill", /*max_connections=*/1);
-  EXPECT_EQ(Exchange(upperd_->data_port(), "abc", 3, 1, absl::Seconds(10))
-                .value_or(""),
-            "ABC");
-  ExpectForkServerReplaced();
-  ExpectSettled(/*accepted=*/1, /*fork_failed=*/0);
-  ExpectServed();
-  ExpectSettled(/*accepted=*/2, /*fork_failed=*/0);
-  StopCleanly(*upperd_);
+  ExpectAnExchangeCountedOnce("table.ledger.accept.after_commit:kill");
 }
 
 // The fork server, upperd's only child while idle.
@@ -347,9 +330,9 @@ void ExpectAbandonDeathCountedOnce(std::unique_ptr<UpperdProcess>& upperd,
   absl::StatusOr<UniqueFd> client = Connect(upperd->data_port());
   ASSERT_TRUE(client.ok());
   uint64_t id = 0;
-  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveId(stub)) != 0; },
+  ASSERT_TRUE(Eventually([&] { return (id = OnlyLiveConnectionId(stub)) != 0; },
                          absl::Seconds(5)));
-  ASSERT_EQ(CloseById(stub, id), grpc::StatusCode::OK);
+  ASSERT_EQ(CloseConnectionCode(stub, id), grpc::StatusCode::OK);
   ASSERT_EQ(kill(server, SIGCONT), 0);
   // Only the abandon's point is armed: the death proves the fork server
   // took that path (it logs fork_server_lost_socket after the abandon).
@@ -404,19 +387,9 @@ class CloseRace : public ModeTest {
   }
 
   grpc::StatusCode Close(uint64_t id) {
-    admin::v1::CloseConnectionRequest request;
-    request.set_id(id);
-    admin::v1::CloseConnectionResponse response;
-    return stub_->CloseConnection(Context().get(), request, &response)
-        .error_code();
+    return CloseConnectionCode(*stub_, id);
   }
-
-  // The id of the one live connection.
-  uint64_t LiveId() {
-    absl::StatusOr<std::vector<admin::v1::Connection>> live =
-        ListConnections(*stub_);
-    return live.ok() && live->size() == 1 ? live->front().id() : 0;
-  }
+  uint64_t LiveId() { return OnlyLiveConnectionId(*stub_); }
 
   std::unique_ptr<UpperdProcess> upperd_;
   std::unique_ptr<admin::v1::AdminService::Stub> stub_;

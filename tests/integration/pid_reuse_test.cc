@@ -58,7 +58,6 @@ using admin::v1::ServerStatus;
 constexpr absl::Duration kDrainTimeout = absl::Milliseconds(500);
 // README, "Drain": upperd exits within --drain_timeout + 5 s.
 constexpr absl::Duration kExitBound = absl::Seconds(5);
-constexpr char kUnshare[] = "/usr/bin/unshare";
 
 // A process of the test, inside upperd's pid namespace with a chosen pid,
 // that blocks every signal and writes the number of each one it receives to
@@ -196,17 +195,9 @@ pid_t NamespacePid(pid_t pid) {
 class PidReuse : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "unshare --pid and set_tid need root";
-    const std::vector<std::string> launcher = {
-        kUnshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--"};
-    std::vector<std::string> probe = launcher;
-    probe.push_back("/bin/true");
-    absl::StatusOr<ProcessResult> tried =
-        RunProcess(probe, {}, absl::Seconds(10));
-    if (!tried.ok() || tried->exit_code != 0) {
-      GTEST_SKIP() << "cannot make a pid namespace: "
-                   << (tried.ok() ? tried->err : tried.status().ToString());
-    }
+    // set_tid needs root too (CAP_SYS_ADMIN over the namespace).
+    absl::StatusOr<std::vector<std::string>> launcher = PidNamespaceLauncher();
+    if (!launcher.ok()) GTEST_SKIP() << launcher.status();
     absl::StatusOr<std::string> dir = MakeTempDir();
     ASSERT_TRUE(dir.ok()) << dir.status();
     absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
@@ -216,7 +207,7 @@ class PidReuse : public ::testing::TestWithParam<const char*> {
              .env = {{"UPPER_FAULT_POINT",
                       absl::StrCat("fork_server.after_peek:", GetParam())},
                      {"UPPER_FAULT_POINT_ONCE_DIR", *dir}},
-             .launcher = launcher});
+             .launcher = *launcher});
     ASSERT_TRUE(started.ok()) << started.status();
     upperd_ = *std::move(started);
     ASSERT_TRUE(
@@ -235,11 +226,7 @@ class PidReuse : public ::testing::TestWithParam<const char*> {
   }
 
   grpc::StatusCode Close(uint64_t id) {
-    admin::v1::CloseConnectionRequest request;
-    request.set_id(id);
-    admin::v1::CloseConnectionResponse response;
-    return stub_->CloseConnection(Context().get(), request, &response)
-        .error_code();
+    return CloseConnectionCode(*stub_, id);
   }
 
   std::unique_ptr<UpperdProcess> upperd_;

@@ -108,6 +108,20 @@ absl::StatusOr<std::vector<admin::v1::Connection>> ListConnections(
   return absl::InternalError("ListConnections: more than 10000 pages");
 }
 
+grpc::StatusCode CloseConnectionCode(admin::v1::AdminService::Stub& stub,
+                                     uint64_t id) {
+  admin::v1::CloseConnectionRequest request;
+  request.set_id(id);
+  admin::v1::CloseConnectionResponse response;
+  return stub.CloseConnection(Context().get(), request, &response).error_code();
+}
+
+uint64_t OnlyLiveConnectionId(admin::v1::AdminService::Stub& stub) {
+  absl::StatusOr<std::vector<admin::v1::Connection>> live =
+      ListConnections(stub);
+  return live.ok() && live->size() == 1 ? live->front().id() : 0;
+}
+
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
 CheckHealth(grpc::Channel& channel, const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(

@@ -43,6 +43,13 @@ absl::StatusOr<admin::v1::ServerStatus> GetStatus(
 absl::StatusOr<std::vector<admin::v1::Connection>> ListConnections(
     admin::v1::AdminService::Stub& stub, const std::string& token = "");
 
+// CloseConnection of `id` (no token): the gRPC code only.
+grpc::StatusCode CloseConnectionCode(admin::v1::AdminService::Stub& stub,
+                                     uint64_t id);
+
+// The id of the one live connection, or 0 (none, several, or an error).
+uint64_t OnlyLiveConnectionId(admin::v1::AdminService::Stub& stub);
+
 // grpc.health.v1.Health/Check for `service`: the serving status, or the RPC
 // error.
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>

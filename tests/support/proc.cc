@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/tcp.h"
 
 namespace upper::testing {
@@ -245,6 +246,25 @@ pid_t StoppedDescendant(pid_t root) {
     if (stat && stat->state == 'T') return pid;
   }
   return -1;
+}
+
+absl::StatusOr<std::vector<std::string>> PidNamespaceLauncher() {
+  if (geteuid() != 0) {
+    return absl::FailedPreconditionError("unshare --pid needs root");
+  }
+  const std::vector<std::string> launcher = {"/usr/bin/unshare", "--pid",
+                                             "--fork",           "--mount-proc",
+                                             "--kill-child",     "--"};
+  std::vector<std::string> probe = launcher;
+  probe.push_back("/bin/true");
+  absl::StatusOr<ProcessResult> tried =
+      RunProcess(probe, {}, absl::Seconds(10));
+  if (!tried.ok()) return tried.status();
+  if (tried->exit_code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot make a pid namespace: ", tried->err));
+  }
+  return launcher;
 }
 
 }  // namespace upper::testing

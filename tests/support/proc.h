@@ -14,8 +14,10 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace upper::testing {
 
@@ -68,6 +70,12 @@ int CountTasksOfUid(uid_t uid);
 // last NSpid entry is 1), or 0: upperd's host pid when it runs under
 // `unshare --pid --fork`.
 pid_t NamespaceInit(pid_t launcher);
+
+// The argv prefix that runs a program as PID 1 of a new pid namespace
+// (`unshare --pid --fork --mount-proc --kill-child --`), tried once with
+// /bin/true; or why it cannot run here (not root, or unshare refused, e.g.
+// EPERM in an unprivileged container), for a GTEST_SKIP.
+absl::StatusOr<std::vector<std::string>> PidNamespaceLauncher();
 
 // A descendant of `root` stopped by a signal (state T), or -1.
 pid_t StoppedDescendant(pid_t root);

@@ -27,6 +27,7 @@ import argparse
 import ctypes
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -257,12 +258,15 @@ def main():
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=2)
-    p.add_argument("--flood", type=int, default=900)
+    p.add_argument("--flood", type=int, default=2600)
     p.add_argument("--timeout", type=float, default=3,
                    help="--fork_server_timeout in seconds")
     p.add_argument("--out", default=os.path.join(
         ROOT, "bench", "results", "fork_server_hang.md"))
     a = p.parse_args()
+    # Room for the flood here and in upperd, which inherits the limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
     runs = [one_rep(a.build_dir, a.flood, a.timeout, a.seconds)
             for _ in range(a.reps)]
     ratio = [r["p99_stopped_us"] / r["p99_running_us"] for r in runs]

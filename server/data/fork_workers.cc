@@ -71,6 +71,27 @@ absl::StatusOr<UniqueFd> OpenProgram(const std::string& path) {
   return DupAbove(fd.get(), 10);
 }
 
+// The control socket: upperd's end and the fork server's.
+struct ControlPair {
+  UniqueFd ours;
+  UniqueFd theirs;
+};
+
+absl::StatusOr<ControlPair> MakeControlPair() {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoStatus("socketpair", errno);
+  }
+  ControlPair p = {UniqueFd(pair[0]), UniqueFd(pair[1])};
+  // Our end only (each end is its own open file): a stuck fork server must
+  // never stall the event loop, which queues on EAGAIN and polls POLLOUT.
+  // The fork server's end stays blocking, as it always was (it polls).
+  if (fcntl(p.ours.get(), F_SETFL, O_NONBLOCK) != 0) {
+    return ErrnoStatus("fcntl(F_SETFL, O_NONBLOCK)", errno);
+  }
+  return p;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ForkWorkers>> ForkWorkers::Start(
@@ -105,18 +126,10 @@ std::string ForkWorkers::SpawnPath() const {
 ForkWorkers::~ForkWorkers() { Stop(absl::Seconds(2)); }
 
 absl::Status ForkWorkers::Spawn() {
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return ErrnoStatus("socketpair", errno);
-  }
-  UniqueFd ours(pair[0]);
-  UniqueFd theirs(pair[1]);
-  // Our end only (each end is its own open file): a stuck fork server must
-  // never stall the event loop, which queues on EAGAIN and polls POLLOUT.
-  // The fork server's end stays blocking, as it always was (it polls).
-  if (fcntl(ours.get(), F_SETFL, O_NONBLOCK) != 0) {
-    return ErrnoStatus("fcntl(F_SETFL, O_NONBLOCK)", errno);
-  }
+  absl::StatusOr<ControlPair> pair = MakeControlPair();
+  if (!pair.ok()) return pair.status();
+  UniqueFd ours = std::move(pair->ours);
+  UniqueFd theirs = std::move(pair->theirs);
 
   absl::StatusOr<UniqueFd> table_copy = DupAbove(table_.memfd(), 10);
   if (!table_copy.ok()) return table_copy.status();

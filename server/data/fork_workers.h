@@ -55,14 +55,17 @@ class ForkWorkers {
       absl::Duration hang_timeout = absl::Seconds(5));
   ~ForkWorkers();
 
-  // Hand-offs waiting for room in the control socket, at most. The socket's
-  // own buffer already holds ~278 requests (net.core.wmem_default on this
-  // kernel) before this queue is used, so the queue only has to absorb one
-  // accept batch (kAcceptBatch, 256) arriving while the buffer is full: a
-  // live fork server that lags a burst then refuses nothing. A larger queue
-  // would only hold clients longer (and their fds and slots) when the fork
-  // server is stuck; a refusal past it costs one push-free check.
-  static constexpr std::size_t kQueueLimit = 256;
+  // Hand-offs waiting for room in the control socket, at most. The bound
+  // is what a live fork server that merely lags must never hit: a burst of
+  // a thousand connects at once (faults_test, the fork-mode soak) arrives
+  // in a few accept batches far faster than it forks (~3,000/s here), and
+  // the socket's own buffer holds only ~278 requests (net.core.wmem_default
+  // on this kernel); 256 refused such bursts, 2,048 (plus the buffer)
+  // absorbs them. Each entry already holds a slot of --max_connections and
+  // one fd, so memory stays bounded either way; what the bound limits is
+  // how many clients a stuck fork server can keep waiting for the watchdog
+  // (--fork_server_timeout): past it, refusal is at once (fork_queue_full).
+  static constexpr std::size_t kQueueLimit = 2048;
 
   // Hands `fd` (in table slot `slot`) to the fork server without blocking:
   // sent at once when nothing waits, else queued. Errors (`fd` is closed and

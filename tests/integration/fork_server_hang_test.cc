@@ -38,8 +38,9 @@ namespace {
 using admin::v1::ServerStatus;
 
 // More fork-mode connections than the control socket's buffer (~278 here)
-// and upperd's queue (256) hold together, so that some are refused.
-constexpr int kFlood = 900;
+// and upperd's queue (ForkWorkers::kQueueLimit, 2,048) hold together, so
+// that some are refused at once.
+constexpr int kFlood = 2600;
 
 uint64_t Reason(const ServerStatus& s, const std::string& reason) {
   const auto it = s.rejected_by_reason().find(reason);
@@ -145,8 +146,8 @@ FloodTally Collect(std::vector<UniqueFd>& fds, absl::Time deadline) {
 class ForkServerHang : public ::testing::Test {
  protected:
   void Start(std::vector<std::string> args) {
-    ASSERT_TRUE(RaiseFdLimit(4096).ok());  // upperd inherits it
-    args.push_back("--max_connections=2000");
+    ASSERT_TRUE(RaiseFdLimit(8192).ok());  // upperd inherits it
+    args.push_back("--max_connections=4000");
     absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
         UpperdProcess::Start({.args = std::move(args)});
     ASSERT_TRUE(started.ok()) << started.status();

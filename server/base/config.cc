@@ -34,6 +34,10 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long live connections may finish; "
           "0..1h, sub-millisecond remainders rounded up");
+ABSL_FLAG(absl::Duration, fork_server_timeout, absl::Seconds(5),
+          "Kill and replace the fork server when work handed to it is not "
+          "acknowledged for this long; 0 = never, else 1ms..1h, "
+          "sub-millisecond remainders rounded up");
 ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
 ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
           "Address of the gRPC admin endpoint (the container image sets "
@@ -60,11 +64,22 @@ namespace upper {
 namespace {
 
 // Every flag upperd reads, in --help order.
-constexpr absl::string_view kFlagNames[] = {
-    "bind",         "data_port",        "mode",           "max_connections",
-    "idle_timeout", "drain_timeout",    "log_format",     "admin_bind",
-    "admin_port",   "admin_token_file", "admin_tls_cert", "admin_tls_key",
-    "admin_nice",   "metrics_bind",     "metrics_port"};
+constexpr absl::string_view kFlagNames[] = {"bind",
+                                            "data_port",
+                                            "mode",
+                                            "max_connections",
+                                            "idle_timeout",
+                                            "drain_timeout",
+                                            "fork_server_timeout",
+                                            "log_format",
+                                            "admin_bind",
+                                            "admin_port",
+                                            "admin_token_file",
+                                            "admin_tls_cert",
+                                            "admin_tls_key",
+                                            "admin_nice",
+                                            "metrics_bind",
+                                            "metrics_port"};
 
 // Flags that name a file and turn a feature off when left out (no token,
 // no TLS), with what leaving them out means. Given empty, as a flag or as a
@@ -160,6 +175,23 @@ absl::StatusOr<absl::Duration> WholeMilliseconds(absl::string_view flag,
   return absl::Ceil(d, absl::Milliseconds(1));
 }
 
+absl::Status DurationsFromFlags(Config& c) {
+  absl::StatusOr<absl::Duration> idle = WholeMilliseconds(
+      "idle_timeout", absl::GetFlag(FLAGS_idle_timeout), absl::Hours(576));
+  if (!idle.ok()) return idle.status();
+  c.idle_timeout = *idle;
+  absl::StatusOr<absl::Duration> drain = WholeMilliseconds(
+      "drain_timeout", absl::GetFlag(FLAGS_drain_timeout), absl::Hours(1));
+  if (!drain.ok()) return drain.status();
+  c.drain_timeout = *drain;
+  absl::StatusOr<absl::Duration> fork_server = WholeMilliseconds(
+      "fork_server_timeout", absl::GetFlag(FLAGS_fork_server_timeout),
+      absl::Hours(1));
+  if (!fork_server.ok()) return fork_server.status();
+  c.fork_server_timeout = *fork_server;
+  return absl::OkStatus();
+}
+
 absl::Status AdminAndMetricsFromFlags(Config& c) {
   c.admin_bind = absl::GetFlag(FLAGS_admin_bind);
   if (c.admin_bind.empty()) {
@@ -234,14 +266,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
                      " is out of range (1..1000000)"));
   }
   c.max_connections = static_cast<uint32_t>(max_connections);
-  absl::StatusOr<absl::Duration> idle = WholeMilliseconds(
-      "idle_timeout", absl::GetFlag(FLAGS_idle_timeout), absl::Hours(576));
-  if (!idle.ok()) return idle.status();
-  c.idle_timeout = *idle;
-  absl::StatusOr<absl::Duration> drain = WholeMilliseconds(
-      "drain_timeout", absl::GetFlag(FLAGS_drain_timeout), absl::Hours(1));
-  if (!drain.ok()) return drain.status();
-  c.drain_timeout = *drain;
+  if (absl::Status s = DurationsFromFlags(c); !s.ok()) return s;
   const std::string log_format = absl::GetFlag(FLAGS_log_format);
   if (!ParseLogFormat(log_format, &c.log_format)) {
     return absl::InvalidArgumentError(

@@ -32,6 +32,9 @@ struct Config {
   uint32_t max_connections = 10000;
   absl::Duration idle_timeout = absl::Seconds(300);  // zero = off
   absl::Duration drain_timeout = absl::Seconds(30);
+  // Work handed to the fork server and not acknowledged for this long means
+  // it is hung: it is killed and replaced. Zero: never.
+  absl::Duration fork_server_timeout = absl::Seconds(5);
   LogFormat log_format = LogFormat::kText;
 
   // Admin plane (gRPC). Loopback by default: it can close connections and

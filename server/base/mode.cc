@@ -48,6 +48,8 @@ absl::string_view RejectReasonName(RejectReason reason) {
       return "fd_exhausted";
     case RejectReason::kDraining:
       return "draining";
+    case RejectReason::kForkQueueFull:
+      return "fork_queue_full";
   }
   return "unknown";
 }

@@ -37,8 +37,11 @@ enum class RejectReason : uint32_t {
   kThreadFailed = 2,  // pthread_create failed
   kFdExhausted = 3,   // accept hit EMFILE/ENFILE
   kDraining = 4,      // arrived while shutting down
+  // The fork server took no hand-off and upperd's bounded queue of
+  // hand-offs waiting for it (ForkWorkers::kQueueLimit) was full.
+  kForkQueueFull = 5,
 };
-inline constexpr int kRejectReasonCount = 5;
+inline constexpr int kRejectReasonCount = 6;
 
 // Lower-case names used in logs, flags and metric labels.
 absl::string_view ModeName(Mode mode);

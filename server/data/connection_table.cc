@@ -666,6 +666,20 @@ void ConnectionTable::CountForkServerRestart() {
   AddRelaxed(header_->fork_server_restarts_total, uint64_t{1});
 }
 
+void ConnectionTable::CountForkServerHang() {
+  AddRelaxed(header_->fork_server_hangs_total, uint64_t{1});
+}
+
+void ConnectionTable::AckForkRequest() {
+  // One writer (table_layout.h): load, add, release store; no RMW needed.
+  StoreRelease(header_->fork_requests_acked,
+               LoadRelaxed(header_->fork_requests_acked) + 1);
+}
+
+uint64_t ConnectionTable::ForkRequestsAcked() const {
+  return LoadAcquire(header_->fork_requests_acked);
+}
+
 std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
   const Slot& s = slot(index);
   if (LoadAcquire(s.state) != table_layout::kActive) return std::nullopt;
@@ -784,6 +798,7 @@ TableTotals ConnectionTable::ReadTotals() const {
       LoadRelaxed(h.worker_crashes_total) + l.worker_crashes;
   t.mode_switches_total = LoadRelaxed(h.mode_switches_total);
   t.fork_server_restarts_total = LoadRelaxed(h.fork_server_restarts_total);
+  t.fork_server_hangs_total = LoadRelaxed(h.fork_server_hangs_total);
   for (int b = 0; b < table_layout::kForkLatencyBuckets; ++b) {
     t.fork_latency_buckets[b] =
         LoadRelaxed(h.fork_latency_buckets[b]) + l.fork_latency_buckets[b];

@@ -177,6 +177,7 @@ struct TableTotals {
   uint64_t worker_crashes_total = 0;
   uint64_t mode_switches_total = 0;
   uint64_t fork_server_restarts_total = 0;
+  uint64_t fork_server_hangs_total = 0;  // killed by upperd's watchdog
   uint64_t fork_latency_buckets[table_layout::kForkLatencyBuckets] = {};
   uint64_t fork_latency_sum_ns = 0;
   uint64_t fork_latency_count = 0;
@@ -279,6 +280,14 @@ class ConnectionTable {
   void StopLedgerTransitionsForTest(LedgerStop stop) { ledger_stop_ = stop; }
   void CountWorkerCrash();
   void CountForkServerRestart();
+  // A fork server killed by upperd's watchdog (ForkWorkers).
+  void CountForkServerHang();
+  // --- The fork server's acknowledgements (table_layout::Header) ---
+  // The fork server, after each hand-off datagram it took and handled: one
+  // more acknowledged (single writer, release store).
+  void AckForkRequest();
+  // upperd's watchdog: the acknowledgements so far (acquire load).
+  uint64_t ForkRequestsAcked() const;
 
   // --- Readers (any thread, any process) ---
   std::vector<ConnectionInfo> Snapshot() const;

@@ -92,7 +92,8 @@ absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
       new DataPlane(config, *limits, *std::move(signals), *std::move(table),
                     *std::move(listener)));
   absl::StatusOr<std::unique_ptr<ForkWorkers>> fork_workers =
-      ForkWorkers::Start(*server->table_, executable, config.log_format);
+      ForkWorkers::Start(*server->table_, executable, config.log_format,
+                         config.fork_server_timeout);
   if (!fork_workers.ok()) return fork_workers.status();
   server->fork_workers_ = *std::move(fork_workers);
   return server;
@@ -191,7 +192,11 @@ void DataPlane::LogStart() const {
 int DataPlane::Run() {
   LogStart();
   for (;;) {
-    pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {-1, POLLIN, 0}};
+    // The control socket only while hand-offs wait for room in it (a
+    // negative fd is ignored by poll).
+    pollfd fds[3] = {{signals_.get(), POLLIN, 0},
+                     {-1, POLLIN, 0},
+                     {fork_workers_->pollout_fd(), POLLOUT, 0}};
     if (listener_.is_open() && absl::Now() >= accept_backoff_until_) {
       fds[1].fd = listener_.fd();
     }
@@ -201,12 +206,14 @@ int DataPlane::Run() {
             ? -1
             : static_cast<int>(absl::ToInt64Milliseconds(
                   absl::Ceil(timeout, absl::Milliseconds(1))));
-    if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+    if (poll(fds, 3, timeout_ms) < 0 && errno != EINTR) {
       LogEvent(LogLevel::kError, "poll_failed",
                {{"error", std::strerror(errno)}});
       absl::SleepFor(kAcceptBackoff);
     }
     if (fds[0].revents != 0) HandleSignals();
+    // Before accepting: queued hand-offs go first, in order.
+    if (fds[2].fd >= 0 && fds[2].revents != 0) fork_workers_->Flush();
     if (fds[1].fd >= 0 && fds[1].revents != 0 && listener_.is_open()) {
       AcceptConnections();
     }
@@ -309,7 +316,9 @@ void DataPlane::LogFinalTotals() const {
        {"rejected_fork_failed", Rejected(t, RejectReason::kForkFailed)},
        {"rejected_thread_failed", Rejected(t, RejectReason::kThreadFailed)},
        {"rejected_fd_exhausted", Rejected(t, RejectReason::kFdExhausted)},
-       {"rejected_draining", Rejected(t, RejectReason::kDraining)}});
+       {"rejected_draining", Rejected(t, RejectReason::kDraining)},
+       {"rejected_fork_queue_full", Rejected(t, RejectReason::kForkQueueFull)},
+       {"fork_server_hangs", t.fork_server_hangs_total}});
 }
 
 absl::Duration DataPlane::PollTimeout() const {
@@ -415,7 +424,9 @@ void DataPlane::Dispatch(Accepted accepted) {
           : fork_workers_->Dispatch(std::move(accepted.fd), *slot);
   if (status.ok()) return;
   table_->Abandon(*slot, mode == Mode::kThread ? RejectReason::kThreadFailed
-                                               : RejectReason::kForkFailed);
+                         : absl::IsResourceExhausted(status)
+                             ? RejectReason::kForkQueueFull
+                             : RejectReason::kForkFailed);
   if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
     last_refusal_log_ = absl::Now();
     LogEvent(LogLevel::kWarning, "connection_refused",
@@ -449,6 +460,10 @@ void DataPlane::CloseAll() {
     }
     Deliver(c, SIGTERM);
   }
+  // Hand-offs still queued for a fork server that takes none would wait for
+  // the watchdog: upperd still owns them, so they end here, counted as the
+  // drain close just asked for.
+  fork_workers_->RefuseQueued(RejectReason::kDraining);
 }
 
 }  // namespace upper

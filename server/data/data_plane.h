@@ -2,8 +2,11 @@
 // listener, both worker pools and the event loop that ties them together.
 //
 // The event loop (Run) is single-threaded: it accepts, dispatches each
-// connection to a thread or to the fork server by the current mode, reaps
-// children from a signalfd, and drains on SIGTERM/SIGINT:
+// connection to a thread or to the fork server by the current mode (never
+// waiting on the fork server: hand-offs it has no room for are queued,
+// bounded, and flushed when its socket polls writable; its watchdog runs
+// here too, see fork_workers.h), reaps children from a signalfd, and drains
+// on SIGTERM/SIGINT:
 //   1st signal: stop listening (pending connections are closed and counted
 //               as rejected: draining), let live connections finish for up to
 //               --drain_timeout, then close the rest (threads: shutdown;

@@ -35,7 +35,8 @@ void TakeFds(msghdr& msg, UniqueFd& conn) {
 
 }  // namespace
 
-absl::Status SendForkRequest(int socket, const ForkRequest& request, int conn) {
+absl::StatusOr<bool> SendForkRequest(int socket, const ForkRequest& request,
+                                     int conn) {
   ForkRequest copy = request;  // iovec wants a non-const buffer
   iovec iov = {&copy, sizeof(copy)};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -51,10 +52,11 @@ absl::Status SendForkRequest(int socket, const ForkRequest& request, int conn) {
   std::memcpy(CMSG_DATA(c), &conn, sizeof(int));
   const ssize_t n =
       RetryOnEintr([&] { return sendmsg(socket, &msg, MSG_NOSIGNAL); });
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
   if (n != static_cast<ssize_t>(sizeof(copy))) {
     return ErrnoStatus("sendmsg(fork server)", n < 0 ? errno : EMSGSIZE);
   }
-  return absl::OkStatus();
+  return true;
 }
 
 ReceivedForkRequest ReceiveForkRequest(int socket) {

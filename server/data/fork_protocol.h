@@ -5,8 +5,10 @@
 // end of a SOCK_SEQPACKET socketpair on fd kControlFd. For each fork-mode
 // connection upperd sends one ForkRequest datagram carrying the socket as
 // SCM_RIGHTS. Nothing is sent back: the fork server records success, failure
-// and every child's exit in the shared table. When upperd closes its end, the
-// fork server takes no more work, waits for its children and exits.
+// and every child's exit in the shared table, and acknowledges each request
+// it took there too (Header::fork_requests_acked, for upperd's watchdog). When
+// upperd closes its end, the fork server takes no more work, waits for its
+// children and exits.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +16,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/unique_fd.h"
 
@@ -31,11 +34,17 @@ struct ForkRequest {
   uint32_t generation;  // the slot's generation when upperd allocated it
 };
 
-// upperd's half: sends `request` with `conn` as SCM_RIGHTS on `socket`,
-// retrying EINTR. The caller keeps (and later closes) its own copy of `conn`.
-// Errors: ErrnoStatus("sendmsg(fork server)"), EMSGSIZE for a short send;
-// the socket's SO_SNDTIMEO bounds how long a stuck fork server can block it.
-absl::Status SendForkRequest(int socket, const ForkRequest& request, int conn);
+// upperd's half: sends `request` with `conn` as SCM_RIGHTS on `socket`
+// (non-blocking: upperd's end is O_NONBLOCK, so a stuck fork server never
+// blocks the event loop), retrying EINTR. The caller keeps (and later
+// closes) its own copy of `conn`. True: sent; false: the socket buffer is
+// full (EAGAIN), nothing was sent (a SOCK_SEQPACKET datagram goes whole or
+// not at all), so poll for POLLOUT and send it again. Errors:
+// ErrnoStatus("sendmsg(fork server)"): EPIPE or ECONNRESET once the fork
+// server is gone, ETOOMANYREFS at the fds-in-flight limit, EMSGSIZE for a
+// short send.
+absl::StatusOr<bool> SendForkRequest(int socket, const ForkRequest& request,
+                                     int conn);
 
 // What one ReceiveForkRequest call took off the socket.
 struct ReceivedForkRequest {

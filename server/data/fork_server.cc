@@ -130,6 +130,15 @@ class ForkServer {
       control_.Reset();
       return;
     }
+    HandleRequest(received);
+    // Taken and handled, whatever came of it: the progress upperd's
+    // watchdog waits for (table_layout::Header::fork_requests_acked).
+    table_->AckForkRequest();
+  }
+
+  // Forks the child of one request taken off the socket, or refuses it.
+  void HandleRequest(ReceivedForkRequest& received) {
+    using Outcome = ReceivedForkRequest::Outcome;
     const ForkRequest& request = received.request;
     if (received.outcome == Outcome::kMalformed ||
         request.slot >= table_->capacity()) {

@@ -5,10 +5,10 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -26,6 +26,13 @@ namespace upper {
 namespace {
 
 constexpr absl::Duration kRespawnInterval = absl::Seconds(1);
+// How often the watchdog samples the acknowledgement counter while work is
+// outstanding, as a fraction of the hang timeout (and at least this often):
+// a hang is then seen within 1.1 timeouts of the last acknowledgement. The
+// counter lives in shared memory, which nothing can poll for, and the loop
+// may sleep in poll() meanwhile.
+constexpr int64_t kWatchSamplesPerTimeout = 10;
+constexpr absl::Duration kMinWatchSample = absl::Milliseconds(10);
 
 // A copy of `fd` numbered above the fds the child expects, so posix_spawn's
 // dup2 onto kTableFd/kControlFd never starts from the same number (which
@@ -64,12 +71,34 @@ absl::StatusOr<UniqueFd> OpenProgram(const std::string& path) {
   return DupAbove(fd.get(), 10);
 }
 
+// The control socket: upperd's end and the fork server's.
+struct ControlPair {
+  UniqueFd ours;
+  UniqueFd theirs;
+};
+
+absl::StatusOr<ControlPair> MakeControlPair() {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoStatus("socketpair", errno);
+  }
+  ControlPair p = {UniqueFd(pair[0]), UniqueFd(pair[1])};
+  // Our end only (each end is its own open file): a stuck fork server must
+  // never stall the event loop, which queues on EAGAIN and polls POLLOUT.
+  // The fork server's end stays blocking, as it always was (it polls).
+  if (fcntl(p.ours.get(), F_SETFL, O_NONBLOCK) != 0) {
+    return ErrnoStatus("fcntl(F_SETFL, O_NONBLOCK)", errno);
+  }
+  return p;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ForkWorkers>> ForkWorkers::Start(
-    ConnectionTable& table, std::string executable, LogFormat log_format) {
+    ConnectionTable& table, std::string executable, LogFormat log_format,
+    absl::Duration hang_timeout) {
   std::unique_ptr<ForkWorkers> workers(
-      new ForkWorkers(table, std::move(executable), log_format));
+      new ForkWorkers(table, std::move(executable), log_format, hang_timeout));
   workers->program_path_ = ForkServerProgram(workers->executable_);
   absl::StatusOr<UniqueFd> program = OpenProgram(workers->program_path_);
   if (!program.ok()) return program.status();
@@ -97,16 +126,10 @@ std::string ForkWorkers::SpawnPath() const {
 ForkWorkers::~ForkWorkers() { Stop(absl::Seconds(2)); }
 
 absl::Status ForkWorkers::Spawn() {
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return ErrnoStatus("socketpair", errno);
-  }
-  UniqueFd ours(pair[0]);
-  UniqueFd theirs(pair[1]);
-  // A stuck fork server must not stall the accept loop for long.
-  const timeval send_timeout = {1, 0};
-  setsockopt(ours.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
-             sizeof(send_timeout));
+  absl::StatusOr<ControlPair> pair = MakeControlPair();
+  if (!pair.ok()) return pair.status();
+  UniqueFd ours = std::move(pair->ours);
+  UniqueFd theirs = std::move(pair->theirs);
 
   absl::StatusOr<UniqueFd> table_copy = DupAbove(table_.memfd(), 10);
   if (!table_copy.ok()) return table_copy.status();
@@ -153,6 +176,12 @@ absl::Status ForkWorkers::Spawn() {
   pid_ = pid;
   control_ = std::move(ours);
   last_spawn_ = absl::Now();
+  // No other fork server lives (the last one's death was handled), so the
+  // counter holds still until this one acknowledges its first request.
+  acked_at_spawn_ = last_acked_ = table_.ForkRequestsAcked();
+  sent_ = 0;
+  last_progress_ = last_spawn_;
+  killed_as_hung_ = false;
   return absl::OkStatus();
 }
 
@@ -160,9 +189,115 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   if (!control_) return absl::UnavailableError("fork server is down");
   const std::optional<ConnectionInfo> info = table_.Read(slot);
   if (!info) return absl::InternalError("dispatching a free slot");
-  // Either way our copy of fd closes on return; on success the fork server
-  // has its own.
-  return SendForkRequest(control_.get(), {slot, info->generation}, fd.get());
+  const uint64_t acked = table_.ForkRequestsAcked();
+  // Work becomes outstanding now: the watchdog's clock starts here, not at
+  // the last acknowledgement, however long ago the loop last ran Tick().
+  if (Outstanding(acked) == 0) {
+    last_acked_ = acked;
+    last_progress_ = absl::Now();
+  }
+  const ForkRequest request = {slot, info->generation};
+  if (queue_.empty()) {  // else behind the queue, in order
+    // Our copy of fd closes on return unless queued; once sent, the fork
+    // server has its own.
+    absl::StatusOr<bool> sent =
+        SendForkRequest(control_.get(), request, fd.get());
+    if (!sent.ok()) return sent.status();
+    if (*sent) {
+      ++sent_;
+      return absl::OkStatus();
+    }
+  }
+  if (queue_.size() >= kQueueLimit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the fork server takes no hand-off and ", kQueueLimit, " are queued"));
+  }
+  queue_.push_back({std::move(fd), request});
+  return absl::OkStatus();
+}
+
+void ForkWorkers::Flush() {
+  while (!queue_.empty() && control_) {
+    QueuedHandOff& next = queue_.front();
+    absl::StatusOr<bool> sent =
+        SendForkRequest(control_.get(), next.request, next.fd.get());
+    if (sent.ok() && !*sent) return;  // full again: the next POLLOUT
+    if (sent.ok()) {
+      ++sent_;
+    } else {
+      // The fork server is gone (EPIPE) or the send cannot carry the fd:
+      // never sent, so ours to refuse, once (it leaves the queue here).
+      table_.Abandon(next.request.slot, RejectReason::kForkFailed);
+      if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
+        last_refusal_log_ = absl::Now();
+        LogEvent(LogLevel::kWarning, "connection_refused",
+                 {{"mode", "fork"}, {"error", sent.status().ToString()}});
+      }
+    }
+    queue_.pop_front();  // its fd closes: sent, the fork server has a copy
+  }
+}
+
+void ForkWorkers::RefuseQueued(RejectReason reason) {
+  // Queued hand-offs were never sent, so no fork server (live or dead) ever
+  // saw them: each slot is abandoned here once, and leaves the queue with
+  // it, so nothing can send or abandon it again. The fd closes with it: the
+  // client sees the end, no data.
+  for (QueuedHandOff& q : queue_) table_.Abandon(q.request.slot, reason);
+  queue_.clear();
+}
+
+uint64_t ForkWorkers::Outstanding(uint64_t acked) const {
+  // A fork server acknowledges only what it took off the socket, which is
+  // only what was sent to it; the min() keeps a torn assumption harmless.
+  const uint64_t taken = std::min(sent_, acked - acked_at_spawn_);
+  return sent_ - taken + queue_.size();
+}
+
+void ForkWorkers::Watch(absl::Time now) {
+  if (pid_ <= 0 || killed_as_hung_ || hang_timeout_ == absl::ZeroDuration()) {
+    return;
+  }
+  const uint64_t acked = table_.ForkRequestsAcked();
+  const uint64_t outstanding = Outstanding(acked);
+  if (acked != last_acked_ || outstanding == 0) {
+    last_acked_ = acked;
+    last_progress_ = now;
+    return;
+  }
+  if (now - last_progress_ >= hang_timeout_) KillHung(outstanding);
+}
+
+absl::Time ForkWorkers::NextWatch() const {
+  if (pid_ <= 0 || killed_as_hung_ || hang_timeout_ == absl::ZeroDuration() ||
+      Outstanding(table_.ForkRequestsAcked()) == 0) {
+    return absl::InfiniteFuture();
+  }
+  const absl::Duration sample =
+      std::max(kMinWatchSample, hang_timeout_ / kWatchSamplesPerTimeout);
+  return std::min(last_progress_ + hang_timeout_, absl::Now() + sample);
+}
+
+void ForkWorkers::KillHung(uint64_t outstanding) {
+  LogEvent(LogLevel::kError, "fork_server_unresponsive",
+           {{"pid", static_cast<int64_t>(pid_)},
+            {"outstanding", outstanding},
+            {"timeout", absl::FormatDuration(hang_timeout_)}});
+  table_.CountForkServerHang();
+  killed_as_hung_ = true;
+  // pid_ is upperd's own child and not reaped (OnForkServerDied clears pid_
+  // before ReapChildren reaps it), so this pid cannot name another process.
+  if (kill(pid_, SIGKILL) != 0) {
+    LogEvent(LogLevel::kError, "fork_server_kill_failed",
+             {{"pid", static_cast<int64_t>(pid_)},
+              {"error", ErrnoStatus("kill", errno).ToString()}});
+  }
+  // Hand it nothing more: new fork-mode connections are refused
+  // (fork_failed) until its replacement runs, and what waits here is
+  // refused now rather than after its death is seen. What it already took
+  // or holds in the socket is recovered by OnForkServerDied.
+  control_.Reset();
+  RefuseQueued(RejectReason::kForkFailed);
 }
 
 CloseDelivery ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo,
@@ -225,6 +360,10 @@ void ForkWorkers::OnForkServerDied(int status) {
   const pid_t pid = pid_;
   pid_ = -1;
   control_.Reset();
+  // Before the recovery below, which abandons every unclaimed fork slot:
+  // these were never sent, so they are refused here, once, and the recovery
+  // then finds their slots free and counts nothing for them again.
+  RefuseQueued(RejectReason::kForkFailed);
   table_.CountForkServerRestart();
   LogEvent(LogLevel::kError, "fork_server_died",
            {{"pid", static_cast<int64_t>(pid)},
@@ -236,6 +375,7 @@ void ForkWorkers::OnForkServerDied(int status) {
 }
 
 void ForkWorkers::Tick() {
+  Watch(absl::Now());
   if (!respawn_pending_ || absl::Now() - last_spawn_ < kRespawnInterval) {
     return;
   }
@@ -252,13 +392,16 @@ void ForkWorkers::Tick() {
 }
 
 absl::Duration ForkWorkers::TimeUntilTick() const {
-  if (!respawn_pending_) return absl::InfiniteDuration();
-  return std::max(absl::ZeroDuration(),
-                  last_spawn_ + kRespawnInterval - absl::Now());
+  absl::Time next = NextWatch();
+  if (respawn_pending_) next = std::min(next, last_spawn_ + kRespawnInterval);
+  if (next == absl::InfiniteFuture()) return absl::InfiniteDuration();
+  return std::max(absl::ZeroDuration(), next - absl::Now());
 }
 
 void ForkWorkers::Stop(absl::Duration timeout) {
   respawn_pending_ = false;
+  // Normally empty (the drain refused them); never leave a slot held.
+  RefuseQueued(RejectReason::kForkFailed);
   control_.Reset();
   if (pid_ <= 0) return;
   const absl::Time deadline = absl::Now() + timeout;
@@ -274,6 +417,11 @@ void ForkWorkers::Stop(absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   pid_ = -1;
+  // It is dead and no other fork server will run: what it had taken or
+  // still had in its socket (a stopped one killed here, or one that lost
+  // requests in flight) is settled as after any death, so the last totals
+  // hold every connection once. A no-op after a clean exit.
+  table_.RecoverForkServerLedger(RejectReason::kForkFailed);
 }
 
 }  // namespace upper

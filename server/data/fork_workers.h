@@ -6,6 +6,17 @@
 // upperd's children; the server's reaper passes their exits to
 // OnChildExited(), which frees their slots like the fork server would have.
 //
+// The hand-off never blocks the event loop: upperd's end of the control
+// socket is non-blocking, and a connection the socket has no room for waits
+// in a bounded queue here (kQueueLimit) that the loop flushes when the
+// socket polls writable (control_fd(), wants_pollout()). Past that bound a
+// connection is refused at once (fork_queue_full). A watchdog compares what
+// upperd sent with what the fork server acknowledged in the table
+// (Header::fork_requests_acked): work outstanding and no acknowledgement for
+// the fork server timeout means it is hung (stopped, blocked on a full
+// stderr pipe, frozen by a cgroup); it is SIGKILLed, counted and logged
+// (fork_server_unresponsive), and replaced through the death path.
+//
 // Not thread-safe: used from upperd's event-loop thread only (Shutdown() is
 // the exception: it only reads the table and sends a signal).
 #pragma once
@@ -13,7 +24,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -24,6 +37,7 @@
 #include "server/base/log.h"
 #include "server/data/close_delivery.h"
 #include "server/data/connection_table.h"
+#include "server/data/fork_protocol.h"
 
 namespace upper {
 
@@ -34,14 +48,46 @@ class ForkWorkers {
   // file is opened here, once, and every restart runs the same file through
   // the open fd: an in-place upgrade (a new binary renamed over the path)
   // must not pair a new fork server with this process's table.
+  // `hang_timeout`: how long work may be outstanding with no
+  // acknowledgement before the fork server counts as hung; zero: never.
   static absl::StatusOr<std::unique_ptr<ForkWorkers>> Start(
-      ConnectionTable& table, std::string executable, LogFormat log_format);
+      ConnectionTable& table, std::string executable, LogFormat log_format,
+      absl::Duration hang_timeout = absl::Seconds(5));
   ~ForkWorkers();
 
-  // Hands `fd` (in table slot `slot`) to the fork server. On failure (the
-  // fork server is down or stuck) `fd` is closed and the caller abandons the
-  // slot. The fork server counts its own failures (fork EAGAIN) in the table.
+  // Hand-offs waiting for room in the control socket, at most. The bound
+  // is what a live fork server that merely lags must never hit: a burst of
+  // a thousand connects at once (faults_test, the fork-mode soak) arrives
+  // in a few accept batches far faster than it forks (~3,000/s here), and
+  // the socket's own buffer holds only ~278 requests (net.core.wmem_default
+  // on this kernel); 256 refused such bursts, 2,048 (plus the buffer)
+  // absorbs them. Each entry already holds a slot of --max_connections and
+  // one fd, so memory stays bounded either way; what the bound limits is
+  // how many clients a stuck fork server can keep waiting for the watchdog
+  // (--fork_server_timeout): past it, refusal is at once (fork_queue_full).
+  static constexpr std::size_t kQueueLimit = 2048;
+
+  // Hands `fd` (in table slot `slot`) to the fork server without blocking:
+  // sent at once when nothing waits, else queued. Errors (`fd` is closed and
+  // the caller abandons the slot): ResourceExhausted when the queue is full
+  // (refuse as kForkQueueFull), Unavailable when the fork server is down or
+  // being replaced, or the send's error (refuse as kForkFailed). The fork
+  // server counts its own failures (fork EAGAIN) in the table.
   absl::Status Dispatch(UniqueFd fd, uint32_t slot);
+
+  // The control socket while hand-offs wait for room in it (poll it for
+  // POLLOUT, then call Flush()), else -1.
+  int pollout_fd() const {
+    return !queue_.empty() && control_ ? control_.get() : -1;
+  }
+  // Sends queued hand-offs until the socket is full again. A send that fails
+  // (the fork server is gone) refuses its connection (kForkFailed).
+  void Flush();
+  // Refuses every queued hand-off (never sent, so upperd's alone): abandons
+  // its slot as `reason` (a close asked for meanwhile wins, as in
+  // ConnectionTable::Abandon) and closes its fd. For the drain's close.
+  void RefuseQueued(RejectReason reason);
+  std::size_t queued() const { return queue_.size(); }
 
   // Sends `signo` to the child serving connection `id` in `slot`, through a
   // pidfd opened while the slot still names that child (never a bare pid
@@ -56,7 +102,9 @@ class ForkWorkers {
   bool OnChildExited(pid_t pid, int status);
 
   // Restarts a fork server that died less than a second after the previous
-  // start, once that second has passed. Call from the event loop.
+  // start, once that second has passed, and runs the watchdog: a fork server
+  // with work outstanding and no acknowledgement for the hang timeout is
+  // killed. Call from the event loop, every iteration.
   void Tick();
   // How long until Tick() has work, or InfiniteDuration.
   absl::Duration TimeUntilTick() const;
@@ -70,10 +118,29 @@ class ForkWorkers {
 
  private:
   ForkWorkers(ConnectionTable& table, std::string executable,
-              LogFormat log_format)
+              LogFormat log_format, absl::Duration hang_timeout)
       : table_(table),
         executable_(std::move(executable)),
-        log_format_(log_format) {}
+        log_format_(log_format),
+        hang_timeout_(hang_timeout) {}
+
+  // A connection waiting for room in the control socket.
+  struct QueuedHandOff {
+    UniqueFd fd;
+    ForkRequest request;
+  };
+  // Requests sent to the current fork server that it has not acknowledged,
+  // plus the queued ones: the work the watchdog waits on.
+  uint64_t Outstanding(uint64_t acked) const;
+  // The watchdog's step: notes progress, or kills a hung fork server.
+  void Watch(absl::Time now);
+  // When Watch() must look again (a sample of the acknowledgement counter,
+  // or the deadline), or InfiniteFuture when nothing is outstanding.
+  absl::Time NextWatch() const;
+  // SIGKILLs the hung fork server (upperd's child, not reaped yet: pid_ is
+  // cleared before any reap, so the pid is still its own) and stops handing
+  // it work; its death then goes through OnForkServerDied.
+  void KillHung(uint64_t outstanding);
   absl::Status Spawn();
   // What Spawn() passes to posix_spawn: /proc/self/fd/N of `program_`, or
   // its path when /proc is not mounted.
@@ -96,6 +163,19 @@ class ForkWorkers {
   UniqueFd control_;
   absl::Time last_spawn_ = absl::InfinitePast();
   bool respawn_pending_ = false;
+
+  const absl::Duration hang_timeout_;
+  std::deque<QueuedHandOff> queue_;  // at most kQueueLimit
+  // The watchdog's view of the current fork server: the table's
+  // acknowledgement counter when it was spawned, requests sent to it since,
+  // the counter as last seen and when it last moved (or when work became
+  // outstanding); whether it was killed as hung (its death not seen yet).
+  uint64_t acked_at_spawn_ = 0;
+  uint64_t sent_ = 0;
+  uint64_t last_acked_ = 0;
+  absl::Time last_progress_ = absl::InfinitePast();
+  bool killed_as_hung_ = false;
+  absl::Time last_refusal_log_ = absl::InfinitePast();
 };
 
 }  // namespace upper

@@ -22,8 +22,11 @@ inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // 2: close_request holds a generation; 3: the worker word (pid with its
 // generation, forking and abandoned states) and the publication fence; 4: the
 // fork server's ledger, `active` derived from allocated and freed counts, the
-// slot's accepted_counted word and a close seal that keeps the reason.
-inline constexpr uint32_t kVersion = 4;
+// slot's accepted_counted word and a close seal that keeps the reason; 5:
+// RejectReason::kForkQueueFull (one more rejected counter in the header and
+// the ledger), the fork server's acknowledgement counter and the hang count
+// at the end of the header.
+inline constexpr uint32_t kVersion = 5;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
@@ -235,6 +238,21 @@ struct alignas(64) Header {
   // frees, crashes and fork latency of fork mode) is here, not in the
   // fields above; totals are the sum of both.
   ForkServerLedger ledger;
+  // The fork server's progress, for upperd's watchdog (ForkWorkers): how
+  // many hand-off datagrams fork servers have taken off the control socket
+  // and handled (forked, refused, or found stale or malformed), over the
+  // table's life. Single writer: the live fork server, a plain load and a
+  // store with release after each request (no read-modify-write needed);
+  // a new fork server continues from the value it finds, which no one else
+  // writes (the previous one is dead before a new one is spawned). upperd
+  // loads it with acquire, so whatever the fork server wrote for a request
+  // (its BeginFork, its ledger commit) is visible once its ack is. Only
+  // progress matters to upperd: it compares the value with the one it saw
+  // last, and with the number it sent since the current fork server began.
+  uint64_t fork_requests_acked;
+  // Fork servers upperd killed because they took no hand-off for
+  // --fork_server_timeout with work outstanding (upperd only, fetch_add).
+  uint64_t fork_server_hangs_total;
 };
 
 }  // namespace table_layout

@@ -30,9 +30,9 @@ constexpr CloseReason kCloseReasons[] = {
     CloseReason::kError, CloseReason::kDrain};
 
 constexpr RejectReason kRejectReasons[] = {
-    RejectReason::kLimit, RejectReason::kForkFailed,
+    RejectReason::kLimit,        RejectReason::kForkFailed,
     RejectReason::kThreadFailed, RejectReason::kFdExhausted,
-    RejectReason::kDraining};
+    RejectReason::kDraining,     RejectReason::kForkQueueFull};
 
 int Index(Mode mode) { return static_cast<int>(mode); }
 
@@ -129,7 +129,9 @@ MetricFamily RejectedFamily(const TableTotals& t) {
       "upper_connections_rejected_total",
       "Connections closed without being served, by reason (limit: "
       "--max_connections reached; fork_failed; thread_failed; fd_exhausted: "
-      "accept hit the fd limit; draining: arrived during shutdown).",
+      "accept hit the fd limit; draining: arrived during shutdown; "
+      "fork_queue_full: the fork server took no hand-off and upperd's queue "
+      "of them was full).",
       MetricType::Counter);
   for (RejectReason r : kRejectReasons) {
     AddCounter(family, {Label("reason", RejectReasonName(r))},
@@ -273,6 +275,11 @@ std::vector<MetricFamily> TableCollector::Collect() const {
       "upper_fork_server_restarts_total",
       "Times the fork server helper died and was started again.",
       t.fork_server_restarts_total));
+  families.push_back(SingleCounterFamily(
+      "upper_fork_server_hangs_total",
+      "Times the fork server took no hand-off for --fork_server_timeout with "
+      "work outstanding and was killed (each is also a restart).",
+      t.fork_server_hangs_total));
   families.push_back(ForkLatencyFamily(t));
   families.push_back(DrainingFamily(sources_.draining));
   families.push_back(BuildInfoFamily());

@@ -23,7 +23,8 @@ import yaml
 # the admin and metrics work defines them.
 UPPERD_FLAGS = {
     "bind", "data_port", "mode", "max_connections", "idle_timeout",
-    "drain_timeout", "log_format", "admin_port", "admin_bind",
+    "drain_timeout", "fork_server_timeout", "log_format", "admin_port",
+    "admin_bind",
     "admin_token_file", "admin_tls_cert", "admin_tls_key", "metrics_port",
     "metrics_bind",
 }
@@ -143,6 +144,7 @@ def main():
         "max_connections": str(up["maxConnections"]),
         "idle_timeout": up["idleTimeout"],
         "drain_timeout": f'{up["drainTimeoutSeconds"]}s',
+        "fork_server_timeout": up["forkServerTimeout"],
         "log_format": up["logFormat"],
     }
     for flag, want in expect.items():

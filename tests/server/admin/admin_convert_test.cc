@@ -34,6 +34,7 @@ TableTotals SampleTotals() {
   t.closed_total[thread][static_cast<int>(CloseReason::kIdleTimeout)] = 2;
   t.rejected_total[static_cast<int>(RejectReason::kLimit)] = 4;
   t.rejected_total[static_cast<int>(RejectReason::kDraining)] = 1;
+  t.rejected_total[static_cast<int>(RejectReason::kForkQueueFull)] = 3;
   t.bytes_in_total[fork] = 100;
   t.bytes_out_total[fork] = 99;
   t.bytes_in_total[thread] = 1000;
@@ -64,7 +65,7 @@ TEST(AdminConvert, StatusSumsModesAndKeepsPerModeFigures) {
   EXPECT_EQ(s.active_connections(), 5u);
   EXPECT_EQ(s.accepted_total(), 30u);
   EXPECT_EQ(s.closed_total(), 25u);
-  EXPECT_EQ(s.rejected_total(), 5u);
+  EXPECT_EQ(s.rejected_total(), 8u);
   EXPECT_EQ(s.received_bytes_total(), 1100u);
   EXPECT_EQ(s.sent_bytes_total(), 1099u);
   EXPECT_EQ(s.mode_switches_total(), 3u);
@@ -90,7 +91,8 @@ TEST(AdminConvert, StatusReportsEveryReasonByNameZerosIncluded) {
   EXPECT_EQ(s.closed_by_reason().at("idle_timeout"), 2u);
   EXPECT_EQ(s.closed_by_reason().at("error"), 0u);
   EXPECT_EQ(s.closed_by_reason().at("drain"), 0u);
-  ASSERT_EQ(s.rejected_by_reason_size(), 5);
+  ASSERT_EQ(s.rejected_by_reason_size(), 6);
+  EXPECT_EQ(s.rejected_by_reason().at("fork_queue_full"), 3u);
   EXPECT_EQ(s.rejected_by_reason().at("limit"), 4u);
   EXPECT_EQ(s.rejected_by_reason().at("draining"), 1u);
   EXPECT_EQ(s.rejected_by_reason().at("fork_failed"), 0u);

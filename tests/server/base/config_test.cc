@@ -50,6 +50,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDesign) {
   EXPECT_EQ(c.max_connections, 10000u);
   EXPECT_EQ(c.idle_timeout, absl::Seconds(300));
   EXPECT_EQ(c.drain_timeout, absl::Seconds(30));
+  EXPECT_EQ(c.fork_server_timeout, absl::Seconds(5));
   EXPECT_EQ(c.log_format, LogFormat::kText);
   EXPECT_EQ(c.admin_bind, "127.0.0.1");
   EXPECT_EQ(c.admin_port, 50051);
@@ -262,6 +263,31 @@ TEST_F(ConfigTest, DurationsAreWholeMillisecondsRoundedUp) {
             "--drain_timeout: inf is out of range (0, or 1ms..1h)");
 }
 
+// --fork_server_timeout is a duration like the others: whole milliseconds,
+// 0 (the watchdog off) or 1ms..1h, errors naming the flag or its variable.
+TEST_F(ConfigTest, ForkServerTimeoutIsValidatedLikeTheOtherDurations) {
+  absl::StatusOr<ParsedCommandLine> parsed =
+      Parse({"--fork_server_timeout=1.2ms"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_server_timeout, absl::Milliseconds(2));
+  parsed = Parse({"--fork_server_timeout=0"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_server_timeout, absl::ZeroDuration());
+  EXPECT_EQ(ErrorOf({"--fork_server_timeout=2h"}),
+            "--fork_server_timeout: 2h is out of range (0, or 1ms..1h)");
+  EXPECT_EQ(ErrorOf({"--fork_server_timeout=soon"})
+                .rfind("--fork_server_timeout: ", 0),
+            0u);
+  env_["UPPER_FORK_SERVER_TIMEOUT"] = "500us";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_FORK_SERVER_TIMEOUT: 500us is out of range (0, or "
+            "1ms..1h)");
+  env_["UPPER_FORK_SERVER_TIMEOUT"] = "750ms";
+  parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_server_timeout, absl::Milliseconds(750));
+}
+
 TEST_F(ConfigTest, AdminBindIsALiteralLikeTheOtherBinds) {
   EXPECT_EQ(ErrorOf({"--admin_bind=localhost"}),
             "--admin_bind: 'localhost' is not an IPv4 or IPv6 address (for "
@@ -307,6 +333,7 @@ const std::vector<const char*> kEveryFlag = {"--bind=127.0.0.1",
                                              "--max_connections=77",
                                              "--idle_timeout=7s",
                                              "--drain_timeout=9s",
+                                             "--fork_server_timeout=3s",
                                              "--log_format=json",
                                              "--admin_bind=0.0.0.0",
                                              "--admin_port=15051",
@@ -404,7 +431,8 @@ TEST_F(ConfigTest, HelpAndVersion) {
   const std::string usage = UsageText();
   for (const char* flag :
        {"--bind", "--data_port", "--mode", "--max_connections",
-        "--idle_timeout", "--drain_timeout", "--log_format", "UPPER_MODE"}) {
+        "--idle_timeout", "--drain_timeout", "--fork_server_timeout",
+        "UPPER_FORK_SERVER_TIMEOUT", "--log_format", "UPPER_MODE"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
   absl::StatusOr<ParsedCommandLine> version = Parse({"--version"});

@@ -32,6 +32,10 @@ TEST(Mode, NamesRoundTrip) {
   }
   EXPECT_EQ(CloseReasonName(CloseReason::kIdleTimeout), "idle_timeout");
   EXPECT_EQ(RejectReasonName(RejectReason::kFdExhausted), "fd_exhausted");
+  EXPECT_EQ(RejectReasonName(RejectReason::kForkQueueFull), "fork_queue_full");
+  for (int r = 0; r < kRejectReasonCount; ++r) {
+    EXPECT_NE(RejectReasonName(static_cast<RejectReason>(r)), "unknown") << r;
+  }
 }
 
 }  // namespace

@@ -205,9 +205,43 @@ TEST(ForkProtocol, SendingToAGoneForkServerIsAnErrorNamingTheCall) {
   Pipe conn = MakePipe();
   channel.receiver.Reset();
   const absl::Status s =
-      SendForkRequest(channel.sender.get(), {0, 0}, conn.write.get());
+      SendForkRequest(channel.sender.get(), {0, 0}, conn.write.get()).status();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("sendmsg(fork server)"), std::string::npos) << s;
+}
+
+// upperd's end is non-blocking: a fork server that takes nothing fills the
+// socket buffer, and then a send says "full" (false) at once, sends nothing
+// (the receiver gets exactly the requests reported sent, in order), and the
+// request goes once the receiver took one.
+TEST(ForkProtocol, AFullSocketSaysSoAtOnceAndSendsNothing) {
+  Channel channel = MakeChannel();
+  ASSERT_EQ(fcntl(channel.sender.get(), F_SETFL, O_NONBLOCK), 0);
+  Pipe conn = MakePipe();
+  uint32_t sent = 0;
+  absl::StatusOr<bool> r = true;
+  for (; sent < 100000; ++sent) {
+    r = SendForkRequest(channel.sender.get(), {sent, 1}, conn.write.get());
+    if (!r.ok() || !*r) break;
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(*r);
+  EXPECT_GT(sent, 0u);
+  ReceivedForkRequest first = ReceiveForkRequest(channel.receiver.get());
+  ASSERT_EQ(first.outcome, Outcome::kRequest);
+  EXPECT_EQ(first.request.slot, 0u);
+  // One datagram taken: room for one more, which goes whole.
+  r = SendForkRequest(channel.sender.get(), {sent, 1}, conn.write.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(*r);
+  for (uint32_t i = 1; i <= sent; ++i) {
+    ReceivedForkRequest next = ReceiveForkRequest(channel.receiver.get());
+    ASSERT_EQ(next.outcome, Outcome::kRequest) << i;
+    EXPECT_EQ(next.request.slot, i);
+    EXPECT_TRUE(next.conn.valid());
+  }
+  EXPECT_EQ(ReceiveForkRequest(channel.receiver.get()).outcome,
+            Outcome::kRetry);
 }
 
 }  // namespace

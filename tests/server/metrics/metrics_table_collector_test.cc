@@ -109,7 +109,13 @@ TEST(TableCollector, EveryReasonIsPresentAtZero) {
   TableCollector collector({.table = table.get()});
   const std::vector<MetricFamily> families = collector.Collect();
   EXPECT_EQ(Find(families, "upper_connections_rejected_total")->metric.size(),
-            5u);
+            6u);  // fork_queue_full included
+  EXPECT_EQ(Sample(families, "upper_connections_rejected_total",
+                   {{"reason", "fork_queue_full"}})
+                ->counter.value,
+            0);
+  EXPECT_EQ(
+      Sample(families, "upper_fork_server_hangs_total", {})->counter.value, 0);
   EXPECT_EQ(Find(families, "upper_connections_closed_total")->metric.size(),
             10u);  // 2 modes x 5 reasons
 }

@@ -77,6 +77,20 @@ std::map<pid_t, Task> Threads(pid_t pid) {
   return threads;
 }
 
+// A thread gRPC has just created runs at the admin nice it inherited but
+// still carries upperd's name until it names itself: read it again, for up
+// to a second, until it has (a data-plane thread keeps the name, and fails).
+Task SettledTask(pid_t pid, pid_t tid, Task task) {
+  const std::string stat = absl::StrCat("/proc/", pid, "/task/", tid, "/stat");
+  for (int i = 0; i < 100 && task.comm == "upperd"; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    std::optional<Task> again = ReadTask(stat);
+    if (!again) break;  // gone meanwhile
+    task = *again;
+  }
+  return task;
+}
+
 void ExpectRoundTrip(int fd) {
   ASSERT_EQ(send(fd, "nice", 4, MSG_NOSIGNAL), 4);
   absl::StatusOr<std::string> back =
@@ -117,7 +131,10 @@ void ExpectNices(const std::vector<std::string>& args, int admin_increment) {
   const int base = threads.at(pid).nice;
   const int admin = std::min(19, base + admin_increment);
   std::map<std::string, int> grpc_threads;
-  for (const auto& [tid, task] : threads) {
+  for (auto [tid, task] : threads) {
+    if (task.comm == "upperd" && task.nice != base) {
+      task = SettledTask(pid, tid, task);
+    }
     std::printf("tid %d %-16s nice %d\n", tid, task.comm.c_str(), task.nice);
     if (task.comm == "upperd") {
       EXPECT_EQ(task.nice, base) << "upperd's own thread " << tid;

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -27,8 +29,21 @@ using table_layout::Header;
 using table_layout::LedgerCounters;
 using table_layout::Slot;
 
-size_t TableSize(uint32_t capacity) {
+// The header, the slots, then the free-slot map (table_layout.h).
+size_t SlotsEnd(uint32_t capacity) {
   return sizeof(Header) + static_cast<size_t>(capacity) * sizeof(Slot);
+}
+size_t TableSize(uint32_t capacity) {
+  return SlotsEnd(capacity) + sizeof(table_layout::FreeMapHeader) +
+         table_layout::FreeMapGeometryFor(capacity).total_words *
+             sizeof(uint64_t);
+}
+
+// The free map's words are read-modify-written by releasers in several
+// processes and the allocator; sequentially consistent, for the argument at
+// TakeFreeSlot.
+std::atomic_ref<uint64_t> MapWord(uint64_t& word) {
+  return std::atomic_ref<uint64_t>(word);
 }
 
 template <typename T>
@@ -172,9 +187,11 @@ absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Create(
   header->current_mode = static_cast<uint32_t>(Mode::kUnspecified);
   header->next_id = 1;
   header->build_id = table_layout::kBuildId;
-  StoreRelease(header->magic, table_layout::kMagic);
-  return std::unique_ptr<ConnectionTable>(
+  auto table = std::unique_ptr<ConnectionTable>(
       new ConnectionTable(fd.Release(), /*owns_memfd=*/true, base, size));
+  table->InitFreeMap();
+  StoreRelease(header->magic, table_layout::kMagic);
+  return table;
 }
 
 absl::StatusOr<std::unique_ptr<ConnectionTable>> ConnectionTable::Attach(
@@ -215,23 +232,201 @@ ConnectionTable::ConnectionTable(int memfd, bool owns_memfd, void* base,
       header_(static_cast<Header*>(base)),
       slots_(
           reinterpret_cast<Slot*>(static_cast<char*>(base) + sizeof(Header))),
-      capacity_(static_cast<Header*>(base)->capacity) {}
+      capacity_(static_cast<Header*>(base)->capacity),
+      free_map_(reinterpret_cast<table_layout::FreeMapHeader*>(
+          static_cast<char*>(base) + SlotsEnd(capacity_))) {
+  // Pointers only: Attach checks the size against the capacity before any
+  // of them is used.
+  const table_layout::FreeMapGeometry g =
+      table_layout::FreeMapGeometryFor(capacity_);
+  auto* words = reinterpret_cast<uint64_t*>(free_map_ + 1);
+  level_count_ = g.levels;
+  for (int level = 0; level < g.levels; ++level) {
+    levels_[level] = words + g.first_word[level];
+  }
+}
 
 ConnectionTable::~ConnectionTable() {
   munmap(base_, size_);
   if (owns_memfd_) close(memfd_);
 }
 
+// --- The free-slot map ---
+//
+// Bits: level 0 has a bit per slot, set while the slot is free and may be
+// handed out; level k+1 a bit per word of level k, set while that word may
+// be non-zero (a set summary bit over an empty word is allowed, and cleaned
+// lazily; the converse is not, except while a releaser is between its two
+// ORs). Only the allocator (one thread) clears bits; releasers (upperd's
+// workers, the fork server, upperd's orphan and recovery paths) only set
+// them. So a bit the allocator read as set stays set until it clears it.
+//
+// Releaser: store state = kFree (release), then fetch_or its bit into level
+// 0, then into level 1, ... up to the top (PublishFree), all seq_cst.
+// Allocator: from the top word down, take the lowest set bit; at level 0
+// fetch_and it away (seq_cst, so acquire): it reads the value of the
+// releaser's fetch_or or of a later RMW in that word's release sequence, so
+// the release and every write before it (the state, the last byte counts)
+// happen-before the new allocation. Lowest set bit at every level: the
+// lowest free slot, so the touched part of the table stays at the peak of
+// concurrent connections.
+//
+// Clearing a summary bit (RetireSummaryBit) when the word below was read
+// empty: fetch_and the parent bit away (A1), then reload the word (A2), and
+// fetch_or the parent bit back if the word is non-zero. The race: a releaser
+// sets the word (R1) and then the parent bit (R2). All four are seq_cst, so
+// they lie in one total order S consistent with each word's modification
+// order. If A2 does not see R1, A2 precedes R1 in S (a seq_cst load reads
+// the last store before it in S), so A1 < A2 < R1 < R2: R2 follows A1 in
+// the parent's modification order and the bit ends set. If A2 sees R1, the
+// allocator sets the bit back itself. Either way a non-empty word keeps its
+// summary bit once both are done. The grandparent bit stays set: the
+// allocator just descended through it, and only the allocator clears bits.
+//
+// A refusal is one load of the top word when it is zero; a stale summary
+// bit costs one restart of the descent, and each is created by an
+// allocation that emptied a word, so allocation is O(levels) amortised.
+//
+// Faults: a releaser killed between its state store and its ORs leaves a
+// free slot unpublished. Only the fork server can die so (upperd's own
+// releasers die with the table); RecoverForkServerLedger then re-publishes
+// every free fork-mode slot whose bit is clear (RepublishFreeForkSlots).
+void ConnectionTable::InitFreeMap() {
+  StoreRelaxed(free_map_->levels, static_cast<uint32_t>(level_count_));
+  uint64_t bits = capacity_;  // set bits at this level: all slots free
+  for (int level = 0; level < level_count_; ++level) {
+    const auto words = static_cast<uint32_t>((bits + 63) / 64);
+    for (uint32_t w = 0; w < words; ++w) {
+      const uint64_t in_word = std::min<uint64_t>(64, bits - uint64_t{w} * 64);
+      StoreRelaxed(levels_[level][w],
+                   in_word == 64 ? ~uint64_t{0} : (uint64_t{1} << in_word) - 1);
+    }
+    bits = words;
+  }
+}
+
+std::optional<uint32_t> ConnectionTable::TakeFreeSlot() {
+  const int top = level_count_ - 1;
+  for (;;) {
+    uint32_t word = 0;
+    int level = top;
+    for (;;) {
+      const uint64_t bits =
+          MapWord(levels_[level][word]).load(std::memory_order_seq_cst);
+      if (bits == 0) break;
+      const uint32_t child = word * 64 + std::countr_zero(bits);
+      if (level > 0) {
+        word = child;
+        --level;
+        continue;
+      }
+      const uint64_t bit = uint64_t{1} << (child % 64);
+      MapWord(levels_[0][word]).fetch_and(~bit, std::memory_order_seq_cst);
+      // Always free (only a free slot gets its bit); checked anyway, so that
+      // a broken releaser could leak a slot but never hand one out twice.
+      if (LoadAcquire(slot(child).state) == table_layout::kFree) return child;
+      level = -1;  // look again
+      break;
+    }
+    if (level < 0) continue;
+    if (level == top) return std::nullopt;  // the whole map is empty
+    RetireSummaryBit(level, word);
+  }
+}
+
+void ConnectionTable::RetireSummaryBit(int level, uint32_t word) {
+  std::atomic_ref<uint64_t> parent = MapWord(levels_[level + 1][word / 64]);
+  const uint64_t bit = uint64_t{1} << (word % 64);
+  parent.fetch_and(~bit, std::memory_order_seq_cst);  // A1
+  if (MapWord(levels_[level][word]).load(std::memory_order_seq_cst) != 0) {
+    parent.fetch_or(bit, std::memory_order_seq_cst);  // A2 saw a release
+  }
+}
+
+void ConnectionTable::PublishFree(uint32_t index) {
+  uint32_t position = index;  // the bit's number at this level
+  for (int level = 0; level < level_count_; ++level) {
+    MapWord(levels_[level][position / 64])
+        .fetch_or(uint64_t{1} << (position % 64), std::memory_order_seq_cst);
+    position /= 64;
+  }
+}
+
+bool ConnectionTable::FreeBitSet(uint32_t index) const {
+  return (MapWord(levels_[0][index / 64]).load(std::memory_order_seq_cst) >>
+          (index % 64)) &
+         1;
+}
+
+uint32_t ConnectionTable::high_water() const {
+  return LoadAcquire(free_map_->high_water);
+}
+
+void ConnectionTable::RepublishFreeForkSlots() {
+  // Runs on the allocator's thread with no fork server alive: no allocation
+  // is between its claim and its publication, and no fork-mode release is
+  // in flight (upperd's own fork-mode frees, orphans and abandons, run on
+  // this thread). A thread-mode slot may be mid-release in a worker: skipped
+  // by its mode, as that worker sets its bit itself; re-publishing it here
+  // could let the allocator take it before that worker's late OR.
+  const uint32_t end = high_water();
+  for (uint32_t i = 0; i < end; ++i) {
+    const Slot& s = slot(i);
+    if (LoadAcquire(s.state) == table_layout::kFree &&
+        LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
+        !FreeBitSet(i)) {
+      PublishFree(i);
+    }
+  }
+}
+
+template <typename F>
+void ConnectionTable::ForEachTakenSlot(F f) const {
+  const uint32_t end = high_water();
+  for (uint32_t w = 0; w * 64 < end; ++w) {
+    uint64_t taken = ~LoadAcquire(levels_[0][w]);
+    const uint32_t in_word = std::min<uint32_t>(64, end - w * 64);
+    if (in_word < 64) taken &= (uint64_t{1} << in_word) - 1;
+    while (taken != 0) {
+      if (!f(w * 64 + std::countr_zero(taken))) return;
+      taken &= taken - 1;
+    }
+  }
+}
+
+void ConnectionTable::SumBytes(TableTotals& t) const {
+  // Every slot up to the high-water mark, live or not: a released slot keeps
+  // its cumulative counts. Each counter is monotonic (one writer at a time,
+  // only adding; the next writer starts from the value its predecessor left,
+  // which happens-before it), and the high-water mark only grows, so a
+  // reader's successive sums never decrease (read-read coherence of each
+  // counter), and once connections ended (happened-before the read) the sum
+  // is exact.
+  const uint32_t end = high_water();
+  for (uint32_t i = 0; i < end; ++i) {
+    const Slot& s = slot(i);
+    for (int m = 0; m < kModeCount; ++m) {
+      t.bytes_in_total[m] += LoadRelaxed(s.bytes_in_cum[m]);
+      t.bytes_out_total[m] += LoadRelaxed(s.bytes_out_cum[m]);
+    }
+  }
+}
+
 std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
                                                   const sockaddr* peer,
                                                   socklen_t peer_len) {
-  // Next-fit scan: amortised O(1) while the table has room; a full scan
-  // (capacity loads) only when it is nearly full.
-  for (uint32_t step = 0; step < capacity_; ++step) {
-    const uint32_t index = (next_hint_ + step) % capacity_;
+  // O(levels): the lowest free slot from the free map; at the limit, one
+  // load of its top word.
+  const std::optional<uint32_t> taken = TakeFreeSlot();
+  if (!taken) return std::nullopt;
+  {
+    const uint32_t index = *taken;
     Slot& s = slot(index);
-    if (LoadAcquire(s.state) != table_layout::kFree) continue;
-    next_hint_ = (index + 1) % capacity_;
+    // Before the slot's publication below, so that any reader that sees the
+    // connection walks up to it.
+    if (index >= LoadRelaxed(free_map_->high_water)) {
+      StoreRelease(free_map_->high_water, index + 1);
+    }
     const auto mode_value = static_cast<uint32_t>(mode);
     const uint32_t generation = LoadRelaxed(s.generation) + 1;
     StoreRelaxed(s.generation, generation);
@@ -253,8 +448,12 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
     StoreRelaxed(s.started_unix_ns, NowNs(CLOCK_REALTIME));
     StoreRelaxed(s.started_mono_ns, now_mono);
     StoreRelaxed(s.last_active_mono_ns, NowNs(CLOCK_MONOTONIC_COARSE));
-    StoreRelaxed(s.bytes_in, uint64_t{0});
-    StoreRelaxed(s.bytes_out, uint64_t{0});
+    // The previous worker's last byte counts happen-before this load: it
+    // wrote them before its release, which published the free bit that
+    // TakeFreeSlot acquired (for a fork child: before its exit, which its
+    // releaser saw through wait).
+    StoreRelaxed(s.bytes_in_base, LoadRelaxed(s.bytes_in_cum[mode_value]));
+    StoreRelaxed(s.bytes_out_base, LoadRelaxed(s.bytes_out_cum[mode_value]));
     StoreRelaxed(s.close_reason, uint32_t{0});
     // Before the publication: a freer, which loads this state with acquire,
     // counts its free after this add (the order of table_layout.h).
@@ -262,7 +461,6 @@ std::optional<uint32_t> ConnectionTable::Allocate(Mode mode,
     StoreRelease(s.state, static_cast<uint32_t>(table_layout::kActive));
     return index;
   }
-  return std::nullopt;
 }
 
 void ConnectionTable::Abandon(uint32_t index, RejectReason reason) {
@@ -353,6 +551,7 @@ void ConnectionTable::FreeSlot(Slot& s, uint32_t mode) {
   std::atomic_ref<uint64_t>(header_->freed[mode])
       .fetch_add(1, std::memory_order_release);
   StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+  PublishFree(IndexOf(s));
 }
 
 LedgerCounters& ConnectionTable::BeginLedgerTransition() {
@@ -410,6 +609,11 @@ void ConnectionTable::ApplyLedgerOp(uint32_t op, uint32_t index,
     StoreRelaxed(s.accepted_counted, generation);
   } else if (op == table_layout::kLedgerFree) {
     StoreRelease(s.state, static_cast<uint32_t>(table_layout::kFree));
+    // A death here leaves the slot free with its bit clear: not lost, as
+    // RecoverForkServerLedger re-publishes it (RepublishFreeForkSlots).
+    if (ledger_stop_ == LedgerStop::kBeforeFreeBit) return;
+    UPPER_FAULT_POINT("table.ledger.free.before_bit");
+    PublishFree(index);
   }
 }
 
@@ -499,26 +703,51 @@ void ConnectionTable::RecoverForkServerLedger(RejectReason reason) {
     }
   }
   CountUncountedForkClaims();
+  RepublishFreeForkSlots();
+  MapOrphans();
 }
 
 void ConnectionTable::CountUncountedForkClaims() {
-  for (uint32_t i = 0; i < capacity_; ++i) {
+  ForEachTakenSlot([&](uint32_t i) {
     Slot& s = slot(i);
     if (LoadAcquire(s.state) != table_layout::kActive ||
         LoadRelaxed(s.mode) != static_cast<uint32_t>(Mode::kFork)) {
-      continue;
+      return true;
     }
     const uint32_t generation = LoadRelaxed(s.generation);
     const uint64_t worker = LoadAcquire(s.worker);
     if (table_layout::WorkerGeneration(worker) != generation ||
         table_layout::WorkerPid(worker) == 0 ||
         LoadRelaxed(s.accepted_counted) == generation) {
-      continue;
+      return true;
     }
     AddRelaxed(header_->accepted_total[static_cast<uint32_t>(Mode::kFork)],
                uint64_t{1});
     StoreRelaxed(s.accepted_counted, generation);
-  }
+    return true;
+  });
+}
+
+void ConnectionTable::MapOrphans() {
+  // Every child of the dead fork server that will ever claim has claimed:
+  // the unclaimed ones were abandoned above, and a Claim after that fails.
+  // So this map holds every orphan whose exit upperd will reap.
+  orphans_.clear();
+  ForEachTakenSlot([&](uint32_t i) {
+    const Slot& s = slot(i);
+    if (LoadAcquire(s.state) != table_layout::kActive ||
+        LoadRelaxed(s.mode) != static_cast<uint32_t>(Mode::kFork)) {
+      return true;
+    }
+    const uint32_t generation = LoadRelaxed(s.generation);
+    const uint64_t worker = LoadAcquire(s.worker);
+    const int32_t pid = table_layout::WorkerPid(worker);
+    if (table_layout::WorkerGeneration(worker) == generation && pid != 0) {
+      orphans_[pid] = OrphanSlot{i, generation};
+    }
+    return true;
+  });
+  orphans_mapped_ = true;
 }
 
 void ConnectionTable::Release(uint32_t index, CloseReason reason) {
@@ -560,15 +789,32 @@ std::optional<WorkerCrash> ConnectionTable::ReleaseExitedChild(uint32_t index,
 }
 
 std::optional<uint32_t> ConnectionTable::FindByPid(pid_t pid) const {
-  for (uint32_t i = 0; i < capacity_; ++i) {
+  const auto holds = [&](uint32_t i) {
     const Slot& s = slot(i);
-    if (LoadAcquire(s.state) == table_layout::kActive &&
-        LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
-        table_layout::WorkerPid(LoadAcquire(s.worker)) == pid) {
-      return i;
+    return LoadAcquire(s.state) == table_layout::kActive &&
+           LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
+           table_layout::WorkerPid(LoadAcquire(s.worker)) == pid;
+  };
+  if (orphans_mapped_) {
+    // O(1): a pid exits once, so its entry goes with this lookup.
+    const auto it = orphans_.find(pid);
+    if (it == orphans_.end()) return std::nullopt;
+    const OrphanSlot orphan = it->second;
+    orphans_.erase(it);
+    if (!holds(orphan.slot) ||
+        LoadRelaxed(slot(orphan.slot).generation) != orphan.generation) {
+      return std::nullopt;
     }
+    return orphan.slot;
   }
-  return std::nullopt;
+  // No fork server died in this mapping's life, so no orphan exists; a walk
+  // over the live slots for any other caller.
+  std::optional<uint32_t> found;
+  ForEachTakenSlot([&](uint32_t i) {
+    if (holds(i)) found = i;
+    return !found.has_value();
+  });
+  return found;
 }
 
 bool ConnectionTable::HoldsWorker(uint32_t index, uint32_t generation,
@@ -698,8 +944,11 @@ std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
   info.started_unix_ns = LoadRelaxed(s.started_unix_ns);
   info.started_mono_ns = LoadRelaxed(s.started_mono_ns);
   info.last_active_mono_ns = LoadRelaxed(s.last_active_mono_ns);
-  info.bytes_in = LoadRelaxed(s.bytes_in);
-  info.bytes_out = LoadRelaxed(s.bytes_out);
+  const uint32_t mode = static_cast<uint32_t>(info.mode) % kModeCount;
+  info.bytes_in =
+      LoadRelaxed(s.bytes_in_cum[mode]) - LoadRelaxed(s.bytes_in_base);
+  info.bytes_out =
+      LoadRelaxed(s.bytes_out_cum[mode]) - LoadRelaxed(s.bytes_out_base);
   // Seqlock-style check: if the slot was freed or reused while we copied it,
   // the copy may mix two connections; report it as gone instead.
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -713,11 +962,12 @@ std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
 
 std::vector<ConnectionInfo> ConnectionTable::Snapshot() const {
   std::vector<ConnectionInfo> out;
-  for (uint32_t i = 0; i < capacity_; ++i) {
+  ForEachTakenSlot([&](uint32_t i) {
     if (std::optional<ConnectionInfo> info = Read(i)) {
       out.push_back(std::move(*info));
     }
-  }
+    return true;
+  });
   return out;
 }
 
@@ -741,24 +991,27 @@ std::optional<LiveConnectionId> ConnectionTable::ReadLiveId(
 
 std::vector<LiveConnectionId> ConnectionTable::LiveIds() const {
   std::vector<LiveConnectionId> out;
-  for (uint32_t i = 0; i < capacity_; ++i) {
+  ForEachTakenSlot([&](uint32_t i) {
     if (std::optional<LiveConnectionId> live = ReadLiveId(i)) {
       out.push_back(*live);
     }
-  }
+    return true;
+  });
   return out;
 }
 
 std::optional<ConnectionInfo> ConnectionTable::Find(uint64_t id) const {
-  for (uint32_t i = 0; i < capacity_; ++i) {
+  std::optional<uint32_t> found;
+  ForEachTakenSlot([&](uint32_t i) {
     const std::optional<LiveConnectionId> live = ReadLiveId(i);
-    if (!live || live->id != id) continue;
-    // Ids are never reused, so at most one slot can hold this one; it may
-    // have ended between the two reads.
-    std::optional<ConnectionInfo> info = Read(i);
-    if (info && info->id == id) return info;
-    return std::nullopt;
-  }
+    if (live && live->id == id) found = i;
+    return !found.has_value();
+  });
+  if (!found) return std::nullopt;
+  // Ids are never reused, so at most one slot can hold this one; it may
+  // have ended between the two reads.
+  std::optional<ConnectionInfo> info = Read(*found);
+  if (info && info->id == id) return info;
   return std::nullopt;
 }
 
@@ -782,8 +1035,6 @@ TableTotals ConnectionTable::ReadTotals() const {
     for (int r = 0; r < kCloseReasonCount; ++r) {
       t.closed_total[m][r] = LoadRelaxed(h.closed_total[m][r]) + l.closed[m][r];
     }
-    t.bytes_in_total[m] = LoadRelaxed(h.bytes_in_total[m]);
-    t.bytes_out_total[m] = LoadRelaxed(h.bytes_out_total[m]);
     for (int b = 0; b < table_layout::kDurationBuckets; ++b) {
       t.duration_buckets[m][b] =
           LoadRelaxed(h.duration_buckets[m][b]) + l.duration_buckets[m][b];
@@ -807,6 +1058,7 @@ TableTotals ConnectionTable::ReadTotals() const {
       LoadRelaxed(h.fork_latency_sum_ns) + l.fork_latency_sum_ns;
   t.fork_latency_count =
       LoadRelaxed(h.fork_latency_count) + l.fork_latency_count;
+  SumBytes(t);
   return t;
 }
 

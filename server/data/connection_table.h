@@ -10,7 +10,10 @@
 // Process- and thread-safety: every field is a naturally aligned 32- or 64-bit
 // integer accessed only through std::atomic_ref (lock-free, address-free, so
 // valid across processes). Writers per field:
-//   - Allocate(): upperd's listener thread only (the one allocator).
+//   - Allocate(): upperd's listener thread only (the one allocator). It takes
+//     the lowest free slot from the free-slot map (table_layout::FreeMap*) in
+//     O(levels) (4 at 1,000,000 slots) and refuses at the limit by reading
+//     one word; releasers in any process hand slots back with an atomic OR.
 //   - Abandon(): whoever holds a slot whose worker never started: the
 //     listener, or the fork server the listener handed it to.
 //   - SlotWriter (bytes, activity, close reason): the connection's worker,
@@ -23,7 +26,8 @@
 //     the shared block; the fork server only in its ledger
 //     (table_layout::ForkServerLedger), one committed store per transition,
 //     so that a SIGKILL at any instruction neither loses nor doubles a count.
-//     Fork children count bytes only.
+//     Fork children count bytes only, in their own slot's cumulative
+//     counters (single writer: plain relaxed load and store).
 // Readers (Snapshot(), LiveIds(), ReadTotals()) may run at any time in any
 // thread; a slot that is reused while being read is detected by its generation
 // and skipped.
@@ -39,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -66,14 +71,15 @@ class SlotWriter {
         mode_(LoadRelaxed(slot->mode)),
         generation_(LoadRelaxed(slot->generation)) {}
 
+  // Counts bytes in the slot's cumulative counters (table_layout::Slot):
+  // this writer is their only one while it serves, so a relaxed load and
+  // store suffice; no read-modify-write, no line shared with other workers.
   void Received(uint64_t n) {
-    AddRelaxed(slot_->bytes_in, n);
-    AddRelaxed(header_->bytes_in_total[mode_], n);
+    Bump(slot_->bytes_in_cum[mode_], n);
     Touch();
   }
   void Sent(uint64_t n) {
-    AddRelaxed(slot_->bytes_out, n);
-    AddRelaxed(header_->bytes_out_total[mode_], n);
+    Bump(slot_->bytes_out_cum[mode_], n);
     Touch();
   }
   enum class ClaimResult {
@@ -113,6 +119,9 @@ class SlotWriter {
   uint32_t generation() const { return generation_; }
 
  private:
+  static void Bump(uint64_t& counter, uint64_t n) {
+    StoreRelaxed(counter, LoadRelaxed(counter) + n);
+  }
   void Touch() {
     StoreRelaxed(slot_->last_active_mono_ns, NowNs(CLOCK_MONOTONIC_COARSE));
   }
@@ -241,7 +250,10 @@ class ConnectionTable {
   // ledger transition, which also marks the slot's acceptance counted.
   void CountForkAccepted(uint32_t slot, uint32_t generation,
                          uint64_t fork_latency_ns);
-  // The slot served by process `pid`, if any (for reaping orphans).
+  // The slot served by process `pid`, if any (for reaping orphans). O(1)
+  // once RecoverForkServerLedger has run in this mapping (orphans exist only
+  // after a fork-server death; recovery maps each live child's pid to its
+  // slot); before that, a walk over live slots. Allocator's thread only.
   std::optional<uint32_t> FindByPid(pid_t pid) const;
   // True while `slot` still holds connection `generation` served by `pid`
   // and not yet released: with exits released before they are reaped, the
@@ -276,7 +288,9 @@ class ConnectionTable {
   // slot may be allocated meanwhile).
   void RecoverForkServerLedger(RejectReason reason = RejectReason::kForkFailed);
   // Tests only: where a ledger writer's transitions stop, as if it died there.
-  enum class LedgerStop { kNone, kBeforeCommit, kAfterCommit };
+  // kBeforeFreeBit: a committed free stored the slot's state but died
+  // before publishing its free bit (recovery must re-publish it).
+  enum class LedgerStop { kNone, kBeforeCommit, kAfterCommit, kBeforeFreeBit };
   void StopLedgerTransitionsForTest(LedgerStop stop) { ledger_stop_ = stop; }
   void CountWorkerCrash();
   void CountForkServerRestart();
@@ -290,6 +304,8 @@ class ConnectionTable {
   uint64_t ForkRequestsAcked() const;
 
   // --- Readers (any thread, any process) ---
+  // Readers walk only slots the free map shows taken, up to the high-water
+  // mark of slots ever used: O(high_water / 64 + live), never the capacity.
   std::vector<ConnectionInfo> Snapshot() const;
   // The id, slot and mode of every live slot, in slot order; no peer is
   // formatted, so it costs a few loads a slot. A row read later with Read()
@@ -304,6 +320,31 @@ class ConnectionTable {
  private:
   ConnectionTable(int memfd, bool owns_memfd, void* base, size_t size);
   table_layout::Slot& slot(uint32_t index) const { return slots_[index]; }
+  uint32_t IndexOf(const table_layout::Slot& s) const {
+    return static_cast<uint32_t>(&s - slots_);
+  }
+  // --- The free-slot map (connection_table.cc has the race argument) ---
+  void InitFreeMap();
+  // The allocator's claim of the lowest free slot; nullopt when none.
+  std::optional<uint32_t> TakeFreeSlot();
+  // Clears the summary bit of an empty word at `level` (and keeps it if a
+  // releaser filled the word meanwhile).
+  void RetireSummaryBit(int level, uint32_t word);
+  // A releaser's hand-back, after the slot's state was stored free.
+  void PublishFree(uint32_t index);
+  // After a fork-server death: publishes every free fork slot whose bit the
+  // dead one did not set. Allocator's thread only.
+  void RepublishFreeForkSlots();
+  bool FreeBitSet(uint32_t index) const;
+  uint32_t high_water() const;
+  // Calls f(index) for every slot below the high-water mark whose free bit
+  // is clear: every live slot, plus slots being allocated or released.
+  template <typename F>
+  void ForEachTakenSlot(F f) const;
+  // Sums the slots' cumulative byte counters into `t`.
+  void SumBytes(TableTotals& t) const;
+  // Maps the pid of every live, claimed fork slot to it (orphans_).
+  void MapOrphans();
   // Slot `index`'s id and mode if it is live (a consistent read), else
   // nullopt.
   std::optional<LiveConnectionId> ReadLiveId(uint32_t index) const;
@@ -333,7 +374,17 @@ class ConnectionTable {
   table_layout::Header* header_;
   table_layout::Slot* slots_;
   uint32_t capacity_;
-  uint32_t next_hint_ = 0;  // allocator only
+  table_layout::FreeMapHeader* free_map_;
+  uint64_t* levels_[table_layout::kMaxFreeMapLevels] = {};
+  int level_count_ = 0;
+  // pid -> {slot, generation} of fork children alive at a fork-server death
+  // (allocator's thread only; see FindByPid).
+  struct OrphanSlot {
+    uint32_t slot;
+    uint32_t generation;
+  };
+  mutable std::unordered_map<pid_t, OrphanSlot> orphans_;
+  bool orphans_mapped_ = false;
   bool ledger_writer_ = false;
   LedgerStop ledger_stop_ = LedgerStop::kNone;
 };

@@ -25,7 +25,8 @@ inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // slot's accepted_counted word and a close seal that keeps the reason; 5:
 // RejectReason::kForkQueueFull (one more rejected counter in the header and
 // the ledger), the fork server's acknowledgement counter and the hang count
-// at the end of the header.
+// at the end of the header, the free-slot map after the slots, cumulative
+// per-mode byte counters in a 192-byte slot, no byte totals in the header.
 inline constexpr uint32_t kVersion = 5;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
@@ -43,8 +44,11 @@ inline constexpr int kDurationBuckets =
 
 enum SlotState : uint32_t { kFree = 0, kActive = 1 };
 
-// One connection. 128 bytes, cache-line aligned, so a busy worker's writes
-// (bytes, last_active) never share a line with a neighbouring slot.
+// One connection. 192 bytes (three cache lines), cache-line aligned, so a
+// busy worker's writes (bytes, last_active) never share a line with a
+// neighbouring slot. It was 128 bytes before the cumulative byte counters
+// (below): 64 MiB more address space at 1,000,000 slots, touched only up to
+// the high-water mark of slots ever used (FreeMapHeader).
 //
 // Publication (correct on weakly ordered CPUs, not only x86-64): the
 // allocator bumps `generation`, then issues a release fence, then writes the
@@ -88,14 +92,27 @@ struct alignas(64) Slot {
   uint64_t peer[3];          // PackedPeer: family, port, 16 address bytes
   uint64_t started_unix_ns;  // CLOCK_REALTIME at accept
   uint64_t started_mono_ns;  // CLOCK_MONOTONIC at accept
+  // The slot's bytes_*_cum[mode] at allocation: the connection's own bytes
+  // are the cumulative counter minus this base. Read by the allocator after
+  // the previous worker's last write, which happens-before the releaser's
+  // publication of the free bit that the allocator acquires (FreeMap).
+  uint64_t bytes_in_base;
+  uint64_t bytes_out_base;
   // Written by the worker.
-  uint64_t bytes_in;
-  uint64_t bytes_out;
   uint64_t last_active_mono_ns;
   uint32_t close_reason;  // CloseReason the worker ended with
   uint32_t padding1;
+  // Bytes received and sent by every connection this slot ever held, per
+  // mode: never reset, written only by the slot's one worker of the moment
+  // with a relaxed load and store (no read-modify-write, no shared line).
+  // Each is monotonic, so server totals (the sum over slots up to the
+  // high-water mark) are exact and monotonic for any one reader, with no
+  // fold at release that a reader could see before or after a slot it
+  // already summed.
+  uint64_t bytes_in_cum[kModeCount];
+  uint64_t bytes_out_cum[kModeCount];
 };
-static_assert(sizeof(Slot) == 128);
+static_assert(sizeof(Slot) == 192);
 
 // The seal bit of close_request: set once by the releaser, the reason kept.
 inline constexpr uint32_t kCloseSealed = 0x80;
@@ -217,8 +234,7 @@ struct alignas(64) Header {
   uint64_t accepted_total[kModeCount];
   uint64_t closed_total[kModeCount][kCloseReasonCount];
   uint64_t rejected_total[kRejectReasonCount];
-  uint64_t bytes_in_total[kModeCount];
-  uint64_t bytes_out_total[kModeCount];
+  // (Byte totals are summed from the slots: Slot::bytes_in_cum.)
   uint64_t duration_buckets[kModeCount][kDurationBuckets];
   uint64_t duration_sum_ns[kModeCount];
   uint64_t worker_crashes_total;
@@ -254,6 +270,52 @@ struct alignas(64) Header {
   // --fork_server_timeout with work outstanding (upperd only, fetch_add).
   uint64_t fork_server_hangs_total;
 };
+
+// The free-slot map, after the slots: a header, then a hierarchy of bitmaps.
+// Level 0 has one bit per slot, set while the slot is free and publishable;
+// level k+1 has one bit per word of level k, set while that word may be
+// non-zero. The top level is one word, so a refusal at the limit reads one
+// word; an allocation reads one word per level (4 at 1,000,000 slots) and
+// takes the lowest free slot, so the memory touched stays at the peak
+// concurrency. Protocol and race argument: ConnectionTable
+// (connection_table.cc, TakeFreeSlot and PublishFree).
+inline constexpr int kMaxFreeMapLevels = 6;  // 64^6 > 2^32 slots
+
+struct alignas(64) FreeMapHeader {
+  // One more than the highest slot index ever allocated: every slot at or
+  // above it is free and was never touched. Written by the allocator (only
+  // grows), read by iterations and totals with acquire.
+  uint32_t high_water;
+  uint32_t levels;  // how many bitmap levels follow (checked by Attach)
+};
+
+// Where each level's words are, counted in uint64_t words after the
+// FreeMapHeader; level 0 first.
+struct FreeMapGeometry {
+  int levels = 0;
+  uint32_t words[kMaxFreeMapLevels] = {};
+  uint64_t first_word[kMaxFreeMapLevels] = {};
+  uint64_t total_words = 0;
+};
+
+constexpr FreeMapGeometry FreeMapGeometryFor(uint32_t capacity) {
+  FreeMapGeometry g;
+  uint64_t bits = capacity;
+  do {
+    const auto words = static_cast<uint32_t>((bits + 63) / 64);
+    g.words[g.levels] = words;
+    g.first_word[g.levels] = g.total_words;
+    g.total_words += words;
+    ++g.levels;
+    bits = words;
+  } while (bits > 1);
+  return g;
+}
+static_assert(FreeMapGeometryFor(1000000).levels == 4);
+static_assert(FreeMapGeometryFor(1).levels == 1);
+static_assert(FreeMapGeometryFor(64).levels == 1);
+static_assert(FreeMapGeometryFor(65).levels == 2);
+static_assert(FreeMapGeometryFor(0xFFFFFFFF).levels <= kMaxFreeMapLevels);
 
 }  // namespace table_layout
 

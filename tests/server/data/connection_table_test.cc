@@ -7,9 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -731,6 +734,269 @@ TEST(ForkServerLedger, ReadTotalsNeverSeesMoreFreesThanAllocations) {
   EXPECT_EQ(t.accepted_total[kFork], static_cast<uint64_t>(rounds));
   EXPECT_EQ(ClosedTotal(t, Mode::kFork), static_cast<uint64_t>(rounds));
   EXPECT_GT(reads, 0u);
+}
+
+// --- O(1) slots (issue 15): the free-slot map ---
+
+namespace o1 {
+
+// Takes every slot of `table`; fails the test on a slot handed out twice.
+std::vector<uint32_t> AllocateAll(ConnectionTable& table, Mode mode) {
+  std::vector<uint32_t> slots;
+  std::vector<bool> seen(table.capacity());
+  while (std::optional<uint32_t> s = AllocateFrom(table, mode, 1)) {
+    EXPECT_LT(*s, table.capacity());
+    EXPECT_FALSE(seen[*s]) << "slot " << *s << " handed out twice";
+    seen[*s] = true;
+    slots.push_back(*s);
+  }
+  return slots;
+}
+
+}  // namespace o1
+
+TEST(FreeSlotMap, TakesTheLowestFreeSlot) {
+  auto table = MakeTable(200);
+  for (uint32_t i = 0; i < 130; ++i) {
+    ASSERT_EQ(AllocateFrom(*table, Mode::kThread, 1), i);
+  }
+  table->Release(70, CloseReason::kClient);
+  table->Release(3, CloseReason::kClient);
+  table->Release(129, CloseReason::kClient);
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), 3u);
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), 70u);
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), 129u);
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), 130u);
+}
+
+// Capacities around word and level boundaries: every slot handed out once,
+// the full table refuses, and after releases from several threads in a
+// random order every slot is handed out again, once.
+TEST(FreeSlotMap, FillRefuseReleaseFromThreadsAndRefillEverySlot) {
+  for (uint32_t capacity : {1u, 63u, 64u, 65u, 4095u, 4097u, 70000u}) {
+    auto table = MakeTable(capacity);
+    std::vector<uint32_t> slots = o1::AllocateAll(*table, Mode::kThread);
+    ASSERT_EQ(slots.size(), capacity);
+    EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));
+    std::shuffle(slots.begin(), slots.end(), std::mt19937(capacity));
+    constexpr int kThreads = 4;
+    std::vector<std::thread> releasers;
+    for (int t = 0; t < kThreads; ++t) {
+      releasers.emplace_back([&, t] {
+        for (size_t i = t; i < slots.size(); i += kThreads) {
+          table->Release(slots[i], CloseReason::kClient);
+        }
+      });
+    }
+    for (auto& r : releasers) r.join();
+    EXPECT_EQ(table->ReadTotals().ActiveTotal(), 0u);
+    EXPECT_TRUE(table->LiveIds().empty());
+    EXPECT_EQ(o1::AllocateAll(*table, Mode::kThread).size(), capacity)
+        << "capacity " << capacity;
+  }
+}
+
+TEST(FreeSlotMap, SlotsReleasedByAForkedChildAreHandedOutAgain) {
+  auto table = MakeTable(300);
+  const std::vector<uint32_t> slots = o1::AllocateAll(*table, Mode::kFork);
+  ASSERT_EQ(slots.size(), 300u);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    for (uint32_t s = 1; s < 300; s += 2)
+      table->Release(s, CloseReason::kClient);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  std::vector<uint32_t> again = o1::AllocateAll(*table, Mode::kThread);
+  ASSERT_EQ(again.size(), 150u);
+  for (size_t i = 0; i < again.size(); ++i) EXPECT_EQ(again[i], 2 * i + 1);
+}
+
+// The allocator (this thread) churns while releasers in other threads hand
+// slots back: an ownership flag per slot catches any double hand-out.
+TEST(FreeSlotMap, NoSlotIsHandedOutTwiceWhileThreadsRelease) {
+  constexpr uint32_t kCapacity = 64 * 3 + 5;
+  auto table = MakeTable(kCapacity);
+  std::vector<std::atomic<int>> owned(kCapacity);
+  std::mutex mu;
+  std::vector<uint32_t> queue;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> releasers;
+  for (int t = 0; t < 3; ++t) {
+    releasers.emplace_back([&] {
+      while (!done.load()) {
+        uint32_t s;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (queue.empty()) continue;
+          s = queue.back();
+          queue.pop_back();
+        }
+        owned[s].store(0);
+        table->Release(s, CloseReason::kClient);
+      }
+    });
+  }
+  int handed = 0;
+  const int rounds = RaceRounds() * 5;
+  while (handed < rounds) {
+    std::optional<uint32_t> s = AllocateFrom(*table, Mode::kThread, 1);
+    if (!s) continue;
+    ASSERT_EQ(owned[*s].exchange(1), 0) << "slot " << *s << " handed out twice";
+    std::lock_guard<std::mutex> lock(mu);
+    queue.push_back(*s);
+    ++handed;
+  }
+  done.store(true);
+  for (auto& r : releasers) r.join();
+}
+
+TEST(FreeSlotMap, RecoveryRepublishesAFreeSlotWhoseBitADeadForkServerLost) {
+  auto table = MakeTable(2);
+  auto server = ForkServerSide(*table);
+  const uint32_t slot = ServedForkSlot(*table, *server);
+  ASSERT_TRUE(AllocateFrom(*table, Mode::kThread, 1));  // the table is full
+  server->StopLedgerTransitionsForTest(
+      ConnectionTable::LedgerStop::kBeforeFreeBit);
+  server->ReleaseExitedChild(slot, 0);  // dies between the state and the bit
+  EXPECT_FALSE(table->Read(slot).has_value());
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));  // its bit is lost
+  table->RecoverForkServerLedger();
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), slot);
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(ClosedTotal(t, Mode::kFork), 1u);
+  EXPECT_EQ(t.active[kFork], 0u);
+}
+
+TEST(FreeSlotMap, FindByPidAfterAForkServerDeathUsesItsMap) {
+  auto table = MakeTable(4);
+  auto server = ForkServerSide(*table);
+  const uint32_t slot = ServedForkSlot(*table, *server);  // pid 4242
+  table->RecoverForkServerLedger();  // its fork server died
+  EXPECT_FALSE(table->FindByPid(4243));
+  EXPECT_EQ(table->FindByPid(4242), slot);
+  table->ReleaseExitedChild(slot, 0);
+  EXPECT_FALSE(table->FindByPid(4242));
+}
+
+TEST(FreeSlotMap, AMillionSlotsCreateAllocateIterateAndRelease) {
+  constexpr uint32_t kSlots = 1000000;
+  auto table = MakeTable(kSlots);
+  EXPECT_TRUE(table->LiveIds().empty());
+  for (uint32_t i = 0; i < kSlots; ++i) {
+    ASSERT_EQ(AllocateFrom(*table, Mode::kThread, 1), i);
+  }
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));
+  EXPECT_EQ(table->LiveIds().size(), kSlots);
+  EXPECT_EQ(table->Snapshot().size(), kSlots);
+  for (uint32_t i = kSlots; i-- > 0;) table->Release(i, CloseReason::kClient);
+  EXPECT_TRUE(table->LiveIds().empty());
+  EXPECT_EQ(table->ReadTotals().ActiveTotal(), 0u);
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), 0u);
+}
+
+// --- Byte counters without shared-line atomics (issue 15) ---
+
+uint64_t BytesIn(const TableTotals& t) {
+  uint64_t n = 0;
+  for (uint64_t b : t.bytes_in_total) n += b;
+  return n;
+}
+
+// Connections served by worker threads, allocated by this thread, as in
+// upperd: each receives `bytes(id)` and sends one more. A reader thread checks
+// that the totals never decrease meanwhile.
+TEST(SlotBytes, TotalsAreExactAndNeverDecreaseWhileConnectionsChurn) {
+  constexpr uint32_t kCapacity = 100;
+  constexpr int kConnections = 20000;
+  auto table = MakeTable(kCapacity);
+  std::mutex mu;
+  std::vector<uint32_t> queue;
+  std::atomic<bool> done{false};
+  std::atomic<bool> decreased{false};
+  std::thread reader([&] {
+    uint64_t last_in = 0;
+    uint64_t last_out = 0;
+    while (!done.load()) {
+      const TableTotals t = table->ReadTotals();
+      const uint64_t in = BytesIn(t);
+      uint64_t out = 0;
+      for (uint64_t b : t.bytes_out_total) out += b;
+      if (in < last_in || out < last_out) decreased.store(true);
+      last_in = in;
+      last_out = out;
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 3; ++t) {
+    workers.emplace_back([&] {
+      for (;;) {
+        uint32_t s;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (queue.empty()) {
+            if (done.load()) return;
+            continue;
+          }
+          s = queue.back();
+          queue.pop_back();
+        }
+        SlotWriter w = table->Writer(s);
+        const uint64_t n = 1 + s % 7;
+        for (int i = 0; i < 3; ++i) w.Received(n);
+        w.Sent(3 * n + 1);
+        const std::optional<ConnectionInfo> info = table->Read(s);
+        EXPECT_EQ(info->bytes_in, 3 * n);  // only this connection's bytes
+        EXPECT_EQ(info->bytes_out, 3 * n + 1);
+        table->Release(s, CloseReason::kClient);
+      }
+    });
+  }
+  uint64_t expected_in = 0;
+  for (int c = 0; c < kConnections;) {
+    const Mode mode = c % 2 == 0 ? Mode::kThread : Mode::kFork;
+    std::optional<uint32_t> s = AllocateFrom(*table, mode, 1);
+    if (!s) continue;
+    expected_in += 3 * (1 + *s % 7);
+    std::lock_guard<std::mutex> lock(mu);
+    queue.push_back(*s);
+    ++c;
+  }
+  while (table->ReadTotals().ActiveTotal() != 0) std::this_thread::yield();
+  done.store(true);
+  for (auto& w : workers) w.join();
+  reader.join();
+  EXPECT_FALSE(decreased.load());
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(BytesIn(t), expected_in);
+  uint64_t out = 0;
+  for (uint64_t b : t.bytes_out_total) out += b;
+  EXPECT_EQ(out, expected_in + kConnections);
+}
+
+TEST(SlotBytes, ASlotReusedInTheOtherModeCountsEachConnectionApart) {
+  auto table = MakeTable(1);
+  const uint32_t slot = *AllocateFrom(*table, Mode::kThread, 1);
+  table->Writer(slot).Received(100);
+  table->Writer(slot).Sent(90);
+  table->Release(slot, CloseReason::kClient);
+  ASSERT_EQ(AllocateFrom(*table, Mode::kFork, 1), slot);
+  EXPECT_EQ(table->Read(slot)->bytes_in, 0u);
+  table->Writer(slot).Received(7);
+  ASSERT_EQ(table->Snapshot().size(), 1u);
+  EXPECT_EQ(table->Snapshot()[0].bytes_in, 7u);
+  EXPECT_EQ(table->Snapshot()[0].bytes_out, 0u);
+  table->Release(slot, CloseReason::kClient);
+  ASSERT_EQ(AllocateFrom(*table, Mode::kThread, 1), slot);
+  table->Writer(slot).Sent(5);
+  EXPECT_EQ(table->Read(slot)->bytes_out, 5u);
+  const TableTotals t = table->ReadTotals();
+  EXPECT_EQ(t.bytes_in_total[static_cast<int>(Mode::kThread)], 100u);
+  EXPECT_EQ(t.bytes_out_total[static_cast<int>(Mode::kThread)], 95u);
+  EXPECT_EQ(t.bytes_in_total[kFork], 7u);
 }
 
 }  // namespace

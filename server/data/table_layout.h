@@ -23,7 +23,7 @@ inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // generation, forking and abandoned states) and the publication fence; 4: the
 // fork server's ledger, `active` derived from allocated and freed counts, the
 // slot's accepted_counted word and a close seal that keeps the reason.
-inline constexpr uint32_t kVersion = 4;
+inline constexpr uint32_t kVersion = 5;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
@@ -194,6 +194,8 @@ struct alignas(64) Header {
   uint32_t capacity;
   uint32_t current_mode;     // Mode for new connections
   uint32_t idle_timeout_ms;  // 0 = off; read by workers at start
+  uint32_t send_timeout_ms;  // 0 = off; read by workers at start
+  uint32_t reserved;         // keeps next_id's alignment explicit
   uint64_t next_id;
   // active[mode] is derived: allocated[mode] - freed[mode] -
   // ledger.copies[current].freed[mode] (ConnectionTable::ReadTotals).

@@ -111,7 +111,7 @@ TEST(TableCollector, EveryReasonIsPresentAtZero) {
   EXPECT_EQ(Find(families, "upper_connections_rejected_total")->metric.size(),
             5u);
   EXPECT_EQ(Find(families, "upper_connections_closed_total")->metric.size(),
-            10u);  // 2 modes x 5 reasons
+            12u);  // 2 modes x 6 reasons
 }
 
 TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {

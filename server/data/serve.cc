@@ -1,5 +1,7 @@
 #include "server/data/serve.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -23,6 +25,18 @@ void SetTimeout(int fd, int option, uint32_t timeout_ms) {
   setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
 }
 
+// SO_SNDTIMEO alone restarts with every byte that enters our own send
+// buffer, and with thousands of never-reading peers the host's TCP memory
+// (tcp_mem) runs out: each close frees memory that lets the others queue a
+// few more bytes, so their timeouts restart (bench/results/send_timeout.md).
+// TCP_USER_TIMEOUT bounds what the peer does: data unacknowledged, or a zero
+// window probed, for that long aborts the connection (ETIMEDOUT).
+void SetUserTimeout(int fd, uint32_t timeout_ms) {
+  if (timeout_ms == 0) return;
+  const unsigned int ms = timeout_ms;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+}
+
 // Sends all `size` bytes; kNone on success, else why the connection ends.
 CloseReason SendAll(int fd, const char* data, std::size_t size,
                     SlotWriter& slot) {
@@ -36,7 +50,8 @@ CloseReason SendAll(int fd, const char* data, std::size_t size,
     }
     if (n < 0 && errno == EINTR) continue;
     // SO_SNDTIMEO expired with nothing sent: the peer stopped reading.
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (n < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
       return CloseReason::kSendTimeout;
     }
     return CloseReason::kError;  // EPIPE, ECONNRESET, ...
@@ -65,6 +80,8 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       return CloseReason::kIdleTimeout;
     }
+    // TCP_USER_TIMEOUT: our output went unacknowledged for --send_timeout.
+    if (errno == ETIMEDOUT) return CloseReason::kSendTimeout;
     return CloseReason::kError;
   }
 }
@@ -74,6 +91,7 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
 CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size) {
   SetTimeout(fd, SO_RCVTIMEO, slot.idle_timeout_ms());
   SetTimeout(fd, SO_SNDTIMEO, slot.send_timeout_ms());
+  SetUserTimeout(fd, slot.send_timeout_ms());
   const CloseReason reason = ServeLoop(fd, slot, buffer, size);
   slot.SetCloseReason(reason);
   return reason;

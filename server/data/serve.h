@@ -5,7 +5,7 @@
 // (then shut down our write side, so the client gets all of its output and
 // then EOF), an error, --idle_timeout without a byte received (SO_RCVTIMEO),
 // or --send_timeout without the peer taking a byte of our output
-// (SO_SNDTIMEO): the loop needs no poll or timer.
+// (SO_SNDTIMEO and TCP_USER_TIMEOUT): the loop needs no poll or timer.
 //
 // Async-signal-safe by construction, because fork children run it: only
 // recv, send, setsockopt, shutdown, clock_gettime and atomics on the shared

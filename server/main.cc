@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   }
   const upper::EnvLookup env = upper::ProcessEnvironment();
   upper::SetLogFormat(upper::RequestedLogFormat(argc, argv, env));
+  upper::StartLogWriter();  // no line waits on stderr's reader (log.h)
   absl::StatusOr<upper::ParsedCommandLine> parsed =
       upper::ParseCommandLine(argc, argv, env);
   if (!parsed.ok()) {

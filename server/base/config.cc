@@ -31,6 +31,10 @@ ABSL_FLAG(int32_t, max_connections, 10000,
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
           "Close a connection with no progress for this long; 0 = never, "
           "else 1ms..576h, sub-millisecond remainders rounded up");
+ABSL_FLAG(absl::Duration, send_timeout, absl::Seconds(60),
+          "Close a connection whose peer accepts no byte of its output for "
+          "this long; 0 = never, else 1ms..576h, sub-millisecond "
+          "remainders rounded up");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long live connections may finish; "
           "0..1h, sub-millisecond remainders rounded up");
@@ -64,22 +68,12 @@ namespace upper {
 namespace {
 
 // Every flag upperd reads, in --help order.
-constexpr absl::string_view kFlagNames[] = {"bind",
-                                            "data_port",
-                                            "mode",
-                                            "max_connections",
-                                            "idle_timeout",
-                                            "drain_timeout",
-                                            "fork_server_timeout",
-                                            "log_format",
-                                            "admin_bind",
-                                            "admin_port",
-                                            "admin_token_file",
-                                            "admin_tls_cert",
-                                            "admin_tls_key",
-                                            "admin_nice",
-                                            "metrics_bind",
-                                            "metrics_port"};
+constexpr absl::string_view kFlagNames[] = {
+    "bind",           "data_port",     "mode",          "max_connections",
+    "idle_timeout",   "send_timeout",  "drain_timeout", "fork_server_timeout",
+    "log_format",     "admin_bind",    "admin_port",    "admin_token_file",
+    "admin_tls_cert", "admin_tls_key", "admin_nice",    "metrics_bind",
+    "metrics_port"};
 
 // Flags that name a file and turn a feature off when left out (no token,
 // no TLS), with what leaving them out means. Given empty, as a flag or as a
@@ -176,19 +170,28 @@ absl::StatusOr<absl::Duration> WholeMilliseconds(absl::string_view flag,
 }
 
 absl::Status DurationsFromFlags(Config& c) {
-  absl::StatusOr<absl::Duration> idle = WholeMilliseconds(
-      "idle_timeout", absl::GetFlag(FLAGS_idle_timeout), absl::Hours(576));
-  if (!idle.ok()) return idle.status();
-  c.idle_timeout = *idle;
-  absl::StatusOr<absl::Duration> drain = WholeMilliseconds(
-      "drain_timeout", absl::GetFlag(FLAGS_drain_timeout), absl::Hours(1));
-  if (!drain.ok()) return drain.status();
-  c.drain_timeout = *drain;
-  absl::StatusOr<absl::Duration> fork_server = WholeMilliseconds(
-      "fork_server_timeout", absl::GetFlag(FLAGS_fork_server_timeout),
-      absl::Hours(1));
-  if (!fork_server.ok()) return fork_server.status();
-  c.fork_server_timeout = *fork_server;
+  struct DurationFlag {
+    const char* name;
+    const absl::Flag<absl::Duration>& flag;
+    absl::Duration max;
+    absl::Duration Config::*field;
+  };
+  const DurationFlag flags[] = {
+      {"idle_timeout", FLAGS_idle_timeout, absl::Hours(576),
+       &Config::idle_timeout},
+      {"send_timeout", FLAGS_send_timeout, absl::Hours(576),
+       &Config::send_timeout},
+      {"drain_timeout", FLAGS_drain_timeout, absl::Hours(1),
+       &Config::drain_timeout},
+      {"fork_server_timeout", FLAGS_fork_server_timeout, absl::Hours(1),
+       &Config::fork_server_timeout},
+  };
+  for (const DurationFlag& d : flags) {
+    absl::StatusOr<absl::Duration> value =
+        WholeMilliseconds(d.name, absl::GetFlag(d.flag), d.max);
+    if (!value.ok()) return value.status();
+    c.*d.field = *value;
+  }
   return absl::OkStatus();
 }
 

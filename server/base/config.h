@@ -31,6 +31,7 @@ struct Config {
   Mode mode = Mode::kThread;
   uint32_t max_connections = 10000;
   absl::Duration idle_timeout = absl::Seconds(300);  // zero = off
+  absl::Duration send_timeout = absl::Seconds(60);   // zero = off
   absl::Duration drain_timeout = absl::Seconds(30);
   // Work handed to the fork server and not acknowledged for this long means
   // it is hung: it is killed and replaced. Zero: never.

@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/base/log_buffer.h"
 
 namespace upper {
 namespace {
@@ -159,7 +162,9 @@ std::string FormatLogLine(LogFormat format, LogLevel level,
 namespace {
 
 // One write(2) where possible, so that lines from threads never interleave.
-void WriteLine(const std::string& line) {
+// Used before StartLogWriter, in a process that did not start it (a fork
+// child, a test), and by nobody on upperd's data plane once it runs.
+void WriteLine(absl::string_view line) {
   const char* p = line.data();
   size_t left = line.size();
   while (left > 0) {
@@ -171,12 +176,72 @@ void WriteLine(const std::string& line) {
   }
 }
 
+// The buffer and the process that started its writer. Never destroyed:
+// threads may still log while the process exits (after FlushAtExit, their
+// lines are dropped and counted).
+std::atomic<LogBuffer*> g_buffer{nullptr};
+std::atomic<pid_t> g_buffer_owner{0};
+constexpr absl::Duration kExitFlushTimeout = absl::Seconds(1);
+
+// The buffer, when this process started it. A fork child sees its parent's
+// buffer, whose writer thread does not exist here and whose mutex may be
+// held by a thread that does not exist either: it must not touch it.
+LogBuffer* OwnBuffer() {
+  LogBuffer* buffer = g_buffer.load(std::memory_order_acquire);
+  if (buffer == nullptr) return nullptr;
+  return g_buffer_owner.load(std::memory_order_relaxed) == getpid() ? buffer
+                                                                    : nullptr;
+}
+
+std::string DropLine(uint64_t dropped) {
+  return FormatLogLine(g_format.load(std::memory_order_relaxed),
+                       LogLevel::kWarning, "log_lines_dropped",
+                       {{"dropped", dropped}});
+}
+
+void FlushAtExit() {
+  if (LogBuffer* buffer = OwnBuffer()) buffer->Stop(kExitFlushTimeout);
+}
+
+void Emit(absl::string_view line) {
+  if (LogBuffer* buffer = OwnBuffer()) {
+    buffer->Append(line);
+  } else {
+    WriteLine(line);
+  }
+}
+
 }  // namespace
+
+bool StartLogWriter() {
+  if (g_buffer.load() != nullptr) return true;
+  LogBuffer* buffer = nullptr;
+  try {
+    buffer = new LogBuffer(STDERR_FILENO, LogBuffer::kDefaultCapacityBytes,
+                           DropLine);
+  } catch (const std::system_error&) {
+    return false;  // no thread: lines stay synchronous
+  }
+  g_buffer_owner.store(getpid(), std::memory_order_relaxed);
+  g_buffer.store(buffer, std::memory_order_release);
+  std::atexit(FlushAtExit);
+  return true;
+}
+
+bool FlushLog(absl::Duration timeout) {
+  LogBuffer* buffer = OwnBuffer();
+  return buffer == nullptr || buffer->Flush(timeout);
+}
+
+uint64_t LogLinesDropped() {
+  const LogBuffer* buffer = g_buffer.load(std::memory_order_acquire);
+  return buffer == nullptr ? 0 : buffer->dropped_total();
+}
 
 void LogEvent(LogLevel level, absl::string_view event,
               std::initializer_list<LogField> fields) {
-  WriteLine(FormatLogLine(g_format.load(std::memory_order_relaxed), level,
-                          event, fields));
+  Emit(FormatLogLine(g_format.load(std::memory_order_relaxed), level, event,
+                     fields));
 }
 
 void LogStartupFailure(absl::string_view message) {
@@ -184,7 +249,7 @@ void LogStartupFailure(absl::string_view message) {
     LogEvent(LogLevel::kError, "startup_failed", {{"message", message}});
     return;
   }
-  WriteLine(absl::StrCat("upperd: ", message, "\n"));
+  Emit(absl::StrCat("upperd: ", message, "\n"));
 }
 
 }  // namespace upper

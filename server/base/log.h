@@ -3,7 +3,13 @@
 // or, with --log_format=json,
 //   {"ts":"2026-11-25T11:03:21.123Z","level":"info","event":"listening",...}
 //
-// Thread-safe: each line is formatted first and written with one write(2).
+// Thread-safe. Once StartLogWriter has run, a line is formatted and queued
+// in a bounded buffer (log_buffer.h) that a writer thread drains to stderr:
+// logging never waits on stderr's reader, a line that does not fit is
+// dropped and counted (LogLinesDropped, and a `log_lines_dropped dropped=N`
+// line before the next one that gets through), and what is queued is flushed
+// at exit for up to 1 s. Before that, and in any process that did not start
+// the writer, each line is one synchronous write(2).
 // Not async-signal-safe: fork children never log.
 #pragma once
 
@@ -12,6 +18,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace upper {
 
@@ -39,6 +46,19 @@ struct LogField {
   std::string key;
   std::string value;
 };
+
+// Starts the writer thread of this process (upperd's main, the fork server),
+// and registers the flush at exit (atexit: a return from main). Call it
+// early on the main thread, before other threads exist, so the writer
+// inherits the main thread's priority. False when no thread could be
+// started: lines then stay synchronous.
+bool StartLogWriter();
+
+// Waits up to `timeout` until the lines logged so far are written.
+bool FlushLog(absl::Duration timeout);
+
+// Lines dropped because the buffer was full (stderr's reader stuck).
+uint64_t LogLinesDropped();
 
 void LogEvent(LogLevel level, absl::string_view event,
               std::initializer_list<LogField> fields = {});

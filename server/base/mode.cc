@@ -30,6 +30,8 @@ absl::string_view CloseReasonName(CloseReason reason) {
       return "error";
     case CloseReason::kDrain:
       return "drain";
+    case CloseReason::kSendTimeout:
+      return "send_timeout";
     case CloseReason::kNone:
       break;
   }

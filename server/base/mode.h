@@ -23,12 +23,13 @@ inline constexpr int kModeCount = 3;  // array size for per-mode counters
 enum class CloseReason : uint32_t {
   kNone = 0,
   kClient = 1,       // the client closed (EOF) and got all its output
-  kIdleTimeout = 2,  // no progress for --idle_timeout
+  kIdleTimeout = 2,  // nothing received for --idle_timeout
   kKilled = 3,       // closed by an operator (admin CloseConnection)
   kError = 4,        // reset, I/O error, or the worker crashed
   kDrain = 5,        // closed at the end of the drain on shutdown
+  kSendTimeout = 6,  // the peer accepted no byte for --send_timeout
 };
-inline constexpr int kCloseReasonCount = 6;
+inline constexpr int kCloseReasonCount = 7;
 
 // Why an accepted connection was closed without being served.
 enum class RejectReason : uint32_t {

@@ -849,6 +849,10 @@ void ConnectionTable::SetIdleTimeoutMs(uint32_t ms) {
   StoreRelaxed(header_->idle_timeout_ms, ms);
 }
 
+void ConnectionTable::SetSendTimeoutMs(uint32_t ms) {
+  StoreRelaxed(header_->send_timeout_ms, ms);
+}
+
 CloseRequestResult ConnectionTable::RequestClose(uint32_t index, uint64_t id,
                                                  CloseReason reason,
                                                  ConnectionInfo* out) {

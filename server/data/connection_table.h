@@ -113,6 +113,9 @@ class SlotWriter {
         .compare_exchange_strong(none, static_cast<uint32_t>(reason),
                                  std::memory_order_relaxed);
   }
+  uint32_t send_timeout_ms() const {
+    return LoadRelaxed(header_->send_timeout_ms);
+  }
   uint32_t idle_timeout_ms() const {
     return LoadRelaxed(header_->idle_timeout_ms);
   }
@@ -265,6 +268,7 @@ class ConnectionTable {
   // Sets the mode for new connections; returns the previous one.
   Mode SetMode(Mode mode);
   void SetIdleTimeoutMs(uint32_t ms);
+  void SetSendTimeoutMs(uint32_t ms);
   // Marks `slot` (if it still holds connection `id`) to be closed for
   // `reason`; the slot's copy in `info` unless kNotFound.
   CloseRequestResult RequestClose(uint32_t slot, uint64_t id,

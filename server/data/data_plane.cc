@@ -46,6 +46,14 @@ uint64_t Rejected(const TableTotals& t, RejectReason reason) {
   return t.rejected_total[static_cast<int>(reason)];
 }
 
+uint64_t Closed(const TableTotals& t, CloseReason reason) {
+  uint64_t n = 0;
+  for (int m = 0; m < kModeCount; ++m) {
+    n += t.closed_total[m][static_cast<int>(reason)];
+  }
+  return n;
+}
+
 // The limits in force once the soft fd limit is raised. Failing to raise it
 // is not fatal (upperd serves what the old limit allows, and the start line
 // says how much that is), but it is logged.
@@ -80,6 +88,8 @@ absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
   (*table)->SetMode(config.mode);
   (*table)->SetIdleTimeoutMs(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(config.idle_timeout)));
+  (*table)->SetSendTimeoutMs(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(config.send_timeout)));
 
   absl::StatusOr<Listener> listener =
       Listener::Listen(config.bind, config.data_port);
@@ -170,6 +180,7 @@ void DataPlane::LogStart() const {
             {"mode", ModeName(table_->current_mode())},
             {"max_connections", config_.max_connections},
             {"idle_timeout", absl::FormatDuration(config_.idle_timeout)},
+            {"send_timeout", absl::FormatDuration(config_.send_timeout)},
             {"version", Version()},
             {"pid", static_cast<int64_t>(getpid())},
             {"open_files_limit", limits_.open_files},
@@ -317,6 +328,8 @@ void DataPlane::LogFinalTotals() const {
        {"rejected_thread_failed", Rejected(t, RejectReason::kThreadFailed)},
        {"rejected_fd_exhausted", Rejected(t, RejectReason::kFdExhausted)},
        {"rejected_draining", Rejected(t, RejectReason::kDraining)},
+       {"closed_idle_timeout", Closed(t, CloseReason::kIdleTimeout)},
+       {"closed_send_timeout", Closed(t, CloseReason::kSendTimeout)},
        {"rejected_fork_queue_full", Rejected(t, RejectReason::kForkQueueFull)},
        {"fork_server_hangs", t.fork_server_hangs_total}});
 }

@@ -259,6 +259,14 @@ int RunForkServer(int argc, const char* const* argv) {
     }
   }
   prctl(PR_SET_NAME, "upperd-fork");
+  // Its own log writer thread, so that a full stderr pipe cannot stop the
+  // forking either. fork() then runs in a process with two threads, which
+  // is safe here: ChildMain only makes async-signal-safe calls and never
+  // logs, so nothing the writer may hold at the fork (the buffer's mutex,
+  // malloc's) is needed in a child; log.cc also checks the pid, so a child
+  // that did log would write directly and leave the buffer alone. Started
+  // before the signal masks below: the writer blocks every signal itself.
+  StartLogWriter();
   g_child_fd_limit = FdLimit();
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {

@@ -11,7 +11,8 @@
 // hold only stdio and their connection. They keep serving even if upperd is
 // killed, which lets a new upperd bind at once.
 //
-// Single-threaded; children run only async-signal-safe code (ChildMain).
+// Single-threaded but for its log writer (log.h), which children never
+// touch; children run only async-signal-safe code (ChildMain).
 #pragma once
 
 namespace upper {

@@ -1,5 +1,7 @@
 #include "server/data/serve.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -10,14 +12,29 @@
 namespace upper {
 namespace {
 
-void SetIdleTimeout(int fd, uint32_t timeout_ms) {
+// SO_RCVTIMEO (`option`) bounds how long recv waits for a byte: the idle
+// timeout. SO_SNDTIMEO bounds how long send waits for the peer to take any
+// byte: the send timeout (send returns what went out before it expires, and
+// EAGAIN only when nothing did). A failure leaves the connection without
+// that timeout, which is safe: the other one and admin closes still apply.
+void SetTimeout(int fd, int option, uint32_t timeout_ms) {
   if (timeout_ms == 0) return;
   timeval tv;
   tv.tv_sec = timeout_ms / 1000;
   tv.tv_usec = static_cast<suseconds_t>((timeout_ms % 1000) * 1000);
-  // A failure leaves the connection without an idle timeout, which is safe.
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
+}
+
+// SO_SNDTIMEO alone restarts with every byte that enters our own send
+// buffer, and with thousands of never-reading peers the host's TCP memory
+// (tcp_mem) runs out: each close frees memory that lets the others queue a
+// few more bytes, so their timeouts restart (bench/results/send_timeout.md).
+// TCP_USER_TIMEOUT bounds what the peer does: data unacknowledged, or a zero
+// window probed, for that long aborts the connection (ETIMEDOUT).
+void SetUserTimeout(int fd, uint32_t timeout_ms) {
+  if (timeout_ms == 0) return;
+  const unsigned int ms = timeout_ms;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 // Sends all `size` bytes; kNone on success, else why the connection ends.
@@ -33,8 +50,9 @@ CloseReason SendAll(int fd, const char* data, std::size_t size,
     }
     if (n < 0 && errno == EINTR) continue;
     // SO_SNDTIMEO expired with nothing sent: the peer stopped reading.
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return CloseReason::kIdleTimeout;
+    if (n < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
+      return CloseReason::kSendTimeout;
     }
     return CloseReason::kError;  // EPIPE, ECONNRESET, ...
   }
@@ -62,6 +80,8 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       return CloseReason::kIdleTimeout;
     }
+    // TCP_USER_TIMEOUT: our output went unacknowledged for --send_timeout.
+    if (errno == ETIMEDOUT) return CloseReason::kSendTimeout;
     return CloseReason::kError;
   }
 }
@@ -69,7 +89,9 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
 }  // namespace
 
 CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size) {
-  SetIdleTimeout(fd, slot.idle_timeout_ms());
+  SetTimeout(fd, SO_RCVTIMEO, slot.idle_timeout_ms());
+  SetTimeout(fd, SO_SNDTIMEO, slot.send_timeout_ms());
+  SetUserTimeout(fd, slot.send_timeout_ms());
   const CloseReason reason = ServeLoop(fd, slot, buffer, size);
   slot.SetCloseReason(reason);
   return reason;

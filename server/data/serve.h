@@ -3,8 +3,9 @@
 //
 // Blocking read -> upper-case -> send everything, until the client's EOF
 // (then shut down our write side, so the client gets all of its output and
-// then EOF), an error, or --idle_timeout without progress (enforced with
-// SO_RCVTIMEO/SO_SNDTIMEO so the loop needs no poll or timer).
+// then EOF), an error, --idle_timeout without a byte received (SO_RCVTIMEO),
+// or --send_timeout without the peer taking a byte of our output
+// (SO_SNDTIMEO and TCP_USER_TIMEOUT): the loop needs no poll or timer.
 //
 // Async-signal-safe by construction, because fork children run it: only
 // recv, send, setsockopt, shutdown, clock_gettime and atomics on the shared

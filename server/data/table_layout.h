@@ -23,10 +23,11 @@ inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // generation, forking and abandoned states) and the publication fence; 4: the
 // fork server's ledger, `active` derived from allocated and freed counts, the
 // slot's accepted_counted word and a close seal that keeps the reason; 5:
-// RejectReason::kForkQueueFull (one more rejected counter in the header and
-// the ledger), the fork server's acknowledgement counter and the hang count
-// at the end of the header, the free-slot map after the slots, cumulative
-// per-mode byte counters in a 192-byte slot, no byte totals in the header.
+// CloseReason::kSendTimeout and RejectReason::kForkQueueFull (one more
+// counter each in the header and the ledger), send_timeout_ms, the fork
+// server's acknowledgement counter and the hang count at the end of the
+// header, the free-slot map after the slots, cumulative per-mode byte
+// counters in a 192-byte slot, no byte totals in the header.
 inline constexpr uint32_t kVersion = 5;
 
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
@@ -214,6 +215,8 @@ struct alignas(64) Header {
   uint32_t capacity;
   uint32_t current_mode;     // Mode for new connections
   uint32_t idle_timeout_ms;  // 0 = off; read by workers at start
+  uint32_t send_timeout_ms;  // 0 = off; read by workers at start
+  uint32_t reserved;         // keeps next_id's alignment explicit
   uint64_t next_id;
   // active[mode] is derived: allocated[mode] - freed[mode] -
   // ledger.copies[current].freed[mode] (ConnectionTable::ReadTotals).

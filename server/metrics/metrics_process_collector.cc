@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_type.h"
+#include "server/base/log.h"
 
 namespace upper {
 namespace {
@@ -139,6 +140,13 @@ std::vector<MetricFamily> ProcessCollector::Collect() const {
     AddSample(families, "process_open_fds", "Number of open file descriptors.",
               MetricType::Gauge, static_cast<double>(*fds));
   }
+  // upperd's own log lines dropped because stderr's reader fell behind
+  // (log.h); the fork server's drops are its own process's and are reported
+  // only in its log_lines_dropped lines.
+  AddSample(families, "upper_log_lines_dropped_total",
+            "Log lines upperd dropped because its log buffer was full "
+            "(stderr's reader stuck or too slow).",
+            MetricType::Counter, static_cast<double>(LogLinesDropped()));
   rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     AddSample(families, "process_max_fds",

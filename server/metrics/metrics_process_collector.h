@@ -1,7 +1,9 @@
 // ProcessCollector: the standard process_* metrics of the Prometheus client
 // libraries (process_cpu_seconds_total, process_resident_memory_bytes,
 // process_virtual_memory_bytes, process_open_fds, process_max_fds,
-// process_start_time_seconds), read from /proc/self at scrape time.
+// process_start_time_seconds), read from /proc/self at scrape time, and
+// upper_log_lines_dropped_total, upperd's count of log lines dropped at a
+// full log buffer (server/base/log.h).
 // They describe upperd itself; fork children are short-lived processes of
 // their own and are not included.
 //

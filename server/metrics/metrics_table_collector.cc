@@ -27,7 +27,7 @@ constexpr Mode kServingModes[] = {Mode::kFork, Mode::kThread};
 
 constexpr CloseReason kCloseReasons[] = {
     CloseReason::kClient, CloseReason::kIdleTimeout, CloseReason::kKilled,
-    CloseReason::kError, CloseReason::kDrain};
+    CloseReason::kError,  CloseReason::kDrain,       CloseReason::kSendTimeout};
 
 constexpr RejectReason kRejectReasons[] = {
     RejectReason::kLimit,        RejectReason::kForkFailed,
@@ -144,8 +144,9 @@ MetricFamily ClosedFamily(const TableTotals& t) {
   MetricFamily family = Family(
       "upper_connections_closed_total",
       "Served connections that ended, by mode and reason (client: EOF and "
-      "all output sent; idle_timeout; killed: by an operator; error; drain: "
-      "closed at the end of a shutdown drain).",
+      "all output sent; idle_timeout: nothing received; killed: by an "
+      "operator; error; drain: closed at the end of a shutdown drain; "
+      "send_timeout: the peer accepted no byte).",
       MetricType::Counter);
   for (Mode m : kServingModes) {
     for (CloseReason r : kCloseReasons) {

@@ -23,8 +23,8 @@ import yaml
 # the admin and metrics work defines them.
 UPPERD_FLAGS = {
     "bind", "data_port", "mode", "max_connections", "idle_timeout",
-    "drain_timeout", "fork_server_timeout", "log_format", "admin_port",
-    "admin_bind",
+    "send_timeout", "drain_timeout", "fork_server_timeout", "log_format",
+    "admin_port", "admin_bind",
     "admin_token_file", "admin_tls_cert", "admin_tls_key", "metrics_port",
     "metrics_bind",
 }
@@ -128,7 +128,8 @@ def main():
         missing = sorted(set(args) - help_flags)
         if missing and not (set(missing) - (UPPERD_FLAGS - {
                 "bind", "data_port", "mode", "max_connections",
-                "idle_timeout", "drain_timeout", "log_format"})):
+                "idle_timeout", "send_timeout", "drain_timeout",
+                "log_format"})):
             print(f"  note this upperd does not know {missing} yet "
                   "(admin and metrics flags arrive with that work)")
         else:
@@ -143,6 +144,7 @@ def main():
         "mode": up["mode"],
         "max_connections": str(up["maxConnections"]),
         "idle_timeout": up["idleTimeout"],
+        "send_timeout": up["sendTimeout"],
         "drain_timeout": f'{up["drainTimeoutSeconds"]}s',
         "fork_server_timeout": up["forkServerTimeout"],
         "log_format": up["logFormat"],

@@ -274,6 +274,7 @@ refused "schema: an empty memory limit (null removes it)" "/resources/limits/mem
 refused "schema: ports.admin=70000" "/ports/admin'?: " --set ports.admin=70000
 refused "schema: service.type=Internal" "/service/type'?: value must be one of" --set service.type=Internal
 refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTimeout=soon
+refused "schema: sendTimeout=soon" "/upperd/sendTimeout'?: " --set upperd.sendTimeout=soon
 refused "schema: unknown top-level key" "additional propert[a-z]* 'foo' not allowed" --set foo=1
 refused "template: grace period not longer than preStop + drain" \
   "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=20

@@ -229,6 +229,11 @@ const std::vector<BadSetting>& BadSettings() {
       {"idle_timeout", "1000h"},
       {"idle_timeout", "500us"},  // was shown as 0 ms and meant "never"
       {"idle_timeout", "inf"},
+      {"send_timeout", "-1s"},
+      {"send_timeout", "soon"},
+      {"send_timeout", "1000h"},
+      {"send_timeout", "500us"},
+      {"send_timeout", "inf"},
       {"drain_timeout", "500us"},
       {"drain_timeout", "2h"},
       {"drain_timeout", "inf"},

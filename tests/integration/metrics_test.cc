@@ -223,8 +223,8 @@ TEST_P(MetricsTest, FreshServerShowsEveryFamilyAndLabelAndItsMode) {
         << reason;
   }
   for (const char* m : {"fork", "thread"}) {
-    for (const char* reason :
-         {"client", "idle_timeout", "killed", "error", "drain"}) {
+    for (const char* reason : {"client", "idle_timeout", "killed", "error",
+                               "drain", "send_timeout"}) {
       EXPECT_EQ(scrape.Value(Labelled(
                     "upper_connections_closed_total",
                     absl::StrCat("mode=\"", m, "\",reason=\"", reason, "\""))),

@@ -83,6 +83,13 @@ absl::StatusOr<std::unique_ptr<UpperdProcess>> UpperdProcess::Start(
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return absl::ErrnoToStatus(errno, "pipe2");
   }
+  if (options.stderr_pipe_bytes &&
+      fcntl(pipe_fds[0], F_SETPIPE_SZ, *options.stderr_pipe_bytes) < 0) {
+    const int err = errno;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return absl::ErrnoToStatus(err, "F_SETPIPE_SZ");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
@@ -122,6 +129,7 @@ UpperdProcess::UpperdProcess(pid_t pid, int stderr_fd)
     : pid_(pid), reader_([this, stderr_fd] { ReadStderr(stderr_fd); }) {}
 
 UpperdProcess::~UpperdProcess() {
+  PauseStderr(false);  // else the reader never sees the pipe's EOF
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
     int status;
@@ -137,6 +145,10 @@ UpperdProcess::~UpperdProcess() {
 void UpperdProcess::ReadStderr(int fd) {
   char buffer[4096];
   for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      grew_.wait(lock, [&] { return !paused_; });
+    }
     const ssize_t n = read(fd, buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -147,6 +159,12 @@ void UpperdProcess::ReadStderr(int fd) {
   close(fd);
   std::lock_guard lock(mu_);
   log_closed_ = true;
+  grew_.notify_all();
+}
+
+void UpperdProcess::PauseStderr(bool paused) {
+  std::lock_guard lock(mu_);
+  paused_ = paused;
   grew_.notify_all();
 }
 

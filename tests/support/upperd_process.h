@@ -57,6 +57,9 @@ struct UpperdOptions {
   // makes pid() its own pid: signal upperd by its own pid then, and
   // WaitExit() returns the launcher's exit code (unshare passes upperd's on).
   std::vector<std::string> launcher;
+  // The capacity of upperd's stderr pipe (F_SETPIPE_SZ), e.g. 4096 so that
+  // a paused reader (PauseStderr) fills it fast; unset: the kernel's 64 KiB.
+  std::optional<int> stderr_pipe_bytes;
 };
 
 class UpperdProcess {
@@ -78,6 +81,11 @@ class UpperdProcess {
   absl::StatusOr<int> WaitExit(absl::Duration timeout);
   bool running() const { return pid_ > 0; }
 
+  // Stops (true) or resumes (false) reading upperd's stderr, to play a stuck
+  // log collector: once the pipe is full, upperd's writes to stderr block.
+  // The reader may take one more chunk after the pause.
+  void PauseStderr(bool paused);
+
   // Everything upperd wrote to stderr so far.
   std::string Log() const;
   // Waits until a log line contains `needle`; returns that line.
@@ -98,6 +106,7 @@ class UpperdProcess {
   std::condition_variable grew_;
   std::string log_;          // under mu_
   bool log_closed_ = false;  // under mu_
+  bool paused_ = false;      // under mu_
   std::thread reader_;
 };
 

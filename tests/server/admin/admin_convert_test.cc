@@ -85,12 +85,13 @@ TEST(AdminConvert, StatusSumsModesAndKeepsPerModeFigures) {
 TEST(AdminConvert, StatusReportsEveryReasonByNameZerosIncluded) {
   const admin::v1::ServerStatus s =
       ToServerStatus(SampleTotals(), SampleFacts());
-  ASSERT_EQ(s.closed_by_reason_size(), 5);
+  ASSERT_EQ(s.closed_by_reason_size(), 6);
   EXPECT_EQ(s.closed_by_reason().at("client"), 22u);
   EXPECT_EQ(s.closed_by_reason().at("killed"), 1u);
   EXPECT_EQ(s.closed_by_reason().at("idle_timeout"), 2u);
   EXPECT_EQ(s.closed_by_reason().at("error"), 0u);
   EXPECT_EQ(s.closed_by_reason().at("drain"), 0u);
+  EXPECT_EQ(s.closed_by_reason().at("send_timeout"), 0u);
   ASSERT_EQ(s.rejected_by_reason_size(), 6);
   EXPECT_EQ(s.rejected_by_reason().at("fork_queue_full"), 3u);
   EXPECT_EQ(s.rejected_by_reason().at("limit"), 4u);

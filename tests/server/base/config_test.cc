@@ -142,6 +142,26 @@ TEST_F(ConfigTest, AdminNiceIsAnIncrementFromZeroToNineteen) {
   EXPECT_EQ(ErrorOf({}), "UPPER_ADMIN_NICE: 25 is out of range (0..19)");
 }
 
+// --send_timeout (issue 15) is validated exactly like --idle_timeout.
+TEST_F(ConfigTest, SendTimeoutIsValidatedLikeTheIdleTimeout) {
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.send_timeout, absl::Seconds(60));
+  parsed = Parse({"--send_timeout=1.2ms"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.send_timeout, absl::Milliseconds(2));
+  env_["UPPER_SEND_TIMEOUT"] = "0";
+  parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.send_timeout, absl::ZeroDuration());
+  EXPECT_EQ(ErrorOf({"--send_timeout=500us"}),
+            "--send_timeout: 500us is out of range (0, or 1ms..576h)");
+  EXPECT_EQ(ErrorOf({"--send_timeout=-1s"}).rfind("--send_timeout: ", 0), 0u);
+  env_["UPPER_SEND_TIMEOUT"] = "1000h";
+  EXPECT_EQ(ErrorOf({}),
+            "UPPER_SEND_TIMEOUT: 1000h is out of range (0, or 1ms..576h)");
+}
+
 TEST_F(ConfigTest, RequestedLogFormatIsReadBeforeTheFullParse) {
   const auto requested = [this](std::vector<const char*> args) {
     args.insert(args.begin(), "upperd");
@@ -431,8 +451,9 @@ TEST_F(ConfigTest, HelpAndVersion) {
   const std::string usage = UsageText();
   for (const char* flag :
        {"--bind", "--data_port", "--mode", "--max_connections",
-        "--idle_timeout", "--drain_timeout", "--fork_server_timeout",
-        "UPPER_FORK_SERVER_TIMEOUT", "--log_format", "UPPER_MODE"}) {
+        "--idle_timeout", "--send_timeout", "--drain_timeout",
+        "--fork_server_timeout", "UPPER_FORK_SERVER_TIMEOUT", "--log_format",
+        "UPPER_MODE", "UPPER_SEND_TIMEOUT"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
   absl::StatusOr<ParsedCommandLine> version = Parse({"--version"});

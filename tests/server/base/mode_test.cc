@@ -31,6 +31,7 @@ TEST(Mode, NamesRoundTrip) {
     EXPECT_EQ(parsed, m);
   }
   EXPECT_EQ(CloseReasonName(CloseReason::kIdleTimeout), "idle_timeout");
+  EXPECT_EQ(CloseReasonName(CloseReason::kSendTimeout), "send_timeout");
   EXPECT_EQ(RejectReasonName(RejectReason::kFdExhausted), "fd_exhausted");
   EXPECT_EQ(RejectReasonName(RejectReason::kForkQueueFull), "fork_queue_full");
   for (int r = 0; r < kRejectReasonCount; ++r) {

@@ -47,11 +47,12 @@ TEST(ProcessCollector, ReportsTheStandardProcessMetricsOfThisProcess) {
               0)
         << family.name;
   }
-  EXPECT_EQ(names,
-            (std::set<std::string>{
-                "process_cpu_seconds_total", "process_max_fds",
-                "process_open_fds", "process_resident_memory_bytes",
-                "process_start_time_seconds", "process_virtual_memory_bytes"}));
+  EXPECT_EQ(
+      names,
+      (std::set<std::string>{
+          "process_cpu_seconds_total", "process_max_fds", "process_open_fds",
+          "process_resident_memory_bytes", "process_start_time_seconds",
+          "process_virtual_memory_bytes", "upper_log_lines_dropped_total"}));
 }
 
 double OpenFdsGauge() {

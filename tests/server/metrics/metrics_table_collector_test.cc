@@ -117,7 +117,7 @@ TEST(TableCollector, EveryReasonIsPresentAtZero) {
   EXPECT_EQ(
       Sample(families, "upper_fork_server_hangs_total", {})->counter.value, 0);
   EXPECT_EQ(Find(families, "upper_connections_closed_total")->metric.size(),
-            10u);  // 2 modes x 5 reasons
+            12u);  // 2 modes x 6 reasons
 }
 
 TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {

@@ -1,0 +1,145 @@
+// A log collector that stops reading (issue 15): upperd's stderr is a pipe
+// of one page that nobody reads while admin calls make upperd log a line
+// each (mode_set_by_admin). The data plane keeps serving, every byte exact,
+// in both modes; the lines that do not fit upperd's log buffer are counted
+// in upper_log_lines_dropped_total; once the pipe is read again, the next
+// line is preceded by `log_lines_dropped dropped=N`, and the N reported add
+// up to the metric. SIGTERM still ends upperd at once, its `stopped` line
+// flushed at exit.
+#include <signal.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/support/admin_client.h"
+#include "tests/support/metrics_scrape.h"
+#include "tests/support/tcp.h"
+#include "tests/support/upperd_process.h"
+
+namespace upper::testing {
+namespace {
+
+constexpr char kDropped[] = "upper_log_lines_dropped_total";
+// Enough admin calls to fill the 1 MiB buffer with ~110-byte lines several
+// times over; the loop ends as soon as drops are seen.
+constexpr int kMaxCalls = 60000;
+constexpr absl::Duration kMaxFill = absl::Seconds(90);
+
+class StuckLogTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+        UpperdProcess::Start({.args = {absl::StrCat("--mode=", GetParam())},
+                              .stderr_pipe_bytes = 4096});
+    ASSERT_TRUE(started.ok()) << started.status();
+    upperd_ = *std::move(started);
+    absl::StatusOr<uint16_t> admin = upperd_->Port("admin");
+    absl::StatusOr<uint16_t> metrics = upperd_->Port("metrics");
+    ASSERT_TRUE(admin.ok() && metrics.ok());
+    metrics_port_ = *metrics;
+    stub_ = admin::v1::AdminService::NewStub(AdminChannel(*admin));
+  }
+
+  // One SetMode to the mode upperd is in: one log line, nothing changes.
+  void LogOneLine() {
+    admin::v1::SetModeRequest request;
+    request.set_mode(GetParam() == "fork" ? admin::v1::MODE_FORK
+                                          : admin::v1::MODE_THREAD);
+    admin::v1::SetModeResponse response;
+    ASSERT_TRUE(stub_->SetMode(Context().get(), request, &response).ok());
+  }
+
+  double Dropped() {
+    absl::StatusOr<Scrape> scrape = Scrape::Get(metrics_port_);
+    EXPECT_TRUE(scrape.ok()) << scrape.status();
+    return scrape.ok() ? scrape->Value(kDropped) : -1;
+  }
+
+  void ExpectServes(uint64_t seed) {
+    const std::string payload = RandomPayload(256 * 1024, seed);
+    absl::StatusOr<std::string> reply = Exchange(
+        upperd_->data_port(), payload, 16 * 1024, seed, absl::Seconds(20));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(*reply, ExpectedUpper(payload));
+  }
+
+  // The N of every `log_lines_dropped dropped=N` line so far, summed.
+  uint64_t ReportedDrops() {
+    uint64_t sum = 0;
+    for (absl::string_view line : absl::StrSplit(upperd_->Log(), '\n')) {
+      if (!absl::StrContains(line, " log_lines_dropped ")) continue;
+      const size_t at = line.find("dropped=");
+      uint64_t n = 0;
+      if (at != absl::string_view::npos &&
+          absl::SimpleAtoi(line.substr(at + 8), &n)) {
+        sum += n;
+      }
+    }
+    return sum;
+  }
+
+  std::unique_ptr<UpperdProcess> upperd_;
+  uint16_t metrics_port_ = 0;
+  std::unique_ptr<admin::v1::AdminService::Stub> stub_;
+};
+
+TEST_P(StuckLogTest, DataPlaneServesAndDropsAreCountedThenReported) {
+  ASSERT_EQ(Dropped(), 0);
+  upperd_->PauseStderr(true);
+  const absl::Time deadline = absl::Now() + kMaxFill;
+  int calls = 0;
+  double dropped = 0;
+  for (; calls < kMaxCalls && absl::Now() < deadline && dropped == 0; ++calls) {
+    ASSERT_NO_FATAL_FAILURE(LogOneLine());
+    if (calls % 500 == 499) dropped = Dropped();
+    if (calls % 4000 == 3999) {
+      ASSERT_NO_FATAL_FAILURE(ExpectServes(calls));
+    }
+  }
+  ASSERT_GT(dropped, 0) << calls << " calls logged without a drop";
+  std::printf("first drop seen after %d admin calls\n", calls);
+  // Stuck stderr: the data plane serves, every byte exact, and every line
+  // logged meanwhile is dropped and counted.
+  for (int i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(ExpectServes(100 + i));
+  for (int i = 0; i < 200; ++i) ASSERT_NO_FATAL_FAILURE(LogOneLine());
+  const double later = Dropped();
+  EXPECT_GE(later, dropped + 200);
+
+  // The collector reads again: the next line that gets through says how
+  // many went before it; all reports together are the metric's count.
+  upperd_->PauseStderr(false);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        LogOneLine();
+        return upperd_->WaitForLog(" log_lines_dropped ", absl::Seconds(1))
+            .ok();
+      },
+      absl::Seconds(20)))
+      << "no log_lines_dropped line";
+  const double total = Dropped();
+  EXPECT_TRUE(
+      Eventually([&] { return ReportedDrops() == total; }, absl::Seconds(10)))
+      << ReportedDrops() << " reported, " << total << " counted";
+
+  upperd_->Signal(SIGTERM);
+  absl::StatusOr<int> code = upperd_->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  EXPECT_TRUE(upperd_->Field("stopped", "accepted").has_value())
+      << "the stopped line was not flushed at exit";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, StuckLogTest,
+                         ::testing::Values("thread", "fork"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace upper::testing

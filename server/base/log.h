@@ -47,7 +47,8 @@ struct LogField {
   std::string value;
 };
 
-// Starts the writer thread of this process (upperd's main, the fork server),
+// Starts the writer thread of this process (upperd's main; not the fork
+// server, which must stay single-threaded: fork_server.cc),
 // and registers the flush at exit (atexit: a return from main). Call it
 // early on the main thread, before other threads exist, so the writer
 // inherits the main thread's priority. False when no thread could be

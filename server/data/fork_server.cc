@@ -259,14 +259,16 @@ int RunForkServer(int argc, const char* const* argv) {
     }
   }
   prctl(PR_SET_NAME, "upperd-fork");
-  // Its own log writer thread, so that a full stderr pipe cannot stop the
-  // forking either. fork() then runs in a process with two threads, which
-  // is safe here: ChildMain only makes async-signal-safe calls and never
-  // logs, so nothing the writer may hold at the fork (the buffer's mutex,
-  // malloc's) is needed in a child; log.cc also checks the pid, so a child
-  // that did log would write directly and leave the buffer alone. Started
-  // before the signal masks below: the writer blocks every signal itself.
-  StartLogWriter();
+  // No log writer thread here (StartLogWriter): the fork server must stay
+  // single-threaded. When a single-threaded process dies, the kernel makes
+  // it waitable in the same step that re-parents its children to upperd,
+  // so upperd always handles its death (the ledger recovery, the orphan
+  // map) before any orphan's exit. With a second thread, the children are
+  // re-parented when the last thread exits but the leader becomes waitable
+  // only later (release_task), and upperd reaped orphans it could not place
+  // (ForkChaos caught it). Its lines are rare and written synchronously; a
+  // stuck stderr stalls it, which the watchdog (--fork_server_timeout)
+  // sees and answers by replacing it: fork mode waits, the loop never does.
   g_child_fd_limit = FdLimit();
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {

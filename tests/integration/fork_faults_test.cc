@@ -582,9 +582,8 @@ TEST(ForkChaos, KilledAndStoppedForkServerUnderChurnLeavesEverythingExact) {
                s.closed_total() == s.accepted_total();
       },
       absl::Seconds(20));
-  EXPECT_EQ(s.active_connections(), 0u)
-      << s.ShortDebugString() << "\n"
-      << upperd.Log();
+  EXPECT_EQ(s.active_connections(), 0u) << s.ShortDebugString() << "\n"
+                                        << upperd.Log();
   EXPECT_EQ(s.closed_total(), s.accepted_total()) << s.ShortDebugString();
   // Every exchange a client saw is counted once: served or refused.
   EXPECT_EQ(s.accepted_total() + s.rejected_total(),

@@ -352,12 +352,6 @@ void ConnectionTable::PublishFree(uint32_t index) {
   }
 }
 
-bool ConnectionTable::FreeBitSet(uint32_t index) const {
-  return (MapWord(levels_[0][index / 64]).load(std::memory_order_seq_cst) >>
-          (index % 64)) &
-         1;
-}
-
 uint32_t ConnectionTable::high_water() const {
   return LoadAcquire(free_map_->high_water);
 }
@@ -369,12 +363,15 @@ void ConnectionTable::RepublishFreeForkSlots() {
   // this thread). A thread-mode slot may be mid-release in a worker: skipped
   // by its mode, as that worker sets its bit itself; re-publishing it here
   // could let the allocator take it before that worker's late OR.
+  // Every free fork slot is published again, even with its level-0 bit set:
+  // a releaser killed between that OR and its summary ORs leaves the bit
+  // unreachable (a summary bit retired meanwhile), and PublishFree is
+  // idempotent.
   const uint32_t end = high_water();
   for (uint32_t i = 0; i < end; ++i) {
     const Slot& s = slot(i);
     if (LoadAcquire(s.state) == table_layout::kFree &&
-        LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork) &&
-        !FreeBitSet(i)) {
+        LoadRelaxed(s.mode) == static_cast<uint32_t>(Mode::kFork)) {
       PublishFree(i);
     }
   }

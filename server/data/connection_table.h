@@ -336,10 +336,10 @@ class ConnectionTable {
   void RetireSummaryBit(int level, uint32_t word);
   // A releaser's hand-back, after the slot's state was stored free.
   void PublishFree(uint32_t index);
-  // After a fork-server death: publishes every free fork slot whose bit the
-  // dead one did not set. Allocator's thread only.
+  // After a fork-server death: publishes every free fork slot again (the
+  // dead one may have set none or only some of its bits). Allocator's
+  // thread only.
   void RepublishFreeForkSlots();
-  bool FreeBitSet(uint32_t index) const;
   uint32_t high_water() const;
   // Calls f(index) for every slot below the high-water mark whose free bit
   // is clear: every live slot, plus slots being allocated or released.

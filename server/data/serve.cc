@@ -49,9 +49,11 @@ CloseReason SendAll(int fd, const char* data, std::size_t size,
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    // SO_SNDTIMEO expired with nothing sent: the peer stopped reading.
-    if (n < 0 &&
-        (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
+    // SO_SNDTIMEO expired with nothing sent: the peer stopped reading; or
+    // TCP_USER_TIMEOUT aborted it (without a send timeout, ETIMEDOUT is the
+    // kernel giving up its retransmissions: an error).
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                  (errno == ETIMEDOUT && slot.send_timeout_ms() != 0))) {
       return CloseReason::kSendTimeout;
     }
     return CloseReason::kError;  // EPIPE, ECONNRESET, ...
@@ -81,7 +83,10 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
       return CloseReason::kIdleTimeout;
     }
     // TCP_USER_TIMEOUT: our output went unacknowledged for --send_timeout.
-    if (errno == ETIMEDOUT) return CloseReason::kSendTimeout;
+    // (Without one, ETIMEDOUT is the retransmissions given up: an error.)
+    if (errno == ETIMEDOUT && slot.send_timeout_ms() != 0) {
+      return CloseReason::kSendTimeout;
+    }
     return CloseReason::kError;
   }
 }

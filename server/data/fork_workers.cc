@@ -208,9 +208,19 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
       return absl::OkStatus();
     }
   }
-  if (queue_.size() >= kQueueLimit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the fork server takes no hand-off and ", kQueueLimit, " are queued"));
+  // Past kQueueLimit a fork server that still takes hand-offs (a healthy one
+  // behind a burst) keeps getting them, bounded by the table (every queued
+  // connection holds a slot); one that took none for kStallGrace is stuck,
+  // and what it would make wait is refused at once.
+  if (acked != last_acked_) {
+    last_acked_ = acked;
+    last_progress_ = absl::Now();
+  }
+  if (queue_.size() >= kQueueLimit &&
+      absl::Now() - last_progress_ >= kStallGrace) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the fork server takes no hand-off and ", queue_.size(),
+                     " are queued"));
   }
   queue_.push_back({std::move(fd), request});
   return absl::OkStatus();

@@ -66,6 +66,9 @@ class ForkWorkers {
   // how many clients a stuck fork server can keep waiting for the watchdog
   // (--fork_server_timeout): past it, refusal is at once (fork_queue_full).
   static constexpr std::size_t kQueueLimit = 2048;
+  // How long a fork server may take no hand-off before a full queue refuses:
+  // far above a healthy one's gaps between hand-offs, even on a loaded host.
+  static constexpr absl::Duration kStallGrace = absl::Milliseconds(250);
 
   // Hands `fd` (in table slot `slot`) to the fork server without blocking:
   // sent at once when nothing waits, else queued. Errors (`fd` is closed and

@@ -41,6 +41,9 @@ using admin::v1::ServerStatus;
 // and upperd's queue (ForkWorkers::kQueueLimit, 2,048) hold together, so
 // that some are refused at once.
 constexpr int kFlood = 2600;
+// ForkWorkers::kStallGrace: how long a fork server may take no hand-off
+// before a full queue refuses.
+constexpr absl::Duration kStallGrace = absl::Milliseconds(250);
 
 uint64_t Reason(const ServerStatus& s, const std::string& reason) {
   const auto it = s.rejected_by_reason().find(reason);
@@ -233,7 +236,13 @@ TEST_F(ForkServerHang, ThreadModeServesAndForkModeIsRefusedUntilReplaced) {
   ASSERT_TRUE(stale.pidfd.valid());
   SetMode(*stub_, admin::v1::MODE_FORK);
   const absl::Time flood_start = absl::Now();
-  std::vector<UniqueFd> flood = Flood(upperd_->data_port(), kFlood);
+  // The socket's buffer and the queue fill; once the stopped fork server has
+  // taken nothing for kStallGrace, the rest is refused at once.
+  std::vector<UniqueFd> flood = Flood(upperd_->data_port(), kFlood - 200);
+  absl::SleepFor(kStallGrace + absl::Milliseconds(100));
+  for (UniqueFd& fd : Flood(upperd_->data_port(), 200)) {
+    flood.push_back(std::move(fd));
+  }
   // Past the queue, refused at once: a connection opened now sees its end.
   const ServerStatus full = StatusWhen(*stub_, [](const ServerStatus& s) {
     return Reason(s, "fork_queue_full") > 0;

@@ -127,6 +127,16 @@ std::vector<UniqueFd> Flood(uint16_t port, int count) {
   return fds;
 }
 
+// kFlood connections to a stopped fork server: the socket's buffer and the
+// queue fill, then, once it has taken nothing for kStallGrace, the last 200
+// are refused at once (fork_queue_full).
+std::vector<UniqueFd> StalledFlood(uint16_t port) {
+  std::vector<UniqueFd> fds = Flood(port, kFlood - 200);
+  absl::SleepFor(kStallGrace + absl::Milliseconds(100));
+  for (UniqueFd& fd : Flood(port, 200)) fds.push_back(std::move(fd));
+  return fds;
+}
+
 // Reads each flood connection's answer (bounded by `deadline`).
 FloodTally Collect(std::vector<UniqueFd>& fds, absl::Time deadline) {
   FloodTally t;
@@ -238,11 +248,7 @@ TEST_F(ForkServerHang, ThreadModeServesAndForkModeIsRefusedUntilReplaced) {
   const absl::Time flood_start = absl::Now();
   // The socket's buffer and the queue fill; once the stopped fork server has
   // taken nothing for kStallGrace, the rest is refused at once.
-  std::vector<UniqueFd> flood = Flood(upperd_->data_port(), kFlood - 200);
-  absl::SleepFor(kStallGrace + absl::Milliseconds(100));
-  for (UniqueFd& fd : Flood(upperd_->data_port(), 200)) {
-    flood.push_back(std::move(fd));
-  }
+  std::vector<UniqueFd> flood = StalledFlood(upperd_->data_port());
   // Past the queue, refused at once: a connection opened now sees its end.
   const ServerStatus full = StatusWhen(*stub_, [](const ServerStatus& s) {
     return Reason(s, "fork_queue_full") > 0;
@@ -353,7 +359,7 @@ TEST_F(ForkServerHang, SigtermIsActedOnAtOnceWithHandOffsQueued) {
   Start({"--mode=fork", "--fork_server_timeout=0", "--drain_timeout=500ms"});
   StoppedForkServer stale = StopForkServer(*upperd_);
   ASSERT_TRUE(stale.pidfd.valid());
-  std::vector<UniqueFd> flood = Flood(upperd_->data_port(), kFlood);
+  std::vector<UniqueFd> flood = StalledFlood(upperd_->data_port());
   const ServerStatus full = StatusWhen(*stub_, [](const ServerStatus& s) {
     return Reason(s, "fork_queue_full") > 0 &&
            Reason(s, "fork_queue_full") + s.active_connections() ==

@@ -34,6 +34,15 @@ constexpr absl::Duration kRespawnInterval = absl::Seconds(1);
 constexpr int64_t kWatchSamplesPerTimeout = 10;
 constexpr absl::Duration kMinWatchSample = absl::Milliseconds(10);
 
+// The watchdog's clock: CLOCK_MONOTONIC on absl's time line (its epoch is
+// the boot, not 1970), so that its arithmetic saturates like absl::Time's.
+// Not the wall clock: a clock step (NTP, a VM restored from a snapshot)
+// must not make a healthy fork server look silent for hours.
+absl::Time MonotonicNow() {
+  return absl::UnixEpoch() +
+         absl::Nanoseconds(static_cast<int64_t>(NowNs(CLOCK_MONOTONIC)));
+}
+
 // A copy of `fd` numbered above the fds the child expects, so posix_spawn's
 // dup2 onto kTableFd/kControlFd never starts from the same number (which
 // would leave FD_CLOEXEC set).
@@ -175,7 +184,7 @@ absl::Status ForkWorkers::Spawn() {
   }
   pid_ = pid;
   control_ = std::move(ours);
-  last_spawn_ = absl::Now();
+  last_spawn_ = MonotonicNow();
   // No other fork server lives (the last one's death was handled), so the
   // counter holds still until this one acknowledges its first request.
   acked_at_spawn_ = last_acked_ = table_.ForkRequestsAcked();
@@ -194,7 +203,7 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   // the last acknowledgement, however long ago the loop last ran Tick().
   if (Outstanding(acked) == 0) {
     last_acked_ = acked;
-    last_progress_ = absl::Now();
+    last_progress_ = MonotonicNow();
   }
   const ForkRequest request = {slot, info->generation};
   if (queue_.empty()) {  // else behind the queue, in order
@@ -214,10 +223,10 @@ absl::Status ForkWorkers::Dispatch(UniqueFd fd, uint32_t slot) {
   // and what it would make wait is refused at once.
   if (acked != last_acked_) {
     last_acked_ = acked;
-    last_progress_ = absl::Now();
+    last_progress_ = MonotonicNow();
   }
   if (queue_.size() >= kQueueLimit &&
-      absl::Now() - last_progress_ >= kStallGrace) {
+      MonotonicNow() - last_progress_ >= kStallGrace) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the fork server takes no hand-off and ", queue_.size(),
                      " are queued"));
@@ -238,8 +247,8 @@ void ForkWorkers::Flush() {
       // The fork server is gone (EPIPE) or the send cannot carry the fd:
       // never sent, so ours to refuse, once (it leaves the queue here).
       table_.Abandon(next.request.slot, RejectReason::kForkFailed);
-      if (absl::Now() - last_refusal_log_ > absl::Seconds(1)) {
-        last_refusal_log_ = absl::Now();
+      if (MonotonicNow() - last_refusal_log_ > absl::Seconds(1)) {
+        last_refusal_log_ = MonotonicNow();
         LogEvent(LogLevel::kWarning, "connection_refused",
                  {{"mode", "fork"}, {"error", sent.status().ToString()}});
       }
@@ -268,9 +277,16 @@ void ForkWorkers::Watch(absl::Time now) {
   if (pid_ <= 0 || killed_as_hung_ || hang_timeout_ == absl::ZeroDuration()) {
     return;
   }
+  const absl::Time previous_look = last_watch_;
+  last_watch_ = now;
   const uint64_t acked = table_.ForkRequestsAcked();
   const uint64_t outstanding = Outstanding(acked);
-  if (acked != last_acked_ || outstanding == 0) {
+  // A loop that itself did not run for half the timeout (the whole pod
+  // frozen by a cgroup, a VM paused, the host swapping) saw nothing of the
+  // fork server meanwhile: its silence proves nothing, so the wait starts
+  // again. A hang is judged only on samples the loop took in time.
+  if (acked != last_acked_ || outstanding == 0 ||
+      now - previous_look > hang_timeout_ / 2) {
     last_acked_ = acked;
     last_progress_ = now;
     return;
@@ -285,7 +301,7 @@ absl::Time ForkWorkers::NextWatch() const {
   }
   const absl::Duration sample =
       std::max(kMinWatchSample, hang_timeout_ / kWatchSamplesPerTimeout);
-  return std::min(last_progress_ + hang_timeout_, absl::Now() + sample);
+  return std::min(last_progress_ + hang_timeout_, MonotonicNow() + sample);
 }
 
 void ForkWorkers::KillHung(uint64_t outstanding) {
@@ -385,8 +401,8 @@ void ForkWorkers::OnForkServerDied(int status) {
 }
 
 void ForkWorkers::Tick() {
-  Watch(absl::Now());
-  if (!respawn_pending_ || absl::Now() - last_spawn_ < kRespawnInterval) {
+  Watch(MonotonicNow());
+  if (!respawn_pending_ || MonotonicNow() - last_spawn_ < kRespawnInterval) {
     return;
   }
   respawn_pending_ = false;
@@ -394,7 +410,7 @@ void ForkWorkers::Tick() {
     LogEvent(LogLevel::kError, "fork_server_restart_failed",
              {{"error", s.ToString()}});
     respawn_pending_ = true;
-    last_spawn_ = absl::Now();
+    last_spawn_ = MonotonicNow();
     return;
   }
   LogEvent(LogLevel::kInfo, "fork_server_restarted",
@@ -405,7 +421,7 @@ absl::Duration ForkWorkers::TimeUntilTick() const {
   absl::Time next = NextWatch();
   if (respawn_pending_) next = std::min(next, last_spawn_ + kRespawnInterval);
   if (next == absl::InfiniteFuture()) return absl::InfiniteDuration();
-  return std::max(absl::ZeroDuration(), next - absl::Now());
+  return std::max(absl::ZeroDuration(), next - MonotonicNow());
 }
 
 void ForkWorkers::Stop(absl::Duration timeout) {
@@ -414,12 +430,12 @@ void ForkWorkers::Stop(absl::Duration timeout) {
   RefuseQueued(RejectReason::kForkFailed);
   control_.Reset();
   if (pid_ <= 0) return;
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = MonotonicNow() + timeout;
   for (;;) {
     int status = 0;
     const pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_ || (r < 0 && errno != EINTR)) break;
-    if (absl::Now() >= deadline) {
+    if (MonotonicNow() >= deadline) {
       kill(pid_, SIGKILL);
       RetryOnEintr([&] { return waitpid(pid_, &status, 0); });
       break;

@@ -169,6 +169,8 @@ class ForkWorkers {
 
   const absl::Duration hang_timeout_;
   std::deque<QueuedHandOff> queue_;  // at most kQueueLimit
+  // Times here are CLOCK_MONOTONIC's (MonotonicNow in the .cc), never the
+  // wall clock's.
   // The watchdog's view of the current fork server: the table's
   // acknowledgement counter when it was spawned, requests sent to it since,
   // the counter as last seen and when it last moved (or when work became
@@ -177,6 +179,8 @@ class ForkWorkers {
   uint64_t sent_ = 0;
   uint64_t last_acked_ = 0;
   absl::Time last_progress_ = absl::InfinitePast();
+  // When Watch() last looked, whatever it saw.
+  absl::Time last_watch_ = absl::InfinitePast();
   bool killed_as_hung_ = false;
   absl::Time last_refusal_log_ = absl::InfinitePast();
 };

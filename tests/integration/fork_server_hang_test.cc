@@ -192,6 +192,20 @@ class ForkServerHang : public ::testing::Test {
     return s;
   }
 
+  // After the watchdog replaced `stale`: fork mode serves again, the stale
+  // fork server is gone, everything is counted once, and one hang counted.
+  ServerStatus ExpectReplacedAndSettled(StoppedForkServer& stale,
+                                        const FloodTally& flood) {
+    EXPECT_EQ(
+        Exchange(upperd_->data_port(), "served again", 4, 1, absl::Seconds(10))
+            .value_or(""),
+        "SERVED AGAIN");
+    ExpectStaleForkServerGone(stale, upperd_->pid());
+    const ServerStatus s = ExpectSettled(flood);
+    EXPECT_EQ(Metric("upper_fork_server_hangs_total"), 1);
+    return s;
+  }
+
   double Metric(const std::string& series) {
     absl::StatusOr<Scrape> scrape = Scrape::Get(metrics_port_);
     EXPECT_TRUE(scrape.ok()) << scrape.status();
@@ -288,16 +302,10 @@ TEST_F(ForkServerHang, ThreadModeServesAndForkModeIsRefusedUntilReplaced) {
   EXPECT_EQ(tally.served + tally.refused, kFlood);
 
   SetMode(*stub_, admin::v1::MODE_FORK);
-  EXPECT_EQ(
-      Exchange(upperd_->data_port(), "forked again", 4, 1, absl::Seconds(10))
-          .value_or(""),
-      "FORKED AGAIN");
-  ExpectStaleForkServerGone(stale, upperd_->pid());
-  const ServerStatus s = ExpectSettled(tally);
+  const ServerStatus s = ExpectReplacedAndSettled(stale, tally);
   EXPECT_EQ(PerMode(s, admin::v1::MODE_FORK).accepted_total(),
             static_cast<uint64_t>(tally.served) + 1)
       << s.ShortDebugString();
-  EXPECT_EQ(Metric("upper_fork_server_hangs_total"), 1);
   EXPECT_EQ(
       Metric("upper_connections_rejected_total{reason=\"fork_queue_full\"}"),
       static_cast<double>(Reason(s, "fork_queue_full")));
@@ -337,16 +345,44 @@ TEST_F(ForkServerHang, WatchdogReplacesAStoppedForkServerWithinItsTimeout) {
   const FloodTally tally = Collect(one, absl::Now() + absl::Seconds(10));
   EXPECT_EQ(tally.refused, 1);
 
-  EXPECT_EQ(
-      Exchange(upperd_->data_port(), "served again", 4, 1, absl::Seconds(10))
-          .value_or(""),
-      "SERVED AGAIN");
-  ExpectStaleForkServerGone(stale, upperd_->pid());
-  const ServerStatus s = ExpectSettled(tally);
+  const ServerStatus s = ExpectReplacedAndSettled(stale, tally);
   EXPECT_EQ(s.accepted_total(), 1u) << s.ShortDebugString();
   EXPECT_EQ(Reason(s, "fork_failed"), 1u) << s.ShortDebugString();
-  EXPECT_EQ(Metric("upper_fork_server_hangs_total"), 1);
   EXPECT_EQ(Metric("upper_fork_server_restarts_total"), 1);
+  StopCleanly(*upperd_);
+}
+
+// upperd's own loop frozen with a hand-off outstanding (the whole pod
+// frozen by a cgroup, a paused VM; here upperd and its fork server both
+// SIGSTOPped, upperd for longer than the timeout): on waking, the loop has
+// no evidence of a hang, since it did not look meanwhile. It starts the
+// wait again, and a fork server that then takes the hand-off within the
+// timeout is not killed.
+TEST_F(ForkServerHang, AFrozenLoopDoesNotCondemnTheForkServerOnWaking) {
+  Start({"--mode=fork", "--fork_server_timeout=2s"});
+  StoppedForkServer frozen = StopForkServer(*upperd_);
+  ASSERT_TRUE(frozen.pidfd.valid());
+  std::vector<UniqueFd> one = Flood(upperd_->data_port(), 1);
+  // upperd accepts and hands the connection off: outstanding from now on.
+  const ServerStatus accepted = StatusWhen(*stub_, [](const ServerStatus& s) {
+    return s.active_connections() == 1;
+  });
+  ASSERT_EQ(accepted.active_connections(), 1u) << accepted.ShortDebugString();
+  absl::SleepFor(absl::Milliseconds(100));  // the loop samples it
+  upperd_->Signal(SIGSTOP);
+  absl::SleepFor(absl::Seconds(3));  // longer than the timeout
+  upperd_->Signal(SIGCONT);
+  absl::SleepFor(absl::Milliseconds(300));  // well within the timeout
+  ASSERT_EQ(
+      syscall(SYS_pidfd_send_signal, frozen.pidfd.get(), SIGCONT, nullptr, 0),
+      0);
+  shutdown(one[0].get(), SHUT_WR);  // served, it then ends
+  const FloodTally tally = Collect(one, absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(tally.served, 1) << upperd_->Log();
+  EXPECT_EQ(upperd_->Log().find("fork_server_unresponsive"), std::string::npos)
+      << upperd_->Log();
+  EXPECT_EQ(Metric("upper_fork_server_hangs_total"), 0);
+  ExpectSettled(tally);
   StopCleanly(*upperd_);
 }
 

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/base/log_buffer.h"
+#include "server/base/never_wait_stderr.h"
 
 namespace upper {
 namespace {
@@ -199,6 +200,28 @@ std::string DropLine(uint64_t dropped) {
                        {{"dropped", dropped}});
 }
 
+// The stderr of a process that called MakeLogNeverWait (set once, before
+// its lines), its drops, and those not yet reported in a line that got
+// through. That process logs from one thread (the fork server).
+std::atomic<const NeverWaitStderr*> g_never_wait{nullptr};
+std::atomic<uint64_t> g_never_wait_dropped{0};
+uint64_t g_never_wait_unreported = 0;
+
+void EmitNeverWait(const NeverWaitStderr& out, absl::string_view line) {
+  if (g_never_wait_unreported > 0) {
+    if (!out.Write(DropLine(g_never_wait_unreported))) {
+      ++g_never_wait_unreported;
+      g_never_wait_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    g_never_wait_unreported = 0;
+  }
+  if (!out.Write(line)) {
+    ++g_never_wait_unreported;
+    g_never_wait_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void FlushAtExit() {
   if (LogBuffer* buffer = OwnBuffer()) buffer->Stop(kExitFlushTimeout);
 }
@@ -206,6 +229,9 @@ void FlushAtExit() {
 void Emit(absl::string_view line) {
   if (LogBuffer* buffer = OwnBuffer()) {
     buffer->Append(line);
+  } else if (const NeverWaitStderr* out =
+                 g_never_wait.load(std::memory_order_acquire)) {
+    EmitNeverWait(*out, line);
   } else {
     WriteLine(line);
   }
@@ -233,9 +259,17 @@ bool FlushLog(absl::Duration timeout) {
   return buffer == nullptr || buffer->Flush(timeout);
 }
 
+void MakeLogNeverWait() {
+  if (g_never_wait.load() != nullptr) return;
+  // Never destroyed, like the buffer: lines may be logged until _exit.
+  g_never_wait.store(new NeverWaitStderr(NeverWaitStderr::Prepare()),
+                     std::memory_order_release);
+}
+
 uint64_t LogLinesDropped() {
   const LogBuffer* buffer = g_buffer.load(std::memory_order_acquire);
-  return buffer == nullptr ? 0 : buffer->dropped_total();
+  return (buffer == nullptr ? 0 : buffer->dropped_total()) +
+         g_never_wait_dropped.load(std::memory_order_relaxed);
 }
 
 void LogEvent(LogLevel level, absl::string_view event,

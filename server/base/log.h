@@ -58,7 +58,15 @@ bool StartLogWriter();
 // Waits up to `timeout` until the lines logged so far are written.
 bool FlushLog(absl::Duration timeout);
 
-// Lines dropped because the buffer was full (stderr's reader stuck).
+// For a process that must stay single-threaded and never wait on stderr's
+// reader (the fork server): from now on a line is written only if stderr
+// takes it at once (never_wait_stderr.h), else dropped, counted, and
+// reported in a `log_lines_dropped dropped=N` line before the next line
+// that gets through. Call once, early, before StartLogWriter would be.
+void MakeLogNeverWait();
+
+// Lines dropped because the buffer was full or stderr would not take them
+// at once (stderr's reader stuck).
 uint64_t LogLinesDropped();
 
 void LogEvent(LogLevel level, absl::string_view event,

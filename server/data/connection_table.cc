@@ -343,9 +343,9 @@ void ConnectionTable::RetireSummaryBit(int level, uint32_t word) {
   }
 }
 
-void ConnectionTable::PublishFree(uint32_t index) {
+void ConnectionTable::PublishFree(uint32_t index, int levels) {
   uint32_t position = index;  // the bit's number at this level
-  for (int level = 0; level < level_count_; ++level) {
+  for (int level = 0; level < std::min(levels, level_count_); ++level) {
     MapWord(levels_[level][position / 64])
         .fetch_or(uint64_t{1} << (position % 64), std::memory_order_seq_cst);
     position /= 64;
@@ -610,7 +610,8 @@ void ConnectionTable::ApplyLedgerOp(uint32_t op, uint32_t index,
     // RecoverForkServerLedger re-publishes it (RepublishFreeForkSlots).
     if (ledger_stop_ == LedgerStop::kBeforeFreeBit) return;
     UPPER_FAULT_POINT("table.ledger.free.before_bit");
-    PublishFree(index);
+    PublishFree(
+        index, ledger_stop_ == LedgerStop::kBetweenFreeBits ? 1 : level_count_);
   }
 }
 
@@ -927,6 +928,14 @@ uint64_t ConnectionTable::ForkRequestsAcked() const {
   return LoadAcquire(header_->fork_requests_acked);
 }
 
+uint64_t ConnectionTable::ForkServerLogLinesDropped() const {
+  return LoadRelaxed(header_->fork_server_log_lines_dropped);
+}
+
+void ConnectionTable::SetForkServerLogLinesDropped(uint64_t dropped) {
+  StoreRelaxed(header_->fork_server_log_lines_dropped, dropped);
+}
+
 std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {
   const Slot& s = slot(index);
   if (LoadAcquire(s.state) != table_layout::kActive) return std::nullopt;
@@ -1051,6 +1060,8 @@ TableTotals ConnectionTable::ReadTotals() const {
   t.mode_switches_total = LoadRelaxed(h.mode_switches_total);
   t.fork_server_restarts_total = LoadRelaxed(h.fork_server_restarts_total);
   t.fork_server_hangs_total = LoadRelaxed(h.fork_server_hangs_total);
+  t.fork_server_log_lines_dropped =
+      LoadRelaxed(h.fork_server_log_lines_dropped);
   for (int b = 0; b < table_layout::kForkLatencyBuckets; ++b) {
     t.fork_latency_buckets[b] =
         LoadRelaxed(h.fork_latency_buckets[b]) + l.fork_latency_buckets[b];
@@ -1065,7 +1076,6 @@ TableTotals ConnectionTable::ReadTotals() const {
 
 SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid,
                                           bool count_accepted) {
-  StoreRelaxed(slot_->tid, tid);
   std::atomic_ref<uint64_t> worker(slot_->worker);
   const uint64_t mine =
       table_layout::WorkerWord(generation_, static_cast<uint32_t>(pid));
@@ -1081,6 +1091,9 @@ SlotWriter::ClaimResult SlotWriter::Claim(int32_t pid, int32_t tid,
       return ClaimResult::kLost;  // abandoned
     }
     if (worker.compare_exchange_weak(seen, mine, std::memory_order_seq_cst)) {
+      // Only once the slot is ours: a writer that lost (its slot abandoned
+      // and perhaps reused) must not write into the next connection's slot.
+      StoreRelaxed(slot_->tid, tid);
       if (count_accepted) {
         AddRelaxed(header_->accepted_total[mode_], uint64_t{1});
         StoreRelaxed(slot_->accepted_counted, generation_);

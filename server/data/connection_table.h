@@ -190,6 +190,7 @@ struct TableTotals {
   uint64_t mode_switches_total = 0;
   uint64_t fork_server_restarts_total = 0;
   uint64_t fork_server_hangs_total = 0;  // killed by upperd's watchdog
+  uint64_t fork_server_log_lines_dropped = 0;
   uint64_t fork_latency_buckets[table_layout::kForkLatencyBuckets] = {};
   uint64_t fork_latency_sum_ns = 0;
   uint64_t fork_latency_count = 0;
@@ -294,7 +295,15 @@ class ConnectionTable {
   // Tests only: where a ledger writer's transitions stop, as if it died there.
   // kBeforeFreeBit: a committed free stored the slot's state but died
   // before publishing its free bit (recovery must re-publish it).
-  enum class LedgerStop { kNone, kBeforeCommit, kAfterCommit, kBeforeFreeBit };
+  // kBetweenFreeBits: it died after the level-0 OR of that bit, before the
+  // summary ORs above it (recovery must re-publish it all the same).
+  enum class LedgerStop {
+    kNone,
+    kBeforeCommit,
+    kAfterCommit,
+    kBeforeFreeBit,
+    kBetweenFreeBits
+  };
   void StopLedgerTransitionsForTest(LedgerStop stop) { ledger_stop_ = stop; }
   void CountWorkerCrash();
   void CountForkServerRestart();
@@ -306,6 +315,10 @@ class ConnectionTable {
   void AckForkRequest();
   // upperd's watchdog: the acknowledgements so far (acquire load).
   uint64_t ForkRequestsAcked() const;
+  // The fork server: its own dropped log lines so far are `dropped` (it adds
+  // them to the value it found at its start).
+  uint64_t ForkServerLogLinesDropped() const;
+  void SetForkServerLogLinesDropped(uint64_t dropped);
 
   // --- Readers (any thread, any process) ---
   // Readers walk only slots the free map shows taken, up to the high-water
@@ -334,8 +347,10 @@ class ConnectionTable {
   // Clears the summary bit of an empty word at `level` (and keeps it if a
   // releaser filled the word meanwhile).
   void RetireSummaryBit(int level, uint32_t word);
-  // A releaser's hand-back, after the slot's state was stored free.
-  void PublishFree(uint32_t index);
+  // A releaser's hand-back, after the slot's state was stored free: its bit
+  // ORed into the lowest `levels` levels (all of them but in tests).
+  void PublishFree(uint32_t index,
+                   int levels = table_layout::kMaxFreeMapLevels);
   // After a fork-server death: publishes every free fork slot again (the
   // dead one may have set none or only some of its bits). Allocator's
   // thread only.

@@ -96,7 +96,8 @@ class ForkServer {
              UniqueFd signals)
       : table_(std::move(table)),
         control_(std::move(control)),
-        signals_(std::move(signals)) {}
+        signals_(std::move(signals)),
+        log_drops_before_(table_->ForkServerLogLinesDropped()) {}
 
   int Run() {
     LogEvent(LogLevel::kInfo, "fork_server_started",
@@ -113,12 +114,23 @@ class ForkServer {
       }
       if (fds[0].revents != 0) ReapChildren();
       if (count == 2 && fds[1].revents != 0) ReceiveRequest();
+      PublishLogDrops();
     }
     LogEvent(LogLevel::kInfo, "fork_server_stopped");
+    PublishLogDrops();
     return 0;
   }
 
  private:
+  // The lines this process dropped at a stuck stderr, added to what earlier
+  // fork servers dropped, for upper_fork_server_log_lines_dropped_total.
+  void PublishLogDrops() {
+    const uint64_t dropped = LogLinesDropped();
+    if (dropped == log_drops_published_) return;
+    log_drops_published_ = dropped;
+    table_->SetForkServerLogLinesDropped(log_drops_before_ + dropped);
+  }
+
   // Takes one ForkRequest (and its socket) and forks its child.
   void ReceiveRequest() {
     using Outcome = ReceivedForkRequest::Outcome;
@@ -229,6 +241,8 @@ class ForkServer {
   UniqueFd control_;
   UniqueFd signals_;
   std::unordered_map<pid_t, uint32_t> children_;  // pid -> slot
+  const uint64_t log_drops_before_;  // earlier fork servers' (the table's)
+  uint64_t log_drops_published_ = 0;
 };
 
 // The soft RLIMIT_NOFILE, capped at the kernel's default fs.nr_open when it
@@ -243,13 +257,8 @@ int FdLimit() {
   return static_cast<int>(limit.rlim_cur);
 }
 
-}  // namespace
-
-bool IsForkServerInvocation(int argc, const char* const* argv) {
-  return argc >= 2 && absl::string_view(argv[1]) == kForkServerRoleFlag;
-}
-
-int RunForkServer(int argc, const char* const* argv) {
+// The fork server's own options: only the log format.
+void ApplyForkServerArgs(int argc, const char* const* argv) {
   for (int i = 2; i < argc; ++i) {
     absl::string_view arg = argv[i];
     LogFormat format;
@@ -258,6 +267,16 @@ int RunForkServer(int argc, const char* const* argv) {
       SetLogFormat(format);
     }
   }
+}
+
+}  // namespace
+
+bool IsForkServerInvocation(int argc, const char* const* argv) {
+  return argc >= 2 && absl::string_view(argv[1]) == kForkServerRoleFlag;
+}
+
+int RunForkServer(int argc, const char* const* argv) {
+  ApplyForkServerArgs(argc, argv);
   prctl(PR_SET_NAME, "upperd-fork");
   // No log writer thread here (StartLogWriter): the fork server must stay
   // single-threaded. When a single-threaded process dies, the kernel makes
@@ -266,9 +285,11 @@ int RunForkServer(int argc, const char* const* argv) {
   // map) before any orphan's exit. With a second thread, the children are
   // re-parented when the last thread exits but the leader becomes waitable
   // only later (release_task), and upperd reaped orphans it could not place
-  // (ForkChaos caught it). Its lines are rare and written synchronously; a
-  // stuck stderr stalls it, which the watchdog (--fork_server_timeout)
-  // sees and answers by replacing it: fork mode waits, the loop never does.
+  // (ForkChaos caught it). Its rare lines are written synchronously but
+  // never waited for: with a stuck stderr they are dropped and counted.
+  // (Waited for, each replacement would block on its first line and be
+  // killed by the watchdog in turn, refusing fork mode meanwhile.)
+  MakeLogNeverWait();
   g_child_fd_limit = FdLimit();
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {

@@ -272,6 +272,11 @@ struct alignas(64) Header {
   // Fork servers upperd killed because they took no hand-off for
   // --fork_server_timeout with work outstanding (upperd only, fetch_add).
   uint64_t fork_server_hangs_total;
+  // Log lines fork servers dropped because stderr would not take them at
+  // once (server/base/log.h, MakeLogNeverWait), over the table's life.
+  // Single writer, the live fork server (relaxed load and store); a new one
+  // continues from the value it finds, as with fork_requests_acked.
+  uint64_t fork_server_log_lines_dropped;
 };
 
 // The free-slot map, after the slots: a header, then a hierarchy of bitmaps.

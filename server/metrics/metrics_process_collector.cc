@@ -141,8 +141,8 @@ std::vector<MetricFamily> ProcessCollector::Collect() const {
               MetricType::Gauge, static_cast<double>(*fds));
   }
   // upperd's own log lines dropped because stderr's reader fell behind
-  // (log.h); the fork server's drops are its own process's and are reported
-  // only in its log_lines_dropped lines.
+  // (log.h); the fork servers' are upper_fork_server_log_lines_dropped_total
+  // (metrics_table_collector.cc), counted in the table they share.
   AddSample(families, "upper_log_lines_dropped_total",
             "Log lines upperd dropped because its log buffer was full "
             "(stderr's reader stuck or too slow).",

@@ -281,6 +281,12 @@ std::vector<MetricFamily> TableCollector::Collect() const {
       "Times the fork server took no hand-off for --fork_server_timeout with "
       "work outstanding and was killed (each is also a restart).",
       t.fork_server_hangs_total));
+  families.push_back(SingleCounterFamily(
+      "upper_fork_server_log_lines_dropped_total",
+      "Log lines fork servers dropped because stderr would not take them at "
+      "once (its reader stuck); upperd's own are "
+      "upper_log_lines_dropped_total.",
+      t.fork_server_log_lines_dropped));
   families.push_back(ForkLatencyFamily(t));
   families.push_back(DrainingFamily(sources_.draining));
   families.push_back(BuildInfoFamily());

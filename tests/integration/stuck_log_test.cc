@@ -6,9 +6,14 @@
 // line is preceded by `log_lines_dropped dropped=N`, and the N reported add
 // up to the metric. SIGTERM still ends upperd at once, its `stopped` line
 // flushed at exit.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,9 +23,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/support/admin_client.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/proc.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
 
@@ -135,6 +142,99 @@ TEST_P(StuckLogTest, DataPlaneServesAndDropsAreCountedThenReported) {
   EXPECT_EQ(*code, 0);
   EXPECT_TRUE(upperd_->Field("stopped", "accepted").has_value())
       << "the stopped line was not flushed at exit";
+}
+
+// upperd's live fork server (its child named upperd-fork), or -1.
+pid_t ForkServerOf(pid_t upperd) {
+  for (pid_t pid : Descendants(upperd)) {
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
+    if (stat && stat->ppid == upperd && stat->state != 'Z' &&
+        ReadProcFile(absl::StrCat("/proc/", pid, "/comm")).value_or("") ==
+            "upperd-fork\n") {
+      return pid;
+    }
+  }
+  return -1;
+}
+
+// Kills upperd's fork server through a pidfd (never a bare pid that may
+// have been reaped and reused) and waits for its replacement.
+void ReplaceForkServer(pid_t upperd) {
+  const pid_t old = ForkServerOf(upperd);
+  ASSERT_GT(old, 0);
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, old, 0)));
+  ASSERT_TRUE(pidfd.valid());
+  ASSERT_EQ(syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0),
+            0);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const pid_t now = ForkServerOf(upperd);
+        return now > 0 && now != old;
+      },
+      absl::Seconds(5)));
+}
+
+// A fork server started while stderr is stuck (its predecessor killed)
+// must not wait on its first line: were it to, it would never take a
+// hand-off, the watchdog would kill it and each replacement in turn, and
+// fork mode would refuse for as long as the collector is stuck. Instead it
+// drops the line, counts it, and serves at once. Replaced three times, so
+// that the slack a one-page pipe may still have holds no line.
+TEST(StuckLogForkServer, ReplacementsStartedUnderAStuckStderrServeAtOnce) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+      UpperdProcess::Start({.args = {"--mode=fork", "--fork_server_timeout=2s"},
+                            .stderr_pipe_bytes = 4096});
+  ASSERT_TRUE(started.ok()) << started.status();
+  UpperdProcess& upperd = **started;
+  absl::StatusOr<uint16_t> admin = upperd.Port("admin");
+  absl::StatusOr<uint16_t> metrics = upperd.Port("metrics");
+  ASSERT_TRUE(admin.ok() && metrics.ok());
+  auto stub = admin::v1::AdminService::NewStub(AdminChannel(*admin));
+  ASSERT_TRUE(upperd.WaitForLog("fork_server_started", absl::Seconds(5)).ok());
+
+  // Stuck: the one-page pipe fills with upperd's lines (the rest wait in
+  // upperd's buffer, its writer blocked), then with newlines written one
+  // byte at a time, so that not even the page's slack holds a line.
+  upperd.PauseStderr(true);
+  for (int i = 0; i < 300; ++i) {
+    admin::v1::SetModeRequest request;
+    request.set_mode(admin::v1::MODE_FORK);
+    admin::v1::SetModeResponse response;
+    ASSERT_TRUE(stub->SetMode(Context().get(), request, &response).ok());
+  }
+  UniqueFd filler(open(absl::StrCat("/proc/", upperd.pid(), "/fd/2").c_str(),
+                       O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(filler.valid()) << std::strerror(errno);
+  int filled = 0;
+  while (filled < 65536 && write(filler.get(), "\n", 1) == 1) ++filled;
+  ASSERT_EQ(errno, EAGAIN);
+  for (int round = 0; round < 3; ++round) {
+    // Past the 1 s respawn interval since the last start.
+    absl::SleepFor(absl::Milliseconds(1100));
+    ASSERT_NO_FATAL_FAILURE(ReplaceForkServer(upperd.pid()));
+    // A replacement blocked on its first line would take none of these,
+    // and be killed by the watchdog 2 s after the first.
+    for (int i = 0; i < 10; ++i) {
+      const std::string payload = RandomPayload(4096, round * 10 + i);
+      absl::StatusOr<std::string> reply = Exchange(
+          upperd.data_port(), payload, 1024, round * 10 + i, absl::Seconds(10));
+      ASSERT_TRUE(reply.ok()) << round << "/" << i << ": " << reply.status();
+      EXPECT_EQ(*reply, ExpectedUpper(payload));
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(2500));  // one more watchdog timeout
+  absl::StatusOr<Scrape> scrape = Scrape::Get(*metrics);
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  EXPECT_EQ(scrape->Value("upper_fork_server_hangs_total"), 0);
+  EXPECT_EQ(scrape->Value("upper_fork_server_restarts_total"), 3);
+  EXPECT_GE(scrape->Value("upper_fork_server_log_lines_dropped_total"), 1);
+
+  upperd.PauseStderr(false);
+  upperd.Signal(SIGTERM);
+  absl::StatusOr<int> code = upperd.WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(upperd.Field("stopped", "active").value_or(""), "0");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, StuckLogTest,

@@ -871,6 +871,29 @@ TEST(FreeSlotMap, RecoveryRepublishesAFreeSlotWhoseBitADeadForkServerLost) {
   EXPECT_EQ(t.active[kFork], 0u);
 }
 
+// The fork server dies between the level-0 OR of a freed slot's bit and the
+// summary OR above it, after the allocator retired that summary bit (the
+// word below was empty): the level-0 bit is set but unreachable. Recovery
+// re-publishes every free fork slot, whatever its level-0 bit says.
+TEST(FreeSlotMap, RecoveryRepublishesASlotWhoseSummaryBitADeadForkServerLost) {
+  auto table = MakeTable(128);  // two levels: 2 words under 1
+  auto server = ForkServerSide(*table);
+  const uint32_t slot = ServedForkSlot(*table, *server);
+  ASSERT_LT(slot, 64u);  // in level-0 word 0
+  while (AllocateFrom(*table, Mode::kThread, 1)) {
+  }
+  // That refusal emptied the top word: both summary bits retired.
+  server->StopLedgerTransitionsForTest(
+      ConnectionTable::LedgerStop::kBetweenFreeBits);
+  server->ReleaseExitedChild(slot, 0);  // dies between the two ORs
+  EXPECT_FALSE(table->Read(slot).has_value());
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));  // unreachable
+  table->RecoverForkServerLedger();
+  EXPECT_EQ(AllocateFrom(*table, Mode::kThread, 1), slot);
+  EXPECT_FALSE(AllocateFrom(*table, Mode::kThread, 1));
+  EXPECT_EQ(table->ReadTotals().active[kFork], 0u);
+}
+
 TEST(FreeSlotMap, FindByPidAfterAForkServerDeathUsesItsMap) {
   auto table = MakeTable(4);
   auto server = ForkServerSide(*table);

@@ -37,6 +37,9 @@ import threading
 import time
 import json
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from upperd_proc import stop_upperd  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_SEND_SIGNAL = 424
@@ -96,13 +99,7 @@ class Upperd:
         return int(re.search(r"pid=(\d+)", line).group(1))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_upperd(self.proc)
 
 
 def upperctl(build, upperd, *args):

@@ -32,11 +32,13 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from upperd_proc import stop_upperd  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTACK = os.path.join(ROOT, "tests", "integration", "h2_attack.py")
@@ -101,13 +103,7 @@ class Upperd:
         raise RuntimeError("upperd did not start: " + open(log_path).read())
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_upperd(self.proc)
 
 
 def pingpong(build_dir, port, seconds):

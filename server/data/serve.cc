@@ -1,11 +1,16 @@
 #include "server/data/serve.h"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 
 #include "server/data/upper_case.h"
 
@@ -61,6 +66,53 @@ CloseReason SendAll(int fd, const char* data, std::size_t size,
   return CloseReason::kNone;
 }
 
+// After our FIN: false while the peer has not acknowledged all we sent
+// (our FIN is unacknowledged in FIN_WAIT1, CLOSING or LAST_ACK), with the
+// bytes still queued in `queued`. Unknown counts as acknowledged.
+bool OutputAcked(int fd, int* queued) {
+  tcp_info info = {};
+  socklen_t len = sizeof(info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+  if (info.tcpi_state != TCP_FIN_WAIT1 && info.tcpi_state != TCP_CLOSING &&
+      info.tcpi_state != TCP_LAST_ACK) {
+    return true;  // FIN_WAIT2, TIME_WAIT, CLOSE: our FIN, so all, is acked
+  }
+  if (ioctl(fd, SIOCOUTQ, queued) != 0) *queued = 0;
+  return false;
+}
+
+// Keeps the socket ours until the peer has acknowledged our output and FIN.
+// Closed earlier, the socket would be an orphan still holding that output,
+// and under host-wide TCP memory pressure the kernel resets orphans
+// (TCPAbortOnMemory): the client would lose the tail of its reply. Ends
+// when acknowledged, when a close is asked for (admin, drain), or when the
+// queue has not shrunk for the send timeout (else the idle timeout; the
+// kernel's own TCP_USER_TIMEOUT aborts it at the send timeout too). Polls
+// with a backoff from 0.1 to 20 ms: async-signal-safe, no timer needed.
+void AwaitOutputAcked(int fd, const SlotWriter& slot) {
+  const uint64_t bound_ns =
+      uint64_t{slot.send_timeout_ms() != 0 ? slot.send_timeout_ms()
+                                           : slot.idle_timeout_ms()} *
+      1000000;
+  uint64_t last_progress = NowNs(CLOCK_MONOTONIC);
+  int least_queued = INT_MAX;
+  long sleep_ns = 100000;
+  for (;;) {
+    int queued = 0;
+    if (OutputAcked(fd, &queued) || slot.CloseRequested()) return;
+    const uint64_t now = NowNs(CLOCK_MONOTONIC);
+    if (queued < least_queued) {
+      least_queued = queued;
+      last_progress = now;
+    } else if (bound_ns != 0 && now - last_progress >= bound_ns) {
+      return;
+    }
+    timespec pause = {0, sleep_ns};
+    nanosleep(&pause, nullptr);  // EINTR: just look again
+    sleep_ns = std::min(sleep_ns * 2, 20000000L);
+  }
+}
+
 CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
                       std::size_t size) {
   for (;;) {
@@ -74,8 +126,9 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
       continue;
     }
     if (n == 0) {
-      // Everything received has been sent: pass the EOF on.
-      shutdown(fd, SHUT_WR);
+      // Everything received has been sent: pass the EOF on, and hold the
+      // socket until the peer has it all.
+      if (shutdown(fd, SHUT_WR) == 0) AwaitOutputAcked(fd, slot);
       return CloseReason::kClient;
     }
     if (errno == EINTR) continue;

@@ -3,12 +3,14 @@
 //
 // Blocking read -> upper-case -> send everything, until the client's EOF
 // (then shut down our write side, so the client gets all of its output and
-// then EOF), an error, --idle_timeout without a byte received (SO_RCVTIMEO),
-// or --send_timeout without the peer taking a byte of our output
-// (SO_SNDTIMEO and TCP_USER_TIMEOUT): the loop needs no poll or timer.
+// then EOF, and wait until the peer acknowledged it), an error, --idle_timeout
+// without a byte received (SO_RCVTIMEO), or --send_timeout without the peer
+// taking a byte of our output (SO_SNDTIMEO and TCP_USER_TIMEOUT): the loop
+// needs no poll or timer.
 //
 // Async-signal-safe by construction, because fork children run it: only
-// recv, send, setsockopt, shutdown, clock_gettime and atomics on the shared
+// recv, send, setsockopt, getsockopt, ioctl, shutdown, nanosleep,
+// clock_gettime and atomics on the shared
 // table; no allocation, no locks, no logging. SIGPIPE cannot fire (every send
 // uses MSG_NOSIGNAL). The caller owns `fd` and closes it afterwards.
 #pragma once

@@ -3,6 +3,7 @@
 // left after thousands of connections, limits, idle timeout, drain, and
 // start-up errors. Totals are checked against upperd's own final log line,
 // which it prints from the shared connection table.
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -11,11 +12,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/mode_test_base.h"
+#include "tests/support/proc.h"
 #include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
@@ -31,6 +36,51 @@ uint64_t FinalTotal(const UpperdProcess& upperd, const std::string& key) {
     EXPECT_TRUE(absl::SimpleAtoi(*text, &value)) << *text;
   }
   return value;
+}
+
+// The server side of the loopback connection from `client_port` to
+// `server_port` in /proc/net/tcp: its state (hex, e.g. "09" LAST_ACK) and
+// inode (0 once no process owns it: an orphan), or nullopt if gone.
+struct SocketRow {
+  std::string state;
+  uint64_t inode = 0;
+};
+std::optional<SocketRow> ServerSide(uint16_t server_port,
+                                    uint16_t client_port) {
+  const std::optional<std::string> table = ReadProcFile("/proc/net/tcp");
+  if (!table) return std::nullopt;
+  const std::string local = absl::StrFormat(":%04X", server_port);
+  const std::string remote = absl::StrFormat(":%04X", client_port);
+  for (absl::string_view line : absl::StrSplit(*table, '\n')) {
+    const std::vector<absl::string_view> f =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() > 9 && absl::EndsWith(f[1], local) &&
+        absl::EndsWith(f[2], remote)) {
+      SocketRow row{std::string(f[3]), 0};
+      if (absl::SimpleAtoi(f[9], &row.inode)) return row;
+    }
+  }
+  return std::nullopt;
+}
+
+// A client with a one-page receive buffer: it sends up to `size` bytes
+// without reading (what the server echoes waits in the server's send
+// buffer), then half-closes; returns what it sent.
+std::string SendWithoutReading(int fd, size_t size) {
+  const std::string payload = RandomPayload(size, 77);
+  size_t sent = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (sent < payload.size() && absl::Now() < deadline) {
+    const ssize_t n = send(fd, payload.data() + sent, payload.size() - sent,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  EXPECT_EQ(shutdown(fd, SHUT_WR), 0);
+  return payload.substr(0, sent);
 }
 
 class DataPlaneTest : public ModeTest {};
@@ -262,6 +312,59 @@ TEST_P(DataPlaneTest, SecondSignalEndsTheDrainAtOnce) {
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+// The client's EOF arrives while the reply is still queued in upperd's
+// send buffer (the client reads nothing yet). upperd passes the EOF on but
+// keeps the socket until the peer has acknowledged the reply: a socket
+// closed at once would be an orphan holding it, and under host-wide TCP
+// memory pressure the kernel resets orphans, losing the reply's tail.
+TEST_P(DataPlaneTest, OutputStillQueuedAfterTheEofIsNeverLeftToAnOrphan) {
+  auto upperd = StartUpperd();
+  ASSERT_NE(upperd, nullptr);
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(fd.valid());
+  const int small = 4096;
+  ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
+            0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(upperd->data_port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  sockaddr_in mine = {};
+  socklen_t len = sizeof(mine);
+  ASSERT_EQ(getsockname(fd.get(), reinterpret_cast<sockaddr*>(&mine), &len), 0);
+  const uint16_t client_port = ntohs(mine.sin_port);
+  const std::string sent = SendWithoutReading(fd.get(), 200 * 1024);
+  ASSERT_GT(sent.size(), 64u * 1024);
+
+  // upperd has the EOF and has sent its FIN (LAST_ACK: not acknowledged,
+  // as the reply before it is not)...
+  std::optional<SocketRow> row;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        row = ServerSide(upperd->data_port(), client_port);
+        return row && row->state == "09";
+      },
+      absl::Seconds(10)))
+      << (row ? row->state : "gone");
+  // ...and the socket stays upperd's while the reply waits.
+  for (int i = 0; i < 10; ++i) {
+    row = ServerSide(upperd->data_port(), client_port);
+    ASSERT_TRUE(row.has_value());
+    EXPECT_NE(row->inode, 0u) << "upperd left the reply to an orphan socket";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  absl::StatusOr<std::string> reply =
+      ReadUntilEof(fd.get(), absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_TRUE(*reply == ExpectedUpper(sent));
+  fd.Reset();
+  StopCleanly(*upperd);
+  EXPECT_EQ(FinalTotal(*upperd, "active"), 0u);
+  EXPECT_EQ(FinalTotal(*upperd, "closed"), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, DataPlaneTest,

@@ -66,50 +66,79 @@ CloseReason SendAll(int fd, const char* data, std::size_t size,
   return CloseReason::kNone;
 }
 
-// After our FIN: false while the peer has not acknowledged all we sent
-// (our FIN is unacknowledged in FIN_WAIT1, CLOSING or LAST_ACK), with the
-// bytes still queued in `queued`. Unknown counts as acknowledged.
-bool OutputAcked(int fd, int* queued) {
+// Where the hand-over of our output stands after our FIN.
+enum class Delivery { kPending, kDone, kFailed };
+
+// kPending while our FIN is unacknowledged (FIN_WAIT1, CLOSING, LAST_ACK),
+// with the bytes still queued in `queued`; kFailed when the kernel ended
+// the connection with an error (a reset, TCP_USER_TIMEOUT's ETIMEDOUT) into
+// `error`; else kDone. Unknown counts as done: nothing to wait on.
+Delivery OutputDelivery(int fd, int* queued, int* error) {
   tcp_info info = {};
   socklen_t len = sizeof(info);
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    return Delivery::kDone;
+  }
+  if (info.tcpi_state == TCP_CLOSE) {
+    len = sizeof(*error);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, error, &len) == 0 && *error != 0) {
+      return Delivery::kFailed;
+    }
+    return Delivery::kDone;
+  }
   if (info.tcpi_state != TCP_FIN_WAIT1 && info.tcpi_state != TCP_CLOSING &&
       info.tcpi_state != TCP_LAST_ACK) {
-    return true;  // FIN_WAIT2, TIME_WAIT, CLOSE: our FIN, so all, is acked
+    return Delivery::kDone;  // FIN_WAIT2, TIME_WAIT: our FIN, so all, acked
   }
   if (ioctl(fd, SIOCOUTQ, queued) != 0) *queued = 0;
-  return false;
+  return Delivery::kPending;
 }
+
+// The wait's pause before its next look: from 0.1 ms, doubling, to 250 ms.
+// A peer on loopback or a LAN acknowledges within the first looks; the cap
+// keeps thousands of peers that never acknowledge (an attack holding slots
+// after their EOF) to a few wake-ups a second each.
+constexpr long kFirstPauseNs = 100000;
+constexpr long kLongestPauseNs = 250000000;
 
 // Keeps the socket ours until the peer has acknowledged our output and FIN.
 // Closed earlier, the socket would be an orphan still holding that output,
 // and under host-wide TCP memory pressure the kernel resets orphans
 // (TCPAbortOnMemory): the client would lose the tail of its reply. Ends
-// when acknowledged, when a close is asked for (admin, drain), or when the
-// queue has not shrunk for the send timeout (else the idle timeout; the
-// kernel's own TCP_USER_TIMEOUT aborts it at the send timeout too). Polls
-// with a backoff from 0.1 to 20 ms: async-signal-safe, no timer needed.
-void AwaitOutputAcked(int fd, const SlotWriter& slot) {
+// when acknowledged (kClient), when a close is asked for (kClient: the
+// close request's reason wins when the slot is released), when the kernel
+// aborts it (a reset: kError; TCP_USER_TIMEOUT: kSendTimeout), or when the
+// queue has not shrunk for the send timeout (kSendTimeout; without one, the
+// idle timeout: kIdleTimeout). Async-signal-safe: sleeps, no timer.
+CloseReason AwaitOutputAcked(int fd, const SlotWriter& slot) {
+  const bool by_send = slot.send_timeout_ms() != 0;
   const uint64_t bound_ns =
-      uint64_t{slot.send_timeout_ms() != 0 ? slot.send_timeout_ms()
-                                           : slot.idle_timeout_ms()} *
+      uint64_t{by_send ? slot.send_timeout_ms() : slot.idle_timeout_ms()} *
       1000000;
   uint64_t last_progress = NowNs(CLOCK_MONOTONIC);
   int least_queued = INT_MAX;
-  long sleep_ns = 100000;
+  long pause_ns = kFirstPauseNs;
   for (;;) {
     int queued = 0;
-    if (OutputAcked(fd, &queued) || slot.CloseRequested()) return;
+    int error = 0;
+    const Delivery d = OutputDelivery(fd, &queued, &error);
+    if (d == Delivery::kDone || slot.CloseRequested()) {
+      return CloseReason::kClient;
+    }
+    if (d == Delivery::kFailed) {
+      return error == ETIMEDOUT && by_send ? CloseReason::kSendTimeout
+                                           : CloseReason::kError;
+    }
     const uint64_t now = NowNs(CLOCK_MONOTONIC);
     if (queued < least_queued) {
       least_queued = queued;
       last_progress = now;
     } else if (bound_ns != 0 && now - last_progress >= bound_ns) {
-      return;
+      return by_send ? CloseReason::kSendTimeout : CloseReason::kIdleTimeout;
     }
-    timespec pause = {0, sleep_ns};
+    timespec pause = {0, pause_ns};
     nanosleep(&pause, nullptr);  // EINTR: just look again
-    sleep_ns = std::min(sleep_ns * 2, 20000000L);
+    pause_ns = std::min(pause_ns * 2, kLongestPauseNs);
   }
 }
 
@@ -128,8 +157,8 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
     if (n == 0) {
       // Everything received has been sent: pass the EOF on, and hold the
       // socket until the peer has it all.
-      if (shutdown(fd, SHUT_WR) == 0) AwaitOutputAcked(fd, slot);
-      return CloseReason::kClient;
+      if (shutdown(fd, SHUT_WR) != 0) return CloseReason::kClient;
+      return AwaitOutputAcked(fd, slot);
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

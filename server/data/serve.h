@@ -1,17 +1,19 @@
 // The serve loop: what every worker, thread or fork child, runs for its one
 // connection.
 //
-// Blocking read -> upper-case -> send everything, until the client's EOF
-// (then shut down our write side, so the client gets all of its output and
-// then EOF, and wait until the peer acknowledged it), an error, --idle_timeout
-// without a byte received (SO_RCVTIMEO), or --send_timeout without the peer
-// taking a byte of our output (SO_SNDTIMEO and TCP_USER_TIMEOUT): the loop
-// needs no poll or timer.
+// Blocking read -> upper-case -> send everything, until the client's EOF,
+// an error, --idle_timeout without a byte received (SO_RCVTIMEO), or
+// --send_timeout without the peer taking a byte of our output (SO_SNDTIMEO
+// and TCP_USER_TIMEOUT): the loop needs no poll or timer. After the EOF it
+// shuts down our write side, so the client gets all of its output and then
+// EOF, and keeps the socket until the peer has acknowledged that output
+// (looking with a backoff up to 250 ms, bounded by the send timeout, else
+// the idle timeout), so that no reply is left to an orphan socket.
 //
 // Async-signal-safe by construction, because fork children run it: only
 // recv, send, setsockopt, getsockopt, ioctl, shutdown, nanosleep,
-// clock_gettime and atomics on the shared
-// table; no allocation, no locks, no logging. SIGPIPE cannot fire (every send
+// clock_gettime and atomics on the shared table; no allocation, no locks,
+// no logging. SIGPIPE cannot fire (every send
 // uses MSG_NOSIGNAL). The caller owns `fd` and closes it afterwards.
 #pragma once
 

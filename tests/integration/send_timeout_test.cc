@@ -5,19 +5,24 @@
 // line; a client that pauses reading for less than the timeout, and a
 // normal client, get every byte. (Bad values of the flag and of
 // UPPER_SEND_TIMEOUT: bad_input_test.cc's table.)
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/final_totals.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/proc.h"
 #include "tests/support/stop_cleanly.h"
 #include "tests/support/tcp.h"
 #include "tests/support/upperd_process.h"
@@ -56,6 +61,43 @@ class SendTimeoutTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<UpperdProcess> upperd_;
   uint16_t metrics_port_ = 0;
 };
+
+// `count` clients with a one-page receive buffer: each sends 32 KiB without
+// reading, then half-closes, so that upperd has the EOF while its reply
+// waits in its send buffer for a peer that never takes it.
+std::vector<UniqueFd> HalfClosedNonReaders(uint16_t port, int count) {
+  const std::string payload(32 * 1024, 'q');
+  std::vector<UniqueFd> fds;
+  for (int i = 0; i < count; ++i) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int small = 4096;
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+        0) {
+      ADD_FAILURE() << "connect: " << std::strerror(errno);
+      break;
+    }
+    size_t sent = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    while (sent < payload.size() && absl::Now() < deadline) {
+      const ssize_t n =
+          send(fd.get(), payload.data() + sent, payload.size() - sent,
+               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else {
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    }
+    shutdown(fd.get(), SHUT_WR);
+    fds.push_back(std::move(fd));
+  }
+  return fds;
+}
 
 TEST_P(SendTimeoutTest, ClientThatNeverReadsIsClosedAfterTheSendTimeout) {
   absl::StatusOr<UniqueFd> never_reads = Connect(upperd_->data_port());
@@ -118,6 +160,43 @@ TEST_P(SendTimeoutTest, PausesShorterThanTheTimeoutDoNotClose) {
   EXPECT_EQ(Value(Series("send_timeout")), 0);
   StopCleanly(*upperd_);
   EXPECT_EQ(FinalTotal(*upperd_, "closed_send_timeout"), 0u);
+}
+
+// After their EOF, clients that never take the reply hold their slots only
+// until the send timeout, and are counted as send_timeout, not as clients
+// that ended normally: their reply was never delivered.
+TEST_P(SendTimeoutTest, HalfClosedClientsThatNeverReadEndAsSendTimeout) {
+  constexpr int kClients = 50;
+  std::vector<UniqueFd> fds =
+      HalfClosedNonReaders(upperd_->data_port(), kClients);
+  ASSERT_EQ(fds.size(), static_cast<size_t>(kClients));
+  EXPECT_TRUE(
+      Eventually([&] { return Value(Series("send_timeout")) == kClients; },
+                 kSendTimeout * 3 + absl::Seconds(5)))
+      << Value(Series("send_timeout"));
+  EXPECT_EQ(Value(Series("client")), 0);
+  StopCleanly(*upperd_);
+  EXPECT_EQ(FinalTotal(*upperd_, "active"), 0u);
+}
+
+// An attack that holds slots after its EOF (peers that never take their
+// reply) costs upperd next to no CPU while it waits for them: its looks at
+// each socket back off to 250 ms.
+TEST(SendTimeoutAttack, HalfClosedNonReadersCostNoCpuWhileHeld) {
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> started = UpperdProcess::Start(
+      {.args = {"--mode=thread", "--send_timeout=6s", "--idle_timeout=60s"}});
+  ASSERT_TRUE(started.ok()) << started.status();
+  UpperdProcess& upperd = **started;
+  std::vector<UniqueFd> fds = HalfClosedNonReaders(upperd.data_port(), 400);
+  ASSERT_EQ(fds.size(), 400u);
+  absl::SleepFor(absl::Seconds(1));  // past the first, quick looks
+  const std::optional<double> before = CpuSeconds(upperd.pid());
+  absl::SleepFor(absl::Seconds(2));
+  const std::optional<double> after = CpuSeconds(upperd.pid());
+  ASSERT_TRUE(before && after);
+  RecordProperty("cpu_ms_over_2s", static_cast<int>((*after - *before) * 1000));
+  EXPECT_LT(*after - *before, 0.25) << "400 held peers kept upperd busy";
+  StopCleanly(upperd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SendTimeoutTest,

@@ -203,13 +203,21 @@ std::string DropLine(uint64_t dropped) {
 // The stderr of a process that called MakeLogNeverWait (set once, before
 // its lines), its drops, and those not yet reported in a line that got
 // through. That process logs from one thread (the fork server).
-std::atomic<const NeverWaitStderr*> g_never_wait{nullptr};
+std::atomic<NeverWaitStderr*> g_never_wait{nullptr};
 std::atomic<uint64_t> g_never_wait_dropped{0};
 uint64_t g_never_wait_unreported = 0;
 
-void EmitNeverWait(const NeverWaitStderr& out, absl::string_view line) {
+// Set with g_never_wait: the process named in its drop reports.
+const char* g_never_wait_process = "";
+
+void EmitNeverWait(NeverWaitStderr& out, absl::string_view line) {
   if (g_never_wait_unreported > 0) {
-    if (!out.Write(DropLine(g_never_wait_unreported))) {
+    const std::string report =
+        FormatLogLine(g_format.load(std::memory_order_relaxed),
+                      LogLevel::kWarning, "log_lines_dropped",
+                      {{"dropped", g_never_wait_unreported},
+                       {"process", g_never_wait_process}});
+    if (!out.Write(report)) {
       ++g_never_wait_unreported;
       g_never_wait_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -229,7 +237,7 @@ void FlushAtExit() {
 void Emit(absl::string_view line) {
   if (LogBuffer* buffer = OwnBuffer()) {
     buffer->Append(line);
-  } else if (const NeverWaitStderr* out =
+  } else if (NeverWaitStderr* out =
                  g_never_wait.load(std::memory_order_acquire)) {
     EmitNeverWait(*out, line);
   } else {
@@ -259,8 +267,9 @@ bool FlushLog(absl::Duration timeout) {
   return buffer == nullptr || buffer->Flush(timeout);
 }
 
-void MakeLogNeverWait() {
+void MakeLogNeverWait(const char* process) {
   if (g_never_wait.load() != nullptr) return;
+  g_never_wait_process = process;
   // Never destroyed, like the buffer: lines may be logged until _exit.
   g_never_wait.store(new NeverWaitStderr(NeverWaitStderr::Prepare()),
                      std::memory_order_release);

@@ -61,9 +61,12 @@ bool FlushLog(absl::Duration timeout);
 // For a process that must stay single-threaded and never wait on stderr's
 // reader (the fork server): from now on a line is written only if stderr
 // takes it at once (never_wait_stderr.h), else dropped, counted, and
-// reported in a `log_lines_dropped dropped=N` line before the next line
-// that gets through. Call once, early, before StartLogWriter would be.
-void MakeLogNeverWait();
+// reported in a `log_lines_dropped dropped=N process=<process>` line before
+// the next line that gets through (`process` names whose drops they are:
+// not upperd's, which upper_log_lines_dropped_total counts). Call once,
+// early, before StartLogWriter would be; `process` must outlive the process
+// (a literal).
+void MakeLogNeverWait(const char* process);
 
 // Lines dropped because the buffer was full or stderr would not take them
 // at once (stderr's reader stuck).

@@ -290,7 +290,9 @@ ConnectionTable::~ConnectionTable() {
 // Faults: a releaser killed between its state store and its ORs leaves a
 // free slot unpublished. Only the fork server can die so (upperd's own
 // releasers die with the table); RecoverForkServerLedger then re-publishes
-// every free fork-mode slot whose bit is clear (RepublishFreeForkSlots).
+// every free fork-mode slot, whatever its bits say: one killed between its
+// level-0 OR and the summary ORs above it left a set bit that no summary
+// leads to (RepublishFreeForkSlots).
 void ConnectionTable::InitFreeMap() {
   StoreRelaxed(free_map_->levels, static_cast<uint32_t>(level_count_));
   uint64_t bits = capacity_;  // set bits at this level: all slots free

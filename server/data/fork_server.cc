@@ -102,6 +102,7 @@ class ForkServer {
   int Run() {
     LogEvent(LogLevel::kInfo, "fork_server_started",
              {{"pid", static_cast<int64_t>(getpid())}});
+    PublishLogDrops();  // a start line lost to a stuck stderr shows at once
     while (control_.valid() || !children_.empty()) {
       pollfd fds[2] = {{signals_.get(), POLLIN, 0},
                        {control_.get(), POLLIN, 0}};
@@ -289,7 +290,7 @@ int RunForkServer(int argc, const char* const* argv) {
   // never waited for: with a stuck stderr they are dropped and counted.
   // (Waited for, each replacement would block on its first line and be
   // killed by the watchdog in turn, refusing fork mode meanwhile.)
-  MakeLogNeverWait();
+  MakeLogNeverWait("fork_server");
   g_child_fd_limit = FdLimit();
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {

@@ -281,12 +281,14 @@ void ForkWorkers::Watch(absl::Time now) {
   last_watch_ = now;
   const uint64_t acked = table_.ForkRequestsAcked();
   const uint64_t outstanding = Outstanding(acked);
-  // A loop that itself did not run for half the timeout (the whole pod
+  // A loop that itself did not look for half the timeout (the whole pod
   // frozen by a cgroup, a VM paused, the host swapping) saw nothing of the
   // fork server meanwhile: its silence proves nothing, so the wait starts
-  // again. A hang is judged only on samples the loop took in time.
-  if (acked != last_acked_ || outstanding == 0 ||
-      now - previous_look > hang_timeout_ / 2) {
+  // again. A hang is judged only on samples the loop took in time. (At
+  // least five samples late: a timeout of a few ms is shorter than a busy
+  // loop's ordinary gaps.)
+  const absl::Duration late = std::max(hang_timeout_ / 2, 5 * WatchSample());
+  if (acked != last_acked_ || outstanding == 0 || now - previous_look > late) {
     last_acked_ = acked;
     last_progress_ = now;
     return;
@@ -299,9 +301,12 @@ absl::Time ForkWorkers::NextWatch() const {
       Outstanding(table_.ForkRequestsAcked()) == 0) {
     return absl::InfiniteFuture();
   }
-  const absl::Duration sample =
-      std::max(kMinWatchSample, hang_timeout_ / kWatchSamplesPerTimeout);
-  return std::min(last_progress_ + hang_timeout_, MonotonicNow() + sample);
+  return std::min(last_progress_ + hang_timeout_,
+                  MonotonicNow() + WatchSample());
+}
+
+absl::Duration ForkWorkers::WatchSample() const {
+  return std::max(kMinWatchSample, hang_timeout_ / kWatchSamplesPerTimeout);
 }
 
 void ForkWorkers::KillHung(uint64_t outstanding) {

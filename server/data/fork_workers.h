@@ -140,6 +140,8 @@ class ForkWorkers {
   // When Watch() must look again (a sample of the acknowledgement counter,
   // or the deadline), or InfiniteFuture when nothing is outstanding.
   absl::Time NextWatch() const;
+  // How often Watch() looks while work is outstanding.
+  absl::Duration WatchSample() const;
   // SIGKILLs the hung fork server (upperd's child, not reaped yet: pid_ is
   // cleared before any reap, so the pid is still its own) and stops handing
   // it work; its death then goes through OnForkServerDied.

@@ -2,8 +2,11 @@
 //
 // upperd, upperd-fork-server and every fork child map the same memfd, so
 // this layout is a binary contract between programs: kMagic and kVersion
-// change with any change to it, and ConnectionTable::Attach refuses a
-// mapping of another version. Every field is a naturally aligned 32- or
+// name its shape, and ConnectionTable::Attach refuses a mapping of another
+// version. Fields appended to the header within a version (the watchdog's
+// and the fork server's counters) rely on the build id (Header::build_id),
+// which a mismatched fork server refuses, so two programs of different
+// builds never share a table. Every field is a naturally aligned 32- or
 // 64-bit integer, read and written only through std::atomic_ref (the
 // helpers below), which is lock-free and address-free, so valid across
 // processes.

@@ -352,6 +352,22 @@ TEST_F(ForkServerHang, WatchdogReplacesAStoppedForkServerWithinItsTimeout) {
   StopCleanly(*upperd_);
 }
 
+// The smallest timeouts still fire: the loop's ordinary gaps between looks
+// (poll rounds up to whole milliseconds) must not read as a frozen loop.
+TEST_F(ForkServerHang, ATenMillisecondTimeoutStillReplacesAStoppedForkServer) {
+  Start({"--mode=fork", "--fork_server_timeout=10ms"});
+  StoppedForkServer stale = StopForkServer(*upperd_);
+  ASSERT_TRUE(stale.pidfd.valid());
+  std::vector<UniqueFd> one = Flood(upperd_->data_port(), 1);
+  ASSERT_TRUE(
+      upperd_->WaitForLog("fork_server_restarted", absl::Seconds(10)).ok())
+      << upperd_->Log();
+  const FloodTally tally = Collect(one, absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(tally.refused, 1);
+  ExpectReplacedAndSettled(stale, tally);
+  StopCleanly(*upperd_);
+}
+
 // upperd's own loop frozen with a hand-off outstanding (the whole pod
 // frozen by a cgroup, a paused VM; here upperd and its fork server both
 // SIGSTOPped, upperd for longer than the timeout): on waking, the loop has

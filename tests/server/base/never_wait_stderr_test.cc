@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -46,7 +48,7 @@ struct Pipe {
 };
 
 // Writes lines until one is refused; each must be whole. Returns how many.
-int FillUntilRefused(const NeverWaitStderr& out, const std::string& line) {
+int FillUntilRefused(NeverWaitStderr& out, const std::string& line) {
   int written = 0;
   while (written < 10000 && out.Write(line)) ++written;
   return written;
@@ -62,7 +64,7 @@ void ExpectWholeLines(int read_fd, const std::string& line, int count) {
   }
 }
 
-void ExpectFullPipeRefusesAtOnce(const NeverWaitStderr& out, const Pipe& p) {
+void ExpectFullPipeRefusesAtOnce(NeverWaitStderr out, const Pipe& p) {
   const std::string line(100, 'a');
   const std::string with_newline = line + "\n";
   const int written = FillUntilRefused(out, with_newline);
@@ -78,7 +80,7 @@ void ExpectFullPipeRefusesAtOnce(const NeverWaitStderr& out, const Pipe& p) {
 TEST(NeverWaitStderr, AFullPipeRefusesTheLineAtOnce) {
   Pipe p;
   StderrSwap swap(p.fds[1]);
-  const NeverWaitStderr out = NeverWaitStderr::Prepare();
+  NeverWaitStderr out = NeverWaitStderr::Prepare();
   ExpectFullPipeRefusesAtOnce(out, p);
   // The non-blocking flag is on a description of this process's own: the
   // pipe's original write end (shared with whoever made it) is unchanged.
@@ -97,7 +99,7 @@ TEST(NeverWaitStderr, AFullSocketRefusesTheLineAtOnce) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
   StderrSwap swap(sv[0]);
-  const NeverWaitStderr out = NeverWaitStderr::Prepare();
+  NeverWaitStderr out = NeverWaitStderr::Prepare();
   const std::string line(200, 'b');
   EXPECT_GT(FillUntilRefused(out, line), 0);
   const absl::Time start = absl::Now();
@@ -110,10 +112,46 @@ TEST(NeverWaitStderr, AFullSocketRefusesTheLineAtOnce) {
   close(sv[1]);
 }
 
+// A stream socket (journald's) may take part of a line: the rest is
+// dropped, and the next line still starts on a line of its own.
+TEST(NeverWaitStderr, AStreamSocketsPartLineIsEndedBeforeTheNextLine) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  const int small = 4096;
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  StderrSwap swap(sv[0]);
+  NeverWaitStderr out = NeverWaitStderr::Prepare();
+  const std::string line = std::string(999, 'b') + "\n";
+  EXPECT_GT(FillUntilRefused(out, line), 0);
+  std::string got;
+  char buf[65536];
+  auto drain = [&] {
+    for (;;) {
+      const ssize_t n = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  };
+  drain();
+  EXPECT_TRUE(out.Write(line));
+  drain();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back(), '\n');
+  got.pop_back();
+  const std::vector<std::string> lines = absl::StrSplit(got, '\n');
+  for (const std::string& l : lines) {
+    EXPECT_LE(l.size(), 999u);  // never a fragment run on into a line
+    EXPECT_EQ(l.find_first_not_of('b'), std::string::npos);
+  }
+  EXPECT_EQ(lines.back().size(), 999u);  // the last line whole
+  close(sv[0]);
+  close(sv[1]);
+}
+
 TEST(NeverWaitStderr, ALineLongerThanPipeBufIsCutNotHalfWritten) {
   Pipe p;
   StderrSwap swap(p.fds[1]);
-  const NeverWaitStderr out = NeverWaitStderr::Prepare();
+  NeverWaitStderr out = NeverWaitStderr::Prepare();
   const std::string huge(3 * PIPE_BUF, 'c');
   EXPECT_TRUE(out.Write(huge));
   std::string got(4 * PIPE_BUF, '\0');

@@ -235,15 +235,13 @@ absl::Status ThreadCacheFromFlags(Config& c) {
   c.thread_spare_min = static_cast<uint32_t>(min);
   c.thread_spare_max = static_cast<uint32_t>(max);
   const absl::Duration timeout = absl::GetFlag(FLAGS_thread_spare_timeout);
-  if (timeout == absl::ZeroDuration()) {
+  if (timeout < absl::Milliseconds(1) || timeout > absl::Hours(1)) {
     return absl::InvalidArgumentError(
-        "--thread_spare_timeout: 0s is out of range (1ms..1h; "
-        "--thread_spare_max=0 turns the cache off)");
+        absl::StrCat("--thread_spare_timeout: ", absl::FormatDuration(timeout),
+                     " is out of range (1ms..1h; --thread_spare_max=0 turns "
+                     "the cache off)"));
   }
-  absl::StatusOr<absl::Duration> value =
-      WholeMilliseconds("thread_spare_timeout", timeout, absl::Hours(1));
-  if (!value.ok()) return value.status();
-  c.thread_spare_timeout = *value;
+  c.thread_spare_timeout = absl::Ceil(timeout, absl::Milliseconds(1));
   return absl::OkStatus();
 }
 

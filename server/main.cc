@@ -26,6 +26,17 @@ int StartupFailure(const absl::Status& status) {
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
+// What /metrics reads from the data and admin planes; both outlive it.
+upper::MetricsSources SourcesOf(upper::DataPlane& data_plane,
+                                const upper::AdminServer& admin) {
+  return {
+      .table = &data_plane.table(),
+      .draining = [&data_plane] { return data_plane.draining(); },
+      .thread_workers = [&data_plane] { return data_plane.thread_workers(); },
+      .admin_requests = [&stats =
+                             admin.rpc_stats()] { return stats.Snapshot(); }};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,12 +88,8 @@ int main(int argc, char** argv) {
   upper::LogAdminExposure(upper::AssessAdminExposure(parsed->config),
                           (*admin)->address());
   absl::StatusOr<std::unique_ptr<upper::MetricsServer>> metrics =
-      upper::MetricsServer::Start(
-          parsed->config,
-          {.table = &data_plane.table(),
-           .draining = [&data_plane] { return data_plane.draining(); },
-           .admin_requests =
-               [&stats = (*admin)->rpc_stats()] { return stats.Snapshot(); }});
+      upper::MetricsServer::Start(parsed->config,
+                                  SourcesOf(data_plane, **admin));
   if (!metrics.ok()) return StartupFailure(metrics.status());
   const int code = data_plane.Run();
   (*admin)->Stop();

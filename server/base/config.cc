@@ -42,6 +42,15 @@ ABSL_FLAG(absl::Duration, fork_server_timeout, absl::Seconds(5),
           "Kill and replace the fork server when work handed to it is not "
           "acknowledged for this long; 0 = never, else 1ms..1h, "
           "sub-millisecond remainders rounded up");
+ABSL_FLAG(int32_t, thread_spare_min, 0,
+          "Thread mode: spare threads always kept waiting for the next "
+          "connection (0..thread_spare_max)");
+ABSL_FLAG(int32_t, thread_spare_max, 64,
+          "Thread mode: most spare threads kept waiting for the next "
+          "connection; 0 = every thread exits after its connection; 0..10000");
+ABSL_FLAG(absl::Duration, thread_spare_timeout, absl::Seconds(10),
+          "Thread mode: a spare beyond --thread_spare_min exits after "
+          "waiting this long; 1ms..1h, sub-millisecond remainders rounded up");
 ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
 ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
           "Address of the gRPC admin endpoint (the container image sets "
@@ -68,12 +77,26 @@ namespace upper {
 namespace {
 
 // Every flag upperd reads, in --help order.
-constexpr absl::string_view kFlagNames[] = {
-    "bind",           "data_port",     "mode",          "max_connections",
-    "idle_timeout",   "send_timeout",  "drain_timeout", "fork_server_timeout",
-    "log_format",     "admin_bind",    "admin_port",    "admin_token_file",
-    "admin_tls_cert", "admin_tls_key", "admin_nice",    "metrics_bind",
-    "metrics_port"};
+constexpr absl::string_view kFlagNames[] = {"bind",
+                                            "data_port",
+                                            "mode",
+                                            "max_connections",
+                                            "idle_timeout",
+                                            "send_timeout",
+                                            "drain_timeout",
+                                            "fork_server_timeout",
+                                            "thread_spare_min",
+                                            "thread_spare_max",
+                                            "thread_spare_timeout",
+                                            "log_format",
+                                            "admin_bind",
+                                            "admin_port",
+                                            "admin_token_file",
+                                            "admin_tls_cert",
+                                            "admin_tls_key",
+                                            "admin_nice",
+                                            "metrics_bind",
+                                            "metrics_port"};
 
 // Flags that name a file and turn a feature off when left out (no token,
 // no TLS), with what leaving them out means. Given empty, as a flag or as a
@@ -195,6 +218,33 @@ absl::Status DurationsFromFlags(Config& c) {
   return absl::OkStatus();
 }
 
+// --thread_spare_*: min <= max <= 10000, a timeout of 1ms..1h (0 would
+// make every spare leave at once: --thread_spare_max=0 says that).
+absl::Status ThreadCacheFromFlags(Config& c) {
+  const int32_t min = absl::GetFlag(FLAGS_thread_spare_min);
+  const int32_t max = absl::GetFlag(FLAGS_thread_spare_max);
+  if (max < 0 || max > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--thread_spare_max: ", max, " is out of range (0..10000)"));
+  }
+  if (min < 0 || min > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--thread_spare_min: ", min, " is out of range (0..", max,
+                     ", the --thread_spare_max)"));
+  }
+  c.thread_spare_min = static_cast<uint32_t>(min);
+  c.thread_spare_max = static_cast<uint32_t>(max);
+  const absl::Duration timeout = absl::GetFlag(FLAGS_thread_spare_timeout);
+  if (timeout < absl::Milliseconds(1) || timeout > absl::Hours(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--thread_spare_timeout: ", absl::FormatDuration(timeout),
+                     " is out of range (1ms..1h; --thread_spare_max=0 turns "
+                     "the cache off)"));
+  }
+  c.thread_spare_timeout = absl::Ceil(timeout, absl::Milliseconds(1));
+  return absl::OkStatus();
+}
+
 absl::Status AdminAndMetricsFromFlags(Config& c) {
   c.admin_bind = absl::GetFlag(FLAGS_admin_bind);
   if (c.admin_bind.empty()) {
@@ -270,6 +320,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   c.max_connections = static_cast<uint32_t>(max_connections);
   if (absl::Status s = DurationsFromFlags(c); !s.ok()) return s;
+  if (absl::Status s = ThreadCacheFromFlags(c); !s.ok()) return s;
   const std::string log_format = absl::GetFlag(FLAGS_log_format);
   if (!ParseLogFormat(log_format, &c.log_format)) {
     return absl::InvalidArgumentError(

@@ -37,6 +37,12 @@ struct Config {
   // it is hung: it is killed and replaced. Zero: never.
   absl::Duration fork_server_timeout = absl::Seconds(5);
   LogFormat log_format = LogFormat::kText;
+  // Thread mode's thread cache (README "Thread cache"): spare threads kept
+  // waiting for the next connection, at least min (never timed out), at most
+  // max (0 = off), each beyond min for at most the timeout.
+  uint32_t thread_spare_min = 0;
+  uint32_t thread_spare_max = 64;
+  absl::Duration thread_spare_timeout = absl::Seconds(10);
 
   // Admin plane (gRPC). Loopback by default: it can close connections and
   // switch modes, so exposing it is a deliberate choice (the image does).

@@ -168,13 +168,18 @@ absl::StatusOr<ResourceLimits> ReadResourceLimits(const CgroupFiles& cgroup) {
 }
 
 std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
-                                        uint32_t max_connections) {
+                                        uint32_t max_connections,
+                                        uint32_t spare_threads) {
   std::vector<LimitShortfall> shortfalls;
   const uint64_t fds = uint64_t{max_connections} + kOwnFdReserve;
   if (limits.open_files < fds) {
     shortfalls.push_back({"open_files", limits.open_files, fds});
   }
-  const uint64_t tasks = uint64_t{max_connections} + kOwnTaskReserve;
+  // Spare threads are tasks too; in thread mode alone they are threads that
+  // served a connection, but after a switch to fork mode they wait (up to
+  // --thread_spare_timeout) beside up to max_connections children.
+  const uint64_t tasks =
+      uint64_t{max_connections} + spare_threads + kOwnTaskReserve;
   if (limits.max_processes != 0 && limits.max_processes < tasks) {
     shortfalls.push_back({"max_processes", limits.max_processes, tasks});
   }

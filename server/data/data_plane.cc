@@ -118,7 +118,11 @@ DataPlane::DataPlane(const Config& config, const ResourceLimits& limits,
       signals_(std::move(signals)),
       table_(std::move(table)),
       listener_(std::move(listener)),
-      thread_workers_(std::make_unique<ThreadWorkers>(table_)) {}
+      thread_workers_(std::make_unique<ThreadWorkers>(
+          table_, ThreadWorkers::CacheOptions{
+                      .min_spare = config.thread_spare_min,
+                      .max_spare = config.thread_spare_max,
+                      .spare_timeout = config.thread_spare_timeout})) {}
 
 DataPlane::~DataPlane() {
   // Workers first: they write into the table.
@@ -190,8 +194,9 @@ void DataPlane::LogStart() const {
             {"memory_limit_bytes", LimitText(limits_.memory_limit_bytes)}});
   // Connections past such a limit are refused (fd_exhausted, fork_failed,
   // thread_failed) and counted, but an operator should know before then.
-  for (const LimitShortfall& s :
-       CheckLimits(limits_, config_.max_connections)) {
+  for (const LimitShortfall& s : CheckLimits(
+           limits_, config_.max_connections,
+           std::min(config_.thread_spare_max, config_.max_connections))) {
     LogEvent(LogLevel::kWarning, "limit_below_max_connections",
              {{"limit", s.limit},
               {"available", s.available},
@@ -458,6 +463,9 @@ void DataPlane::StartDrain() {
     table_->CountRejected(RejectReason::kDraining);
   }
   listener_.Close();
+  // No connection is coming: idle spare threads exit now, and busy ones
+  // exit once their connection ends.
+  thread_workers_->StopSpares();
   if (drain_listener_) drain_listener_();
 }
 

@@ -61,6 +61,9 @@ class DataPlane final : public ServerControl {
   absl::Time started_at() const override { return started_at_; }
   bool draining() const override { return draining_.load(); }
   ResourceLimits resource_limits() const override { return limits_; }
+  ThreadCacheStats thread_workers() const override {
+    return thread_workers_->stats();
+  }
   Mode SetMode(Mode mode) override;
   absl::StatusOr<ConnectionInfo> CloseConnection(uint64_t id,
                                                  CloseReason reason) override;

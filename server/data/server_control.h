@@ -18,6 +18,7 @@
 #include "server/base/mode.h"
 #include "server/base/resource_limits.h"
 #include "server/data/connection_table.h"
+#include "server/data/worker_stats.h"
 
 namespace upper {
 
@@ -36,6 +37,9 @@ class ServerControl {
   // was raised); they do not change while upperd runs.
   virtual ResourceLimits resource_limits() const = 0;
 
+  // Thread mode's workers: busy, idle spares, spawns and exits. Zero in a
+  // server without thread workers (and in fakes that do not say).
+  virtual ThreadCacheStats thread_workers() const { return {}; }
   // Sets the mode for new connections; returns the previous one.
   virtual Mode SetMode(Mode mode) = 0;
   // Closes connection `id`, counted as `reason`. OK: the close was

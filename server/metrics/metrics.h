@@ -32,6 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/admin/rpc_stats.h"
+#include "server/data/worker_stats.h"
 
 namespace prometheus {
 class Collectable;
@@ -51,6 +52,9 @@ struct MetricsSources {
   const ConnectionTable* table = nullptr;
   // upper_draining; reported as 0 when unset.
   std::function<bool()> draining;
+  // upper_workers{mode="thread"}, upper_worker_spawns_total and
+  // upper_worker_exits_total; zeros when unset.
+  std::function<ThreadCacheStats()> thread_workers;
   // upper_admin_requests_total{method,code}, usually RpcStats::Snapshot of
   // the admin server; the family is left out when unset (no admin plane).
   // Methods are labelled by their full name without the leading slash

@@ -104,6 +104,50 @@ MetricFamily ActiveFamily(const TableTotals& t) {
   return family;
 }
 
+// Busy and idle workers per mode. Fork mode has no idle children yet (one
+// fresh child per connection): its busy count is its active connections.
+MetricFamily WorkersFamily(const TableTotals& t, const ThreadCacheStats& w) {
+  MetricFamily family = Family(
+      "upper_workers",
+      "Workers by mode and state: busy serve a connection, idle wait for "
+      "the next one (thread mode's spare threads).",
+      MetricType::Gauge);
+  AddGauge(family, {Label("mode", "fork"), Label("state", "busy")},
+           static_cast<double>(t.active[Index(Mode::kFork)]));
+  AddGauge(family, {Label("mode", "fork"), Label("state", "idle")}, 0);
+  AddGauge(family, {Label("mode", "thread"), Label("state", "busy")},
+           static_cast<double>(w.busy));
+  AddGauge(family, {Label("mode", "thread"), Label("state", "idle")},
+           static_cast<double>(w.idle));
+  return family;
+}
+
+MetricFamily WorkerSpawnsFamily(const ThreadCacheStats& w) {
+  MetricFamily family = Family(
+      "upper_worker_spawns_total",
+      "Worker threads created; a connection handed to a spare creates none.",
+      MetricType::Counter);
+  AddCounter(family, {Label("mode", "thread")}, w.spawns_total);
+  return family;
+}
+
+MetricFamily WorkerExitsFamily(const ThreadCacheStats& w) {
+  MetricFamily family = Family(
+      "upper_worker_exits_total",
+      "Thread workers that exited, by reason: idle_timeout (a spare beyond "
+      "--thread_spare_min waited --thread_spare_timeout), shutdown (drain or "
+      "stop), cache_full (--thread_spare_max spares already waited).",
+      MetricType::Counter);
+  const std::pair<const char*, uint64_t> reasons[] = {
+      {"idle_timeout", w.exits_idle_timeout},
+      {"shutdown", w.exits_shutdown},
+      {"cache_full", w.exits_cache_full}};
+  for (const auto& [reason, n] : reasons) {
+    AddCounter(family, {Label("mode", "thread"), Label("reason", reason)}, n);
+  }
+  return family;
+}
+
 MetricFamily LimitFamily(uint32_t capacity) {
   MetricFamily family =
       Family("upper_connections_limit",
@@ -248,6 +292,11 @@ std::vector<MetricFamily> TableCollector::Collect() const {
   const TableTotals t = sources_.table->ReadTotals();
   std::vector<MetricFamily> families;
   families.push_back(ActiveFamily(t));
+  const ThreadCacheStats workers =
+      sources_.thread_workers ? sources_.thread_workers() : ThreadCacheStats{};
+  families.push_back(WorkersFamily(t, workers));
+  families.push_back(WorkerSpawnsFamily(workers));
+  families.push_back(WorkerExitsFamily(workers));
   families.push_back(LimitFamily(sources_.table->capacity()));
   families.push_back(PerModeCounterFamily(
       "upper_connections_accepted_total",

@@ -259,6 +259,17 @@ const std::vector<BadSetting>& BadSettings() {
       {"metrics_bind", ""},
       {"metrics_port", "-2"},
       {"metrics_port", "1e3"},
+      {"thread_spare_max", "-1"},
+      {"thread_spare_max", "10001"},
+      {"thread_spare_max", "many"},
+      {"thread_spare_min", "-1"},
+      {"thread_spare_min", "65"},  // above the default --thread_spare_max
+      {"thread_spare_min", "1.5"},
+      {"thread_spare_timeout", "0s"},  // --thread_spare_max=0 says "off"
+      {"thread_spare_timeout", "500us"},
+      {"thread_spare_timeout", "2h"},
+      {"thread_spare_timeout", "inf"},
+      {"thread_spare_timeout", "soon"},
   };
   return settings;
 }

@@ -508,7 +508,9 @@ TEST_P(FaultsTest, ClientThatNeverReadsIsThrottledWhileOthersAreServed) {
 
 TEST_P(FaultsTest, ThousandConnectsThatResetAtOnceLeaveNothingBehind) {
   ASSERT_TRUE(RaiseFdLimit(4096).ok());  // upperd inherits it
-  auto upperd = StartUpperd();
+  // Spares leave 10 ms after their connection (before the idle baseline is
+  // measured), so "back to idle" means no worker thread left.
+  auto upperd = StartUpperd({"--thread_spare_timeout=10ms"});
   ASSERT_NE(upperd, nullptr);
   const IdleBaseline idle = MeasureIdle(*upperd);
 
@@ -540,7 +542,9 @@ TEST_P(FaultsTest, ThousandConnectsThatResetAtOnceLeaveNothingBehind) {
 }
 
 TEST_P(FaultsTest, ClientResetWhileServerWritesEndsOnlyThatConnection) {
-  auto upperd = StartUpperd();
+  // Spares leave 10 ms after their connection (before the idle baseline is
+  // measured), so "back to idle" means no worker thread left.
+  auto upperd = StartUpperd({"--thread_spare_timeout=10ms"});
   ASSERT_NE(upperd, nullptr);
   const IdleBaseline idle = MeasureIdle(*upperd);
   absl::StatusOr<UniqueFd> other = Connect(upperd->data_port());

@@ -45,7 +45,10 @@ TEST_P(SoakTest, ThousandConnectionsStayExactAndLeaveNothingBehind) {
   // Our sockets plus upperd's (it inherits the limit), with room to spare.
   ASSERT_TRUE(RaiseFdLimit(2 * concurrency + 1000).ok());
   absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
-      UpperdProcess::Start({.args = {absl::StrCat("--mode=", GetParam())}});
+      UpperdProcess::Start({.args = {absl::StrCat("--mode=", GetParam()),
+                                     // Spares leave after 1 s: back to idle
+                                     // means no worker thread left.
+                                     "--thread_spare_timeout=1s"}});
   ASSERT_TRUE(started.ok()) << started.status();
   UpperdProcess& upperd = **started;
   ASSERT_TRUE(upperd.WaitForLog("fork_server_started", absl::Seconds(5)).ok());

@@ -142,6 +142,33 @@ TEST_F(ConfigTest, AdminNiceIsAnIncrementFromZeroToNineteen) {
   EXPECT_EQ(ErrorOf({}), "UPPER_ADMIN_NICE: 25 is out of range (0..19)");
 }
 
+// The thread cache's bounds (issue 16): min <= max <= 10000, a timeout of
+// 1ms..1h; errors name the flag or the variable.
+TEST_F(ConfigTest, ThreadCacheFlagsAndTheirBounds) {
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.thread_spare_min, 0u);
+  EXPECT_EQ(parsed->config.thread_spare_max, 64u);
+  EXPECT_EQ(parsed->config.thread_spare_timeout, absl::Seconds(10));
+  env_["UPPER_THREAD_SPARE_MIN"] = "3";
+  env_["UPPER_THREAD_SPARE_TIMEOUT"] = "1.2ms";
+  parsed = Parse({"--thread_spare_max=3"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.thread_spare_min, 3u);
+  EXPECT_EQ(parsed->config.thread_spare_max, 3u);
+  EXPECT_EQ(parsed->config.thread_spare_timeout, absl::Milliseconds(2));
+  EXPECT_EQ(ErrorOf({"--thread_spare_max=2"}),
+            "UPPER_THREAD_SPARE_MIN: 3 is out of range (0..2, the "
+            "--thread_spare_max)");
+  env_.clear();
+  EXPECT_EQ(ErrorOf({"--thread_spare_max=10001"}),
+            "--thread_spare_max: 10001 is out of range (0..10000)");
+  EXPECT_EQ(ErrorOf({"--thread_spare_timeout=0"}),
+            "--thread_spare_timeout: 0 is out of range (1ms..1h; "
+            "--thread_spare_max=0 turns the cache off)");
+  EXPECT_TRUE(Parse({"--thread_spare_max=0"}).ok());
+}
+
 // --send_timeout (issue 15) is validated exactly like --idle_timeout.
 TEST_F(ConfigTest, SendTimeoutIsValidatedLikeTheIdleTimeout) {
   absl::StatusOr<ParsedCommandLine> parsed = Parse({});

@@ -144,6 +144,42 @@ TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {
             1);
 }
 
+// upper_workers: thread mode's from the thread workers' stats, fork mode's
+// busy from the table (its active connections) and idle 0; the spawn and
+// exit counters likewise.
+TEST(TableCollector, WorkersComeFromThreadStatsAndTheTable) {
+  auto table = MakeTable(2);
+  Allocate(*table, Mode::kFork);
+  TableCollector collector({.table = table.get(), .thread_workers = [] {
+                              return ThreadCacheStats{.busy = 3,
+                                                      .idle = 5,
+                                                      .spawns_total = 7,
+                                                      .exits_idle_timeout = 2,
+                                                      .exits_shutdown = 1};
+                            }});
+  const std::vector<MetricFamily> f = collector.Collect();
+  const auto gauge = [&](const char* mode, const char* state) {
+    const ClientMetric* m =
+        Sample(f, "upper_workers", {{"mode", mode}, {"state", state}});
+    return m == nullptr ? -1 : m->gauge.value;
+  };
+  EXPECT_EQ(gauge("thread", "busy"), 3);
+  EXPECT_EQ(gauge("thread", "idle"), 5);
+  EXPECT_EQ(gauge("fork", "busy"), 1);
+  EXPECT_EQ(gauge("fork", "idle"), 0);
+  EXPECT_EQ(Sample(f, "upper_worker_spawns_total", {{"mode", "thread"}})
+                ->counter.value,
+            7);
+  EXPECT_EQ(Sample(f, "upper_worker_exits_total",
+                   {{"mode", "thread"}, {"reason", "idle_timeout"}})
+                ->counter.value,
+            2);
+  EXPECT_EQ(Sample(f, "upper_worker_exits_total",
+                   {{"mode", "thread"}, {"reason", "shutdown"}})
+                ->counter.value,
+            1);
+}
+
 TEST(TableCollector, AdminFamilyIsLeftOutWithoutASource) {
   auto table = MakeTable(1);
   TableCollector collector({.table = table.get()});

@@ -45,9 +45,10 @@ ABSL_FLAG(absl::Duration, fork_server_timeout, absl::Seconds(5),
 ABSL_FLAG(int32_t, thread_spare_min, 0,
           "Thread mode: spare threads always kept waiting for the next "
           "connection (0..thread_spare_max)");
-ABSL_FLAG(int32_t, thread_spare_max, 64,
+ABSL_FLAG(int32_t, thread_spare_max, 0,
           "Thread mode: most spare threads kept waiting for the next "
-          "connection; 0 = every thread exits after its connection; 0..10000");
+          "connection; 0 (the default for now) = every thread exits after "
+          "its connection; 0..10000, 64 recommended");
 ABSL_FLAG(absl::Duration, thread_spare_timeout, absl::Seconds(10),
           "Thread mode: a spare beyond --thread_spare_min exits after "
           "waiting this long; 1ms..1h, sub-millisecond remainders rounded up");

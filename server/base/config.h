@@ -41,7 +41,7 @@ struct Config {
   // waiting for the next connection, at least min (never timed out), at most
   // max (0 = off), each beyond min for at most the timeout.
   uint32_t thread_spare_min = 0;
-  uint32_t thread_spare_max = 64;
+  uint32_t thread_spare_max = 0;  // off for now: README, "Thread cache"
   absl::Duration thread_spare_timeout = absl::Seconds(10);
 
   // Admin plane (gRPC). Loopback by default: it can close connections and

@@ -263,7 +263,7 @@ const std::vector<BadSetting>& BadSettings() {
       {"thread_spare_max", "10001"},
       {"thread_spare_max", "many"},
       {"thread_spare_min", "-1"},
-      {"thread_spare_min", "65"},  // above the default --thread_spare_max
+      {"thread_spare_min", "1"},  // above the default --thread_spare_max (0)
       {"thread_spare_min", "1.5"},
       {"thread_spare_timeout", "0s"},  // --thread_spare_max=0 says "off"
       {"thread_spare_timeout", "500us"},

@@ -148,7 +148,7 @@ TEST_F(ConfigTest, ThreadCacheFlagsAndTheirBounds) {
   absl::StatusOr<ParsedCommandLine> parsed = Parse({});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.thread_spare_min, 0u);
-  EXPECT_EQ(parsed->config.thread_spare_max, 64u);
+  EXPECT_EQ(parsed->config.thread_spare_max, 0u);
   EXPECT_EQ(parsed->config.thread_spare_timeout, absl::Seconds(10));
   env_["UPPER_THREAD_SPARE_MIN"] = "3";
   env_["UPPER_THREAD_SPARE_TIMEOUT"] = "1.2ms";

@@ -783,6 +783,20 @@ class Pod:
             r"upper_connections_(active|rejected_total)\b", line) and not line.endswith(" 0")]
         return "; ".join(keep) or "no non-zero upper_connections_active/rejected series"
 
+    def active_connections(self):
+        """upper_connections_active summed over modes, or None if unreadable."""
+        port = self.r.flag("metrics_port") or "9464"
+        try:
+            conn = http.client.HTTPConnection(self.ip, int(port), timeout=5)
+            conn.request("GET", "/metrics")
+            body = conn.getresponse().read(4 << 20).decode(errors="replace")
+            conn.close()
+        except OSError:
+            return None
+        values = [float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                  if re.match(r"upper_connections_active\{", line)]
+        return sum(values) if values else None
+
     def logs_tail(self, n=5):
         r = docker("logs", "--tail", str(n), self.container, check_rc=False)
         return (r.stdout + r.stderr).strip()
@@ -1281,6 +1295,15 @@ def delete_with_streams(kube, pod, label, streams=8):
     exchanging; checks NOT_SERVING, readiness failing, the streams finishing
     clean and exit 0 within the grace period."""
     addr = (pod.ip, kube.render.data_port())
+    # The load closed all of its connections just now; upperd frees their
+    # slots as their workers end (fork mode: as the fork server reaps 3,000
+    # children). Streams opened before that would race the release at the
+    # limit, which is not what this checks.
+    t_wait = time.monotonic()
+    while time.monotonic() - t_wait < 20 and (pod.active_connections() or 0) > 0:
+        time.sleep(0.1)
+    info(f"{label}: the load's connections released "
+         f"{time.monotonic() - t_wait:.1f} s after it closed them")
     ss = [Stream(addr, f"{label}-drain-{i}") for i in range(streams)]
     for s in ss:
         s.start()

@@ -769,14 +769,20 @@ class Pod:
             n += 1
         return total, n
 
+    def _metrics_body(self):
+        """/metrics of the pod (bounded read); raises OSError."""
+        port = self.r.flag("metrics_port") or "9464"
+        conn = http.client.HTTPConnection(self.ip, int(port), timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read(4 << 20).decode(errors="replace")
+        finally:
+            conn.close()
+
     def metrics(self):
         """A few upper_ series from /metrics on the pod (bounded read)."""
-        port = self.r.flag("metrics_port") or "9464"
         try:
-            conn = http.client.HTTPConnection(self.ip, int(port), timeout=5)
-            conn.request("GET", "/metrics")
-            body = conn.getresponse().read(4 << 20).decode(errors="replace")
-            conn.close()
+            body = self._metrics_body()
         except OSError as e:
             return f"unreachable ({e})"
         keep = [line for line in body.splitlines() if re.match(
@@ -785,12 +791,8 @@ class Pod:
 
     def active_connections(self):
         """upper_connections_active summed over modes, or None if unreadable."""
-        port = self.r.flag("metrics_port") or "9464"
         try:
-            conn = http.client.HTTPConnection(self.ip, int(port), timeout=5)
-            conn.request("GET", "/metrics")
-            body = conn.getresponse().read(4 << 20).decode(errors="replace")
-            conn.close()
+            body = self._metrics_body()
         except OSError:
             return None
         values = [float(line.rsplit(" ", 1)[1]) for line in body.splitlines()

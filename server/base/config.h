@@ -43,6 +43,14 @@ struct Config {
   uint32_t thread_spare_min = 0;
   uint32_t thread_spare_max = 0;  // off for now: README, "Thread cache"
   absl::Duration thread_spare_timeout = absl::Seconds(10);
+  // Fork mode's pool of ready children (README "Fork pool"), kept by the
+  // fork server: spare children at least min, at most max (0 = a fresh
+  // child per connection), each beyond min idle for at most the timeout;
+  // a child serves at most fork_child_max_connections (1 = one each).
+  uint32_t fork_spare_min = 0;
+  uint32_t fork_spare_max = 0;
+  absl::Duration fork_spare_timeout = absl::Seconds(10);
+  uint32_t fork_child_max_connections = 1;
 
   // Admin plane (gRPC). Loopback by default: it can close connections and
   // switch modes, so exposing it is a deliberate choice (the image does).

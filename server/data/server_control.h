@@ -40,6 +40,8 @@ class ServerControl {
   // Thread mode's workers: busy, idle spares, spawns and exits. Zero in a
   // server without thread workers (and in fakes that do not say).
   virtual ThreadCacheStats thread_workers() const { return {}; }
+  // Fork mode's children: busy, idle in the pool, spawns and exits.
+  virtual ForkPoolStats fork_workers() const { return {}; }
   // Sets the mode for new connections; returns the previous one.
   virtual Mode SetMode(Mode mode) = 0;
   // Closes connection `id`, counted as `reason`. OK: the close was

@@ -1,4 +1,5 @@
-// ThreadCacheStats: what thread mode's workers are doing, for /metrics.
+// ThreadCacheStats and ForkPoolStats: what each mode's workers are doing,
+// for /metrics and GetStatus.
 //
 // A plain value, read by ThreadWorkers::stats() under its lock (so busy and
 // idle are one consistent reading) and passed to the metrics plane through
@@ -20,6 +21,24 @@ struct ThreadCacheStats {
   uint64_t exits_idle_timeout = 0;
   uint64_t exits_shutdown = 0;
   uint64_t exits_cache_full = 0;
+};
+
+// Fork mode's children (the fork server's pool, table_layout::Header). Busy
+// children are the fork-mode connections being served; idle ones wait in the
+// pool for the next connection (--fork_spare_min..--fork_spare_max).
+struct ForkPoolStats {
+  uint64_t busy = 0;
+  uint64_t idle = 0;
+  uint64_t spawns_total = 0;    // children forked, pooled or single-use
+  uint64_t handoffs_total = 0;  // connections handed to an idle child
+  // Child exits that ended no connection, by reason: idle longer than
+  // --fork_spare_timeout beyond --fork_spare_min; told to stop (drain);
+  // finished a connection while --fork_spare_max children already waited;
+  // served --fork_child_max_connections connections (1: every child).
+  uint64_t exits_idle_timeout = 0;
+  uint64_t exits_shutdown = 0;
+  uint64_t exits_pool_full = 0;
+  uint64_t exits_max_connections = 0;
 };
 
 }  // namespace upper

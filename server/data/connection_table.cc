@@ -525,6 +525,10 @@ SlotWriter ConnectionTable::Writer(uint32_t index) {
   return SlotWriter(header_, &slot(index));
 }
 
+SlotWriter ConnectionTable::Writer(uint32_t index, uint32_t generation) {
+  return SlotWriter(header_, &slot(index), generation);
+}
+
 uint32_t ConnectionTable::SealCloseRequest(Slot& s) {
   // Setting the seal closes the slot to requests: a RequestClose after it
   // fails its compare-and-swap (NOT_FOUND), one before it is counted by the
@@ -936,6 +940,65 @@ uint64_t ConnectionTable::ForkServerLogLinesDropped() const {
 
 void ConnectionTable::SetForkServerLogLinesDropped(uint64_t dropped) {
   StoreRelaxed(header_->fork_server_log_lines_dropped, dropped);
+}
+
+static_assert(std::size(ForkPoolCounts{}.exits) ==
+              table_layout::kForkPoolExitReasonCount);
+
+void ConnectionTable::SetForkPoolSettings(const ForkPoolSettings& settings) {
+  StoreRelaxed(header_->fork_spare_min, settings.spare_min);
+  StoreRelaxed(header_->fork_spare_max, settings.spare_max);
+  StoreRelaxed(header_->fork_spare_timeout_ms, settings.spare_timeout_ms);
+  StoreRelaxed(header_->fork_child_max_connections,
+               settings.child_max_connections);
+}
+
+ForkPoolSettings ConnectionTable::fork_pool_settings() const {
+  return {.spare_min = LoadRelaxed(header_->fork_spare_min),
+          .spare_max = LoadRelaxed(header_->fork_spare_max),
+          .spare_timeout_ms = LoadRelaxed(header_->fork_spare_timeout_ms),
+          .child_max_connections =
+              LoadRelaxed(header_->fork_child_max_connections)};
+}
+
+ForkPoolCounts ConnectionTable::ReadForkPoolCounts() const {
+  ForkPoolCounts counts;
+  counts.idle = LoadRelaxed(header_->fork_pool_idle);
+  counts.spawns = LoadRelaxed(header_->fork_pool_spawns);
+  counts.handoffs = LoadRelaxed(header_->fork_pool_handoffs);
+  for (size_t i = 0; i < table_layout::kForkPoolExitReasonCount; ++i) {
+    counts.exits[i] = LoadRelaxed(header_->fork_pool_exits[i]);
+  }
+  return counts;
+}
+
+void ConnectionTable::PublishForkPoolCounts(const ForkPoolCounts& counts) {
+  StoreRelaxed(header_->fork_pool_idle, counts.idle);
+  StoreRelaxed(header_->fork_pool_spawns, counts.spawns);
+  StoreRelaxed(header_->fork_pool_handoffs, counts.handoffs);
+  for (size_t i = 0; i < table_layout::kForkPoolExitReasonCount; ++i) {
+    StoreRelaxed(header_->fork_pool_exits[i], counts.exits[i]);
+  }
+}
+
+void ConnectionTable::ZeroForkPoolIdle() {
+  StoreRelaxed(header_->fork_pool_idle, uint64_t{0});
+}
+
+ForkPoolStats ConnectionTable::ReadForkPool() const {
+  using table_layout::ForkPoolExit;
+  const ForkPoolCounts c = ReadForkPoolCounts();
+  const auto exits = [&c](ForkPoolExit e) {
+    return c.exits[static_cast<size_t>(e)];
+  };
+  return {.busy = ReadTotals().active[static_cast<size_t>(Mode::kFork)],
+          .idle = c.idle,
+          .spawns_total = c.spawns,
+          .handoffs_total = c.handoffs,
+          .exits_idle_timeout = exits(ForkPoolExit::kIdleTimeout),
+          .exits_shutdown = exits(ForkPoolExit::kShutdown),
+          .exits_pool_full = exits(ForkPoolExit::kPoolFull),
+          .exits_max_connections = exits(ForkPoolExit::kMaxConnections)};
 }
 
 std::optional<ConnectionInfo> ConnectionTable::Read(uint32_t index) const {

@@ -49,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "server/base/mode.h"
 #include "server/data/table_layout.h"
+#include "server/data/worker_stats.h"
 
 namespace upper {
 
@@ -70,6 +71,14 @@ class SlotWriter {
         slot_(slot),
         mode_(LoadRelaxed(slot->mode)),
         generation_(LoadRelaxed(slot->generation)) {}
+  // A writer for connection `generation` only: a pool child handed a slot
+  // that was abandoned and reused meanwhile fails its Claim().
+  SlotWriter(table_layout::Header* header, table_layout::Slot* slot,
+             uint32_t generation)
+      : header_(header),
+        slot_(slot),
+        mode_(LoadRelaxed(slot->mode)),
+        generation_(generation) {}
 
   // Counts bytes in the slot's cumulative counters (table_layout::Slot):
   // this writer is their only one while it serves, so a relaxed load and
@@ -240,6 +249,7 @@ class ConnectionTable {
 
   // --- Workers ---
   SlotWriter Writer(uint32_t slot);
+  SlotWriter Writer(uint32_t slot, uint32_t generation);
   // Frees a served slot. The close reason is the one asked for by admin or
   // drain if any, else `reason`. Updates closed totals and the duration
   // histogram. Called once per served connection by its reaper.
@@ -319,6 +329,18 @@ class ConnectionTable {
   // them to the value it found at its start).
   uint64_t ForkServerLogLinesDropped() const;
   void SetForkServerLogLinesDropped(uint64_t dropped);
+  // --- The fork pool (table_layout::Header::fork_spare_min and after) ---
+  // upperd, before it spawns a fork server; the fork server at its start.
+  void SetForkPoolSettings(const ForkPoolSettings& settings);
+  ForkPoolSettings fork_pool_settings() const;
+  // The live fork server only: what it found at its start, and then what
+  // it did since (idle is the gauge, the rest counters).
+  ForkPoolCounts ReadForkPoolCounts() const;
+  void PublishForkPoolCounts(const ForkPoolCounts& counts);
+  // upperd, after a fork server died (its idle children went with it).
+  void ZeroForkPoolIdle();
+  // Any reader: the pool's counts, with busy = active fork connections.
+  ForkPoolStats ReadForkPool() const;
 
   // --- Readers (any thread, any process) ---
   // Readers walk only slots the free map shows taken, up to the high-water

@@ -90,6 +90,12 @@ absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(config.idle_timeout)));
   (*table)->SetSendTimeoutMs(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(config.send_timeout)));
+  (*table)->SetForkPoolSettings(
+      {.spare_min = config.fork_spare_min,
+       .spare_max = config.fork_spare_max,
+       .spare_timeout_ms = static_cast<uint32_t>(
+           absl::ToInt64Milliseconds(config.fork_spare_timeout)),
+       .child_max_connections = config.fork_child_max_connections});
 
   absl::StatusOr<Listener> listener =
       Listener::Listen(config.bind, config.data_port);
@@ -466,6 +472,7 @@ void DataPlane::StartDrain() {
   // No connection is coming: idle spare threads exit now, and busy ones
   // exit once their connection ends.
   thread_workers_->StopSpares();
+  fork_workers_->StopPool();
   if (drain_listener_) drain_listener_();
 }
 

@@ -64,6 +64,7 @@ class DataPlane final : public ServerControl {
   ThreadCacheStats thread_workers() const override {
     return thread_workers_->stats();
   }
+  ForkPoolStats fork_workers() const override { return table_->ReadForkPool(); }
   Mode SetMode(Mode mode) override;
   absl::StatusOr<ConnectionInfo> CloseConnection(uint64_t id,
                                                  CloseReason reason) override;

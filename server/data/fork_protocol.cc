@@ -43,13 +43,15 @@ absl::StatusOr<bool> SendForkRequest(int socket, const ForkRequest& request,
   msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &conn, sizeof(int));
+  if (conn >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &conn, sizeof(int));
+  }
   const ssize_t n =
       RetryOnEintr([&] { return sendmsg(socket, &msg, MSG_NOSIGNAL); });
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;

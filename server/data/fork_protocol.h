@@ -11,6 +11,7 @@
 // children and exits.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -34,7 +35,29 @@ struct ForkRequest {
   uint32_t generation;  // the slot's generation when upperd allocated it
 };
 
-// upperd's half: sends `request` with `conn` as SCM_RIGHTS on `socket`
+// The fork pool (README "Fork pool") reuses ForkRequest on two more lines:
+//  - upperd -> fork server, without a socket: slot kStopPoolSlot asks it to
+//    keep no idle child from now on (the drain: idle workers exit at once);
+//  - fork server <-> one pool child, over that child's own SOCK_SEQPACKET
+//    socketpair: a job (a request with the connection's socket) one way,
+//    and "done" (the request it finished, without a socket) the other. A
+//    job without a socket, or the fork server's end closed, tells the
+//    child to exit.
+inline constexpr uint32_t kStopPoolSlot = 0xFFFFFFFF;
+
+// The signal upperd sends a fork child to close one connection, with the
+// connection's tag (CloseTag) as its value: a pool child that serves
+// another connection by the time it arrives ignores it. A real-time
+// signal, because those queue: a standard signal already pending would
+// swallow a second one, and with it a close. SIGTERM from anyone else
+// still ends a child (counted `killed`).
+inline int ChildCloseSignal() { return SIGRTMIN; }
+inline uint64_t CloseTag(uint32_t slot, uint32_t generation) {
+  return uint64_t{slot} << 32 | generation;
+}
+
+// upperd's half: sends `request` with `conn` (none if -1) as SCM_RIGHTS on
+// `socket`
 // (non-blocking: upperd's end is O_NONBLOCK, so a stuck fork server never
 // blocks the event loop), retrying EINTR. The caller keeps (and later
 // closes) its own copy of `conn`. True: sent; false: the socket buffer is

@@ -1,15 +1,18 @@
 #include "server/data/fork_server.h"
 
-#include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -22,100 +25,61 @@
 #include "common/unique_fd.h"
 #include "server/base/log.h"
 #include "server/data/child_exit.h"
-#include "server/data/close_fds.h"
 #include "server/data/connection_table.h"
+#include "server/data/fork_child.h"
 #include "server/data/fork_protocol.h"
-#include "server/data/serve.h"
 
 namespace upper {
 namespace {
 
-// Every child's serve buffer, in BSS: the fork server never touches it, so a
-// child's copy-on-write pages appear only once it moves data.
-alignas(4096) char g_child_buffer[kServeBufferSize];
+using table_layout::ForkPoolExit;
 
-constexpr int kChildConnFd = 3;
-// Exit status of a child that lost its connection to an abandon (its fork
-// server died before the child claimed it): it served nothing.
-constexpr int kExitUnserved = 3;
+// epoll keys of the fork server's own fds; a child's socket is keyed by its
+// pid (always positive).
+constexpr uint64_t kSignalsKey = ~uint64_t{0};
+constexpr uint64_t kControlKey = ~uint64_t{0} - 1;
+constexpr uint32_t kNoSlot = 0xFFFFFFFF;
+// Spares forked per loop turn while the pool is below --fork_spare_min, so
+// that a large minimum never keeps the loop from its requests for long.
+constexpr int kSparesPerTurn = 8;
 
-// The child's own slot, for its SIGTERM handler (set before SIGTERM is
-// unblocked; the child never returns from ChildMain, so it stays valid).
-SlotWriter* g_child_writer = nullptr;
-
-// SIGTERM ends a child cleanly: closes by admin or drain are counted by the
-// request they made first; one from outside (systemd's KillMode=
-// control-group, kill(1)) counts as `killed`, not as a crash.
-void OnChildSigterm(int) {
-  g_child_writer->SetCloseReasonIfUnset(CloseReason::kKilled);
-  _exit(0);
-}
-
-// One above the highest fd a child may inherit, for CloseFdsFrom's last
-// resort. Read once by RunForkServer before any fork, because getrlimit is
-// not async-signal-safe. An fd is numbered below the soft limit in force when
-// it is made; one made after a later raise from outside (prlimit) could be
-// missed, but only where neither close_range nor /proc works.
-int g_child_fd_limit = 1 << 20;
-
-// The fork child. Only async-signal-safe calls from here to _exit: dup2,
-// CloseFdsFrom, sigaction, sigprocmask, getpid, atomics, and Serve() (recv,
-// send, setsockopt, shutdown, clock_gettime). No allocation, no locks, no
-// logging.
-[[noreturn]] void ChildMain(int conn_fd, SlotWriter writer) {
-  if (conn_fd != kChildConnFd && dup2(conn_fd, kChildConnFd) < 0) _exit(1);
-  // Keep stdio and the connection; drop the control socket, the signalfd and
-  // the table fd (the mapping stays).
-  CloseFdsFrom(kChildConnFd + 1, g_child_fd_limit);
-  g_child_writer = &writer;
-  struct sigaction on_term = {};
-  on_term.sa_handler = OnChildSigterm;
-  sigemptyset(&on_term.sa_mask);
-  sigaction(SIGTERM, &on_term, nullptr);
-  UPPER_FAULT_POINT("fork_child.before_claim");
-  // SIGTERM is still blocked (the fork server blocks it): a close can reach
-  // us only once the claim names our pid, and is then handled. The child
-  // counts nothing: its fork server counts the acceptance in its ledger, or
-  // upperd does after that one's death.
-  if (writer.Claim(getpid(), 0, /*count_accepted=*/false) ==
-      SlotWriter::ClaimResult::kLost) {
-    _exit(kExitUnserved);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  // A close asked for before the claim saw no pid to signal: honour it now.
-  if (writer.CloseRequested()) _exit(0);
-  Serve(kChildConnFd, writer, g_child_buffer, sizeof(g_child_buffer));
-  _exit(0);
-}
+// One child of this fork server.
+struct Child {
+  uint32_t slot = kNoSlot;  // the connection it serves, or kNoSlot (idle)
+  uint32_t generation = 0;
+  UniqueFd socket;        // the pool's line to it; none: single use, or sent away
+  uint32_t served = 0;    // connections given to it, the first included
+  uint64_t idle_since_ns = 0;
+  bool leaving = false;   // we closed its socket: it exits for `reason`
+  ForkPoolExit reason = ForkPoolExit::kShutdown;
+};
 
 class ForkServer {
  public:
   ForkServer(std::unique_ptr<ConnectionTable> table, UniqueFd control,
-             UniqueFd signals)
+             UniqueFd signals, UniqueFd epoll)
       : table_(std::move(table)),
         control_(std::move(control)),
         signals_(std::move(signals)),
-        log_drops_before_(table_->ForkServerLogLinesDropped()) {}
+        epoll_(std::move(epoll)),
+        pool_(table_->fork_pool_settings()),
+        counts_(table_->ReadForkPoolCounts()),
+        log_drops_before_(table_->ForkServerLogLinesDropped()) {
+    counts_.idle = 0;  // a previous fork server's idle children died with it
+  }
 
   int Run() {
     LogEvent(LogLevel::kInfo, "fork_server_started",
-             {{"pid", static_cast<int64_t>(getpid())}});
+             {{"pid", static_cast<int64_t>(getpid())},
+              {"spare_min", pool_.spare_min},
+              {"spare_max", pool_.spare_max}});
     PublishLogDrops();  // a start line lost to a stuck stderr shows at once
+    if (!Watch(signals_.get(), kSignalsKey) ||
+        !Watch(control_.get(), kControlKey)) {
+      return 1;
+    }
     while (control_.valid() || !children_.empty()) {
-      pollfd fds[2] = {{signals_.get(), POLLIN, 0},
-                       {control_.get(), POLLIN, 0}};
-      const nfds_t count = control_.valid() ? 2 : 1;
-      if (poll(fds, count, -1) < 0) {
-        if (errno == EINTR) continue;
-        LogEvent(LogLevel::kError, "fork_server_poll_failed",
-                 {{"error", std::strerror(errno)}});
-        return 1;
-      }
-      if (fds[0].revents != 0) ReapChildren();
-      if (count == 2 && fds[1].revents != 0) ReceiveRequest();
-      PublishLogDrops();
+      if (!Turn()) return 1;
     }
     LogEvent(LogLevel::kInfo, "fork_server_stopped");
     PublishLogDrops();
@@ -123,6 +87,45 @@ class ForkServer {
   }
 
  private:
+  bool pooling() const { return pool_.pooled() && !pool_stopped_; }
+
+  // One wait for events and what follows them: requests, child reports and
+  // exits, then the pool's upkeep.
+  bool Turn() {
+    epoll_event events[64];
+    const int n = epoll_wait(epoll_.get(), events, 64, NextExpiryMs());
+    if (n < 0 && errno != EINTR) {
+      LogEvent(LogLevel::kError, "fork_server_poll_failed",
+               {{"error", std::strerror(errno)}});
+      return false;
+    }
+    for (int i = 0; i < n; ++i) {
+      const uint64_t key = events[i].data.u64;
+      if (key == kSignalsKey) {
+        ReapChildren();
+      } else if (key == kControlKey) {
+        if (control_.valid()) ReceiveRequest();
+      } else {
+        ReceiveFromChild(static_cast<pid_t>(key));
+      }
+    }
+    ExpireIdle();
+    TopUpSpares();
+    PublishPool();
+    PublishLogDrops();
+    return true;
+  }
+
+  bool Watch(int fd, uint64_t key) {
+    epoll_event event = {};
+    event.events = EPOLLIN;
+    event.data.u64 = key;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) == 0) return true;
+    LogEvent(LogLevel::kError, "fork_server_failed",
+             {{"error", ErrnoStatus("epoll_ctl", errno).ToString()}});
+    return false;
+  }
+
   // The lines this process dropped at a stuck stderr, added to what earlier
   // fork servers dropped, for upper_fork_server_log_lines_dropped_total.
   void PublishLogDrops() {
@@ -132,24 +135,37 @@ class ForkServer {
     table_->SetForkServerLogLinesDropped(log_drops_before_ + dropped);
   }
 
-  // Takes one ForkRequest (and its socket) and forks its child.
+  void PublishPool() {
+    counts_.idle = idle_.size();
+    table_->PublishForkPoolCounts(counts_);
+  }
+
+  // Takes one ForkRequest (and its socket) and hands it to a child.
   void ReceiveRequest() {
     using Outcome = ReceivedForkRequest::Outcome;
     ReceivedForkRequest received = ReceiveForkRequest(control_.get());
     if (received.outcome == Outcome::kRetry) return;
     if (received.outcome == Outcome::kClosed) {
       // upperd closed its end (shutdown or death): no more work; finish the
-      // children we have.
+      // children we have, and keep no idle one.
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, control_.get(), nullptr);
       control_.Reset();
+      StopPool();
       return;
     }
-    HandleRequest(received);
+    if (received.outcome == Outcome::kRequest &&
+        received.request.slot == kStopPoolSlot && !received.conn.valid()) {
+      StopPool();
+    } else {
+      HandleRequest(received);
+    }
     // Taken and handled, whatever came of it: the progress upperd's
     // watchdog waits for (table_layout::Header::fork_requests_acked).
     table_->AckForkRequest();
   }
 
-  // Forks the child of one request taken off the socket, or refuses it.
+  // Hands the connection of one request taken off the socket to a child,
+  // or refuses it.
   void HandleRequest(ReceivedForkRequest& received) {
     using Outcome = ReceivedForkRequest::Outcome;
     const ForkRequest& request = received.request;
@@ -177,22 +193,27 @@ class ForkServer {
                {{"id", info->id}});
       return;
     }
-    ForkChild(request.slot, info->id, std::move(received.conn));
+    StartConnection(request.slot, info->id, std::move(received.conn));
   }
 
-  // Forks the child serving `conn` in `slot` (connection `id`) and records
-  // it, or abandons the slot when fork fails.
-  void ForkChild(uint32_t slot, uint64_t id, UniqueFd conn) {
+  // Gives `conn` (connection `id` in `slot`) to the most recently idle
+  // child, or to a child forked for it, or abandons the slot when fork
+  // fails.
+  void StartConnection(uint32_t slot, uint64_t id, UniqueFd conn) {
     SlotWriter writer = table_->Writer(slot);
     if (!table_->BeginFork(slot, writer.generation())) {
       LogEvent(LogLevel::kError, "fork_server_stale_request", {{"id", id}});
       return;
     }
-    UPPER_FAULT_POINT("fork_server.before_fork");
     const uint64_t start = NowNs(CLOCK_MONOTONIC);
-    const pid_t pid = fork();
-    if (pid == 0) ChildMain(conn.get(), writer);
-    if (pid < 0) {
+    while (!idle_.empty()) {
+      const pid_t pid = idle_.back();
+      idle_.pop_back();
+      if (HandOff(pid, slot, writer, conn.get(), start)) return;
+    }
+    UPPER_FAULT_POINT("fork_server.before_fork");
+    const std::optional<pid_t> pid = Spawn(conn.get(), slot, writer.generation());
+    if (!pid) {
       const int err = errno;
       table_->AbandonUnclaimed(slot, writer.generation(),
                                RejectReason::kForkFailed);
@@ -201,21 +222,182 @@ class ForkServer {
       return;
     }
     UPPER_FAULT_POINT("fork_server.after_fork");
-    const uint64_t latency_ns = NowNs(CLOCK_MONOTONIC) - start;
-    // The child claims too; either claim makes it served, and this process
-    // counts it accepted, with the fork latency, in one ledger transition
-    // (a death before its commit leaves the count to upperd's recovery).
-    // Only upperd abandons, and only after this process died, so the claim
-    // holds; if it did not, the child exits unserved and must not free the
-    // slot.
-    if (writer.Claim(pid, 0, /*count_accepted=*/false) !=
-        SlotWriter::ClaimResult::kLost) {
-      table_->CountForkAccepted(slot, writer.generation(), latency_ns);
-      children_[pid] = slot;
-    } else {
-      table_->CountForkLatency(latency_ns);
-    }
+    Claimed(*pid, slot, writer, NowNs(CLOCK_MONOTONIC) - start);
     // `conn` closes here: the child holds the connection now.
+  }
+
+  // Sends the connection to idle child `pid`. False: its socket refused it
+  // (the child is gone or going), so it is sent away and another is tried.
+  bool HandOff(pid_t pid, uint32_t slot, SlotWriter& writer, int conn,
+               uint64_t start) {
+    Child& child = children_.at(pid);
+    const absl::StatusOr<bool> sent = SendForkRequest(
+        child.socket.get(), {slot, writer.generation()}, conn);
+    if (!sent.ok() || !*sent) {
+      SendAway(pid, ForkPoolExit::kShutdown);
+      return false;
+    }
+    UPPER_FAULT_POINT("fork_server.after_handoff");
+    ++counts_.handoffs;
+    Claimed(pid, slot, writer, NowNs(CLOCK_MONOTONIC) - start);
+    return true;
+  }
+
+  // The child claims too; either claim makes it served, and this process
+  // counts it accepted, with the time to start it, in one ledger transition
+  // (a death before its commit leaves the count to upperd's recovery).
+  // Only upperd abandons, and only after this process died, so the claim
+  // holds; if it did not, the child exits unserved and must not free the
+  // slot.
+  void Claimed(pid_t pid, uint32_t slot, SlotWriter& writer,
+               uint64_t latency_ns) {
+    Child& child = children_.at(pid);
+    ++child.served;
+    if (writer.Claim(pid, 0, /*count_accepted=*/false) ==
+        SlotWriter::ClaimResult::kLost) {
+      table_->CountForkLatency(latency_ns);
+      return;
+    }
+    table_->CountForkAccepted(slot, writer.generation(),
+                              latency_ns);
+    child.slot = slot;
+    child.generation = writer.generation();
+  }
+
+  // Forks a child for `conn` (or, with -1, a spare that waits for a job),
+  // with a socket to come back to the pool on when pooling. The child's
+  // pid, or nullopt (errno set) if fork failed.
+  std::optional<pid_t> Spawn(int conn, uint32_t slot, uint32_t generation) {
+    UniqueFd mine, theirs;
+    if (pooling()) {
+      int pair[2];
+      // Without a socket (at the fd limit), the child serves one connection.
+      if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) == 0) {
+        mine.Reset(pair[0]);
+        theirs.Reset(pair[1]);
+      }
+    }
+    const pid_t pid = fork();
+    if (pid == 0) {
+      ChildMain({.table = table_.get(),
+                 .conn_fd = conn,
+                 .slot = slot,
+                 .generation = generation,
+                 .job_fd = theirs.get(),
+                 .max_connections = pool_.child_max_connections});
+    }
+    if (pid < 0) return std::nullopt;
+    ++counts_.spawns;
+    Child& child = children_[pid];
+    if (mine.valid()) {
+      fcntl(mine.get(), F_SETFL, O_NONBLOCK);
+      if (Watch(mine.get(), static_cast<uint64_t>(pid))) {
+        child.socket = std::move(mine);
+      }
+    }
+    return pid;
+  }
+
+  // A spare: a child forked to wait for its first job.
+  bool SpawnSpare() {
+    const std::optional<pid_t> pid = Spawn(-1, kNoSlot, 0);
+    if (!pid) return false;
+    Child& child = children_.at(*pid);
+    if (!child.socket.valid()) {
+      SendAway(*pid, ForkPoolExit::kShutdown);
+      return false;
+    }
+    child.idle_since_ns = NowNs(CLOCK_MONOTONIC);
+    idle_.push_back(*pid);
+    return true;
+  }
+
+  // What a pool child sent: "done" with its connection, or its end closed.
+  void ReceiveFromChild(pid_t pid) {
+    const auto it = children_.find(pid);
+    if (it == children_.end() || !it->second.socket.valid()) return;
+    Child& child = it->second;
+    using Outcome = ReceivedForkRequest::Outcome;
+    ReceivedForkRequest received = ReceiveForkRequest(child.socket.get());
+    if (received.outcome == Outcome::kRetry) return;
+    const bool done = received.outcome == Outcome::kRequest &&
+                      !received.conn.valid() && child.slot != kNoSlot &&
+                      received.request.slot == child.slot &&
+                      received.request.generation == child.generation;
+    if (!done) {
+      // Closed (it is exiting: its exit frees its slot) or nonsense.
+      DropSocket(child);
+      return;
+    }
+    UPPER_FAULT_POINT("fork_server.before_done_release");
+    // Alive and finished: released as a clean exit would be, by reason.
+    table_->ReleaseExitedChild(child.slot, 0);
+    child.slot = kNoSlot;
+    if (!pooling()) {
+      SendAway(pid, ForkPoolExit::kShutdown);
+    } else if (idle_.size() >= pool_.spare_max) {
+      SendAway(pid, ForkPoolExit::kPoolFull);
+    } else {
+      child.idle_since_ns = NowNs(CLOCK_MONOTONIC);
+      idle_.push_back(pid);
+    }
+  }
+
+  void DropSocket(Child& child) {
+    if (!child.socket.valid()) return;
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.socket.get(), nullptr);
+    child.socket.Reset();
+  }
+
+  // Closes child `pid`'s socket, so it exits once idle, counted `reason`.
+  void SendAway(pid_t pid, ForkPoolExit reason) {
+    Child& child = children_.at(pid);
+    DropSocket(child);
+    if (!child.leaving) {
+      child.leaving = true;
+      child.reason = reason;
+    }
+    std::erase(idle_, pid);
+  }
+
+  // Keeps no idle child from now on: the drain, or upperd gone.
+  void StopPool() {
+    if (pool_stopped_) return;
+    pool_stopped_ = true;
+    while (!idle_.empty()) SendAway(idle_.back(), ForkPoolExit::kShutdown);
+  }
+
+  // Idle children beyond --fork_spare_min that waited --fork_spare_timeout,
+  // oldest first (the newest take the next connections).
+  void ExpireIdle() {
+    const uint64_t timeout_ns = uint64_t{pool_.spare_timeout_ms} * 1000000;
+    const uint64_t now = NowNs(CLOCK_MONOTONIC);
+    while (idle_.size() > pool_.spare_min &&
+           now - children_.at(idle_.front()).idle_since_ns >= timeout_ns) {
+      SendAway(idle_.front(), ForkPoolExit::kIdleTimeout);
+    }
+  }
+
+  // How long epoll may wait: until the oldest idle child beyond the
+  // minimum times out; else for ever (a child's report, a request, an exit
+  // or upperd's close wakes us).
+  int NextExpiryMs() const {
+    if (idle_.size() <= pool_.spare_min) {
+      return idle_.size() < pool_.spare_min && pooling() ? 10 : -1;
+    }
+    const uint64_t due = children_.at(idle_.front()).idle_since_ns +
+                         uint64_t{pool_.spare_timeout_ms} * 1000000;
+    const uint64_t now = NowNs(CLOCK_MONOTONIC);
+    return due <= now ? 0 : static_cast<int>((due - now) / 1000000 + 1);
+  }
+
+  // Forks spares up to --fork_spare_min, a few per turn.
+  void TopUpSpares() {
+    for (int i = 0; pooling() && idle_.size() < pool_.spare_min &&
+                    i < kSparesPerTurn;
+         ++i) {
+      if (!SpawnSpare()) return;  // tried again next turn
+    }
   }
 
   // Peek, release, reap (child_exit.h): the slot is free before the pid is.
@@ -227,10 +409,7 @@ class ForkServer {
     while (std::optional<ExitedChild> exited = PeekExitedChild()) {
       UPPER_FAULT_POINT("fork_server.after_peek");
       if (const auto it = children_.find(exited->pid); it != children_.end()) {
-        if (std::optional<WorkerCrash> crash =
-                table_->ReleaseExitedChild(it->second, exited->status)) {
-          LogWorkerCrash(*crash);
-        }
+        ChildExited(exited->pid, it->second, exited->status);
         children_.erase(it);
       }
       UPPER_FAULT_POINT("fork_server.before_reap");
@@ -238,10 +417,33 @@ class ForkServer {
     }
   }
 
+  void ChildExited(pid_t pid, Child& child, int status) {
+    if (child.slot != kNoSlot) {
+      if (std::optional<WorkerCrash> crash =
+              table_->ReleaseExitedChild(child.slot, status)) {
+        LogWorkerCrash(*crash);
+      }
+    }
+    if (child.served >= pool_.child_max_connections && child.slot != kNoSlot) {
+      ++counts_.exits[static_cast<size_t>(ForkPoolExit::kMaxConnections)];
+    } else if (child.leaving || child.slot == kNoSlot) {
+      ++counts_.exits[static_cast<size_t>(child.reason)];
+    }
+    DropSocket(child);
+    std::erase(idle_, pid);
+  }
+
   std::unique_ptr<ConnectionTable> table_;
   UniqueFd control_;
   UniqueFd signals_;
-  std::unordered_map<pid_t, uint32_t> children_;  // pid -> slot
+  UniqueFd epoll_;
+  const ForkPoolSettings pool_;
+  bool pool_stopped_ = false;
+  ForkPoolCounts counts_;
+  std::unordered_map<pid_t, Child> children_;
+  // Idle pool children, oldest first: the newest takes the next connection
+  // (its pages are the warmest), the oldest time out first.
+  std::deque<pid_t> idle_;
   const uint64_t log_drops_before_;  // earlier fork servers' (the table's)
   uint64_t log_drops_published_ = 0;
 };
@@ -291,7 +493,7 @@ int RunForkServer(int argc, const char* const* argv) {
   // (Waited for, each replacement would block on its first line and be
   // killed by the watchdog in turn, refusing fork mode meanwhile.)
   MakeLogNeverWait("fork_server");
-  g_child_fd_limit = FdLimit();
+  SetChildFdLimit(FdLimit());
   signal(SIGPIPE, SIG_IGN);  // children inherit it; send() uses MSG_NOSIGNAL
   if (std::string error = ArmFaultPointsFromEnvironment(); !error.empty()) {
     LogEvent(LogLevel::kError, "fork_server_failed", {{"error", error}});
@@ -307,6 +509,7 @@ int RunForkServer(int argc, const char* const* argv) {
   sigset_t term;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
+  sigaddset(&term, ChildCloseSignal());
   sigprocmask(SIG_BLOCK, &term, nullptr);
   UniqueFd signals(signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signals) {
@@ -328,7 +531,14 @@ int RunForkServer(int argc, const char* const* argv) {
   // upperd recovers if we die: a previous fork server's ledger, recovered,
   // is where we continue from.
   (*table)->BecomeLedgerWriter();
-  return ForkServer(*std::move(table), std::move(control), std::move(signals))
+  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) {
+    LogEvent(LogLevel::kError, "fork_server_failed",
+             {{"error", ErrnoStatus("epoll_create1", errno).ToString()}});
+    return 1;
+  }
+  return ForkServer(*std::move(table), std::move(control), std::move(signals),
+                    std::move(epoll))
       .Run();
 }
 

@@ -189,6 +189,7 @@ absl::Status ForkWorkers::Spawn() {
   // counter holds still until this one acknowledges its first request.
   acked_at_spawn_ = last_acked_ = table_.ForkRequestsAcked();
   sent_ = 0;
+  pool_stop_sent_ = false;
   last_progress_ = last_spawn_;
   killed_as_hung_ = false;
   return absl::OkStatus();
@@ -254,6 +255,24 @@ void ForkWorkers::Flush() {
       }
     }
     queue_.pop_front();  // its fd closes: sent, the fork server has a copy
+  }
+  SendPoolStop();
+}
+
+void ForkWorkers::StopPool() {
+  pool_stop_wanted_ = true;
+  SendPoolStop();
+}
+
+void ForkWorkers::SendPoolStop() {
+  if (!pool_stop_wanted_ || pool_stop_sent_ || !control_) return;
+  const absl::StatusOr<bool> sent =
+      SendForkRequest(control_.get(), {kStopPoolSlot, 0}, -1);
+  // Full: again at the next Flush() or Tick(). Failed: the fork server is
+  // gone, and its idle children with it (they see their sockets close).
+  if (sent.ok() && *sent) {
+    ++sent_;  // acknowledged like any request: the watchdog waits for it
+    pool_stop_sent_ = true;
   }
 }
 
@@ -331,6 +350,29 @@ void ForkWorkers::KillHung(uint64_t outstanding) {
   RefuseQueued(RejectReason::kForkFailed);
 }
 
+namespace {
+
+// pidfd_send_signal. A SIGTERM becomes ChildCloseSignal() with the
+// connection's tag (fork_protocol.h): a pool child that serves another
+// connection by now ignores it. Any other signal (the drain's SIGKILL) goes
+// as it is.
+int SendSignal(int pidfd, int signo, uint64_t tag) {
+  if (signo != SIGTERM) {
+    return static_cast<int>(
+        syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
+  }
+  siginfo_t info = {};
+  info.si_signo = ChildCloseSignal();
+  info.si_code = SI_QUEUE;
+  info.si_pid = getpid();
+  info.si_uid = getuid();
+  info.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(tag));
+  return static_cast<int>(
+      syscall(SYS_pidfd_send_signal, pidfd, info.si_signo, &info, 0));
+}
+
+}  // namespace
+
 CloseDelivery ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo,
                                     int* error) {
   const std::optional<ConnectionInfo> info = table_.Read(slot);
@@ -352,7 +394,7 @@ CloseDelivery ForkWorkers::Shutdown(uint32_t slot, uint64_t id, int signo,
   if (!table_.HoldsWorker(slot, info->generation, info->pid)) {
     return CloseDelivery::kEnded;
   }
-  if (syscall(SYS_pidfd_send_signal, pidfd.get(), signo, nullptr, 0) == 0) {
+  if (SendSignal(pidfd.get(), signo, CloseTag(slot, info->generation)) == 0) {
     return CloseDelivery::kSignalled;
   }
   return errno == ESRCH ? CloseDelivery::kEnded : fail(errno);
@@ -401,12 +443,14 @@ void ForkWorkers::OnForkServerDied(int status) {
             {"status", DescribeWaitStatus(status)}});
   // Before the respawn below: no fork server writes the ledger meanwhile.
   table_.RecoverForkServerLedger(RejectReason::kForkFailed);
+  table_.ZeroForkPoolIdle();  // its idle children leave as their sockets close
   respawn_pending_ = true;
   Tick();
 }
 
 void ForkWorkers::Tick() {
   Watch(MonotonicNow());
+  SendPoolStop();
   if (!respawn_pending_ || MonotonicNow() - last_spawn_ < kRespawnInterval) {
     return;
   }

@@ -91,6 +91,10 @@ class ForkWorkers {
   // ConnectionTable::Abandon) and closes its fd. For the drain's close.
   void RefuseQueued(RejectReason reason);
   std::size_t queued() const { return queue_.size(); }
+  // Tells the fork server (and any that replaces it) to keep no idle pool
+  // child from now on: the drain's "idle workers exit at once". Sent at
+  // once if the socket has room, else by the next Flush() or Tick().
+  void StopPool();
 
   // Sends `signo` to the child serving connection `id` in `slot`, through a
   // pidfd opened while the slot still names that child (never a bare pid
@@ -147,6 +151,7 @@ class ForkWorkers {
   // it work; its death then goes through OnForkServerDied.
   void KillHung(uint64_t outstanding);
   absl::Status Spawn();
+  void SendPoolStop();
   // What Spawn() passes to posix_spawn: /proc/self/fd/N of `program_`, or
   // its path when /proc is not mounted.
   std::string SpawnPath() const;
@@ -179,6 +184,8 @@ class ForkWorkers {
   // outstanding); whether it was killed as hung (its death not seen yet).
   uint64_t acked_at_spawn_ = 0;
   uint64_t sent_ = 0;
+  bool pool_stop_wanted_ = false;  // StopPool() was called
+  bool pool_stop_sent_ = false;    // ... and the current fork server has it
   uint64_t last_acked_ = 0;
   absl::Time last_progress_ = absl::InfinitePast();
   // When Watch() last looked, whatever it saw.

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
+#include <cstring>
 
 #include "server/data/upper_case.h"
 
@@ -187,6 +190,21 @@ CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size) {
   const CloseReason reason = ServeLoop(fd, slot, buffer, size);
   slot.SetCloseReason(reason);
   return reason;
+}
+
+void ScrubServeBuffer(char* buffer, std::size_t size) {
+  const std::uintptr_t page = 4096;
+  const auto begin = reinterpret_cast<std::uintptr_t>(buffer);
+  const std::uintptr_t end = begin + size;
+  const std::uintptr_t first = (begin + page - 1) & ~(page - 1);
+  const std::uintptr_t last = end & ~(page - 1);
+  if (first >= last || madvise(reinterpret_cast<void*>(first), last - first,
+                               MADV_DONTNEED) != 0) {
+    std::memset(buffer, 0, size);
+    return;
+  }
+  std::memset(buffer, 0, first - begin);
+  std::memset(reinterpret_cast<void*>(last), 0, end - last);
 }
 
 }  // namespace upper

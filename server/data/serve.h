@@ -33,4 +33,15 @@ inline constexpr std::size_t kServeBufferSize = 64 * 1024;
 // returns (and records) why it ended.
 CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size);
 
+// Zeroes the serve buffer between two connections of one worker (a cached
+// thread or a pool child). Serve() only ever sends bytes recv() has just
+// written, so the next peer could not read the previous one's bytes anyway;
+// zeroing makes that hold even against a bug there. The whole pages inside
+// the buffer are given back with MADV_DONTNEED (a private anonymous mapping,
+// as a thread stack and a child's BSS are: the next touch maps a fresh zero
+// page), which also keeps an idle worker's resident memory small; the
+// partial pages at either end are memset. Async-signal-safe (madvise is a
+// plain system call, memset touches only the buffer).
+void ScrubServeBuffer(char* buffer, std::size_t size);
+
 }  // namespace upper

@@ -33,6 +33,15 @@ inline constexpr uint64_t kMagic = 0x7570706572746231;  // "uppertb1"
 // counters in a 192-byte slot, no byte totals in the header.
 inline constexpr uint32_t kVersion = 5;
 
+// Why a fork child left the pool (Header::fork_pool_exits), in order.
+enum class ForkPoolExit : uint32_t {
+  kIdleTimeout,     // idle beyond --fork_spare_min for --fork_spare_timeout
+  kShutdown,        // the pool was stopped (drain), or told to exit
+  kPoolFull,        // finished while --fork_spare_max children waited
+  kMaxConnections,  // served --fork_child_max_connections connections
+};
+inline constexpr size_t kForkPoolExitReasonCount = 4;
+
 // Histogram bucket upper bounds of fork latency, in microseconds; one more
 // bucket counts everything above the last bound.
 inline constexpr uint64_t kForkLatencyBoundsUs[] = {50,   100,  250,   500,
@@ -280,6 +289,20 @@ struct alignas(64) Header {
   // Single writer, the live fork server (relaxed load and store); a new one
   // continues from the value it finds, as with fork_requests_acked.
   uint64_t fork_server_log_lines_dropped;
+  // The fork pool (README "Fork pool"). Its settings: upperd writes them
+  // before it spawns a fork server, which reads them once at its start.
+  uint32_t fork_spare_min;
+  uint32_t fork_spare_max;  // 0: no pool, a fresh child per connection
+  uint32_t fork_spare_timeout_ms;
+  uint32_t fork_child_max_connections;  // 1: no pool either
+  // What the pool does. Single writer, the live fork server (relaxed load
+  // and store); a new one continues the counters from the values it finds.
+  // fork_pool_idle is a gauge: upperd zeroes it after a fork server died
+  // (its idle children exit with it) and before it spawns the next.
+  uint64_t fork_pool_idle;
+  uint64_t fork_pool_spawns;
+  uint64_t fork_pool_handoffs;
+  uint64_t fork_pool_exits[kForkPoolExitReasonCount];
 };
 
 // The free-slot map, after the slots: a header, then a hierarchy of bitmaps.

@@ -35,28 +35,6 @@ void LogShutdownFailure(int err) {
            {{"error", std::strerror(err)}});
 }
 
-// Zeroes the serve buffer between two connections of one thread. Serve()
-// only ever sends bytes recv() has just written, so the next peer could not
-// read the previous one's bytes anyway; zeroing makes that hold even against
-// a bug there. The whole pages inside the buffer are given back with
-// MADV_DONTNEED (a private anonymous mapping, as every thread stack is:
-// the next touch maps a fresh zero page), which also keeps an idle spare's
-// resident stack small; the partial pages at either end are memset.
-void ScrubBuffer(char* buffer, std::size_t size) {
-  const std::uintptr_t page = 4096;
-  const auto begin = reinterpret_cast<std::uintptr_t>(buffer);
-  const std::uintptr_t end = begin + size;
-  const std::uintptr_t first = (begin + page - 1) & ~(page - 1);
-  const std::uintptr_t last = end & ~(page - 1);
-  if (first >= last || madvise(reinterpret_cast<void*>(first), last - first,
-                               MADV_DONTNEED) != 0) {
-    std::memset(buffer, 0, size);
-    return;
-  }
-  std::memset(buffer, 0, first - begin);
-  std::memset(reinterpret_cast<void*>(last), 0, end - last);
-}
-
 }  // namespace
 
 // What workers use after they start: co-owned by every worker, so it (and the
@@ -200,7 +178,7 @@ CloseReason ThreadWorkers::ServeOne(State& state, int raw_fd, uint32_t slot,
   }
   fd.Reset();
   state.table->Release(slot, reason);
-  ScrubBuffer(buffer, size);  // before this thread can take another
+  ScrubServeBuffer(buffer, size);  // before this thread can take another
   return reason;
 }
 

@@ -41,4 +41,22 @@ struct ForkPoolStats {
   uint64_t exits_max_connections = 0;
 };
 
+// The fork pool's settings, as upperd hands them to its fork servers.
+struct ForkPoolSettings {
+  uint32_t spare_min = 0;
+  uint32_t spare_max = 0;
+  uint32_t spare_timeout_ms = 10000;
+  uint32_t child_max_connections = 1;
+  // A child goes back to the pool only when both allow it.
+  bool pooled() const { return spare_max > 0 && child_max_connections != 1; }
+};
+
+// What the fork server publishes of its pool (ForkPoolStats without busy).
+struct ForkPoolCounts {
+  uint64_t idle = 0;
+  uint64_t spawns = 0;
+  uint64_t handoffs = 0;
+  uint64_t exits[4] = {};  // by table_layout::ForkPoolExit
+};
+
 }  // namespace upper

@@ -52,6 +52,21 @@ ABSL_FLAG(int32_t, thread_spare_max, 0,
 ABSL_FLAG(absl::Duration, thread_spare_timeout, absl::Seconds(10),
           "Thread mode: a spare beyond --thread_spare_min exits after "
           "waiting this long; 1ms..1h, sub-millisecond remainders rounded up");
+ABSL_FLAG(int32_t, fork_spare_min, 0,
+          "Fork mode: spare children the fork server always keeps ready "
+          "for the next connection (0..fork_spare_max)");
+ABSL_FLAG(int32_t, fork_spare_max, 0,
+          "Fork mode: most spare children kept ready for the next "
+          "connection; 0 (the default) = a child is forked when its "
+          "connection arrives; 0..10000");
+ABSL_FLAG(absl::Duration, fork_spare_timeout, absl::Seconds(10),
+          "Fork mode: a spare child beyond --fork_spare_min exits after "
+          "waiting this long; 1ms..1h, sub-millisecond remainders rounded up");
+ABSL_FLAG(int32_t, fork_child_max_connections, 1,
+          "Fork mode: connections one child serves, one after another, "
+          "before it exits; 1 (the default) = a fresh process for every "
+          "connection, so nothing of one connection is left in the process "
+          "that serves the next; 1..1000000000");
 ABSL_FLAG(std::string, log_format, "text", "Log lines as text or json");
 ABSL_FLAG(std::string, admin_bind, "127.0.0.1",
           "Address of the gRPC admin endpoint (the container image sets "
@@ -89,6 +104,10 @@ constexpr absl::string_view kFlagNames[] = {"bind",
                                             "thread_spare_min",
                                             "thread_spare_max",
                                             "thread_spare_timeout",
+                                            "fork_spare_min",
+                                            "fork_spare_max",
+                                            "fork_spare_timeout",
+                                            "fork_child_max_connections",
                                             "log_format",
                                             "admin_bind",
                                             "admin_port",
@@ -219,30 +238,72 @@ absl::Status DurationsFromFlags(Config& c) {
   return absl::OkStatus();
 }
 
-// --thread_spare_*: min <= max <= 10000, a timeout of 1ms..1h (0 would
-// make every spare leave at once: --thread_spare_max=0 says that).
-absl::Status ThreadCacheFromFlags(Config& c) {
-  const int32_t min = absl::GetFlag(FLAGS_thread_spare_min);
-  const int32_t max = absl::GetFlag(FLAGS_thread_spare_max);
+// A pool of spare workers (--thread_spare_* or --fork_spare_*): min <= max
+// <= 10000, a timeout of 1ms..1h (0 would make every spare leave at once:
+// max=0 says that).
+struct SparePoolFlags {
+  absl::string_view prefix;  // "thread_spare" or "fork_spare"
+  absl::string_view pool;    // what max=0 turns off
+  const absl::Flag<int32_t>& min;
+  const absl::Flag<int32_t>& max;
+  const absl::Flag<absl::Duration>& timeout;
+};
+
+struct SparePool {
+  uint32_t min = 0;
+  uint32_t max = 0;
+  absl::Duration timeout;
+};
+
+absl::StatusOr<SparePool> SparePoolFromFlags(const SparePoolFlags& f) {
+  const int32_t min = absl::GetFlag(f.min);
+  const int32_t max = absl::GetFlag(f.max);
   if (max < 0 || max > 10000) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--thread_spare_max: ", max, " is out of range (0..10000)"));
+        "--", f.prefix, "_max: ", max, " is out of range (0..10000)"));
   }
   if (min < 0 || min > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--thread_spare_min: ", min, " is out of range (0..", max,
-                     ", the --thread_spare_max)"));
+        absl::StrCat("--", f.prefix, "_min: ", min, " is out of range (0..",
+                     max, ", the --", f.prefix, "_max)"));
   }
-  c.thread_spare_min = static_cast<uint32_t>(min);
-  c.thread_spare_max = static_cast<uint32_t>(max);
-  const absl::Duration timeout = absl::GetFlag(FLAGS_thread_spare_timeout);
+  const absl::Duration timeout = absl::GetFlag(f.timeout);
   if (timeout < absl::Milliseconds(1) || timeout > absl::Hours(1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--thread_spare_timeout: ", absl::FormatDuration(timeout),
-                     " is out of range (1ms..1h; --thread_spare_max=0 turns "
-                     "the cache off)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", f.prefix, "_timeout: ", absl::FormatDuration(timeout),
+        " is out of range (1ms..1h; --", f.prefix, "_max=0 turns the ", f.pool,
+        " off)"));
   }
-  c.thread_spare_timeout = absl::Ceil(timeout, absl::Milliseconds(1));
+  return SparePool{.min = static_cast<uint32_t>(min),
+                   .max = static_cast<uint32_t>(max),
+                   .timeout = absl::Ceil(timeout, absl::Milliseconds(1))};
+}
+
+// The thread cache (--thread_spare_*) and the fork pool (--fork_spare_*,
+// --fork_child_max_connections: 1..10^9, 1 = a fresh child each).
+absl::Status WorkerPoolsFromFlags(Config& c) {
+  absl::StatusOr<SparePool> threads =
+      SparePoolFromFlags({"thread_spare", "cache", FLAGS_thread_spare_min,
+                          FLAGS_thread_spare_max, FLAGS_thread_spare_timeout});
+  if (!threads.ok()) return threads.status();
+  c.thread_spare_min = threads->min;
+  c.thread_spare_max = threads->max;
+  c.thread_spare_timeout = threads->timeout;
+  absl::StatusOr<SparePool> children =
+      SparePoolFromFlags({"fork_spare", "pool", FLAGS_fork_spare_min,
+                          FLAGS_fork_spare_max, FLAGS_fork_spare_timeout});
+  if (!children.ok()) return children.status();
+  c.fork_spare_min = children->min;
+  c.fork_spare_max = children->max;
+  c.fork_spare_timeout = children->timeout;
+  const int32_t per_child = absl::GetFlag(FLAGS_fork_child_max_connections);
+  if (per_child < 1 || per_child > 1000000000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--fork_child_max_connections: ", per_child,
+                     " is out of range (1..1000000000; 1 = a fresh child for "
+                     "every connection)"));
+  }
+  c.fork_child_max_connections = static_cast<uint32_t>(per_child);
   return absl::OkStatus();
 }
 
@@ -321,7 +382,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   c.max_connections = static_cast<uint32_t>(max_connections);
   if (absl::Status s = DurationsFromFlags(c); !s.ok()) return s;
-  if (absl::Status s = ThreadCacheFromFlags(c); !s.ok()) return s;
+  if (absl::Status s = WorkerPoolsFromFlags(c); !s.ok()) return s;
   const std::string log_format = absl::GetFlag(FLAGS_log_format);
   if (!ParseLogFormat(log_format, &c.log_format)) {
     return absl::InvalidArgumentError(

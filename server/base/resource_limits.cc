@@ -169,7 +169,8 @@ absl::StatusOr<ResourceLimits> ReadResourceLimits(const CgroupFiles& cgroup) {
 
 std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
                                         uint32_t max_connections,
-                                        uint32_t spare_threads) {
+                                        uint32_t spare_threads,
+                                        uint32_t spare_children) {
   std::vector<LimitShortfall> shortfalls;
   const uint64_t fds = uint64_t{max_connections} + kOwnFdReserve;
   if (limits.open_files < fds) {
@@ -177,9 +178,11 @@ std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
   }
   // Spare threads are tasks too; in thread mode alone they are threads that
   // served a connection, but after a switch to fork mode they wait (up to
-  // --thread_spare_timeout) beside up to max_connections children.
-  const uint64_t tasks =
-      uint64_t{max_connections} + spare_threads + kOwnTaskReserve;
+  // --thread_spare_timeout) beside up to max_connections children. Spare
+  // children of the fork pool wait likewise beside the busy ones (and
+  // beside thread-mode connections after a switch back).
+  const uint64_t tasks = uint64_t{max_connections} + spare_threads +
+                         spare_children + kOwnTaskReserve;
   if (limits.max_processes != 0 && limits.max_processes < tasks) {
     shortfalls.push_back({"max_processes", limits.max_processes, tasks});
   }

@@ -9,7 +9,8 @@
 //   1024 and a hard one of 524288: upperd raises the soft limit to the hard.
 // - RLIMIT_NPROC and the cgroup's pids.max: every connection is a task (a
 //   worker thread, or a forked child), and so is every spare thread of the
-//   thread cache (--thread_spare_max).
+//   thread cache (--thread_spare_max) and every spare child of the fork
+//   pool (--fork_spare_max).
 // - The cgroup's memory limit: logged and reported, so that an operator can
 //   compare it with the per-connection cost.
 //
@@ -82,9 +83,11 @@ struct LimitShortfall {
   uint64_t needed = 0;  // max_connections + the reserve
 };
 // Every limit in `limits` too small for `max_connections` (plus
-// `spare_threads` idle thread-mode workers, for the task limits).
+// `spare_threads` idle thread-mode workers and `spare_children` idle
+// fork-mode children, for the task limits).
 std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
                                         uint32_t max_connections,
-                                        uint32_t spare_threads = 0);
+                                        uint32_t spare_threads = 0,
+                                        uint32_t spare_children = 0);
 
 }  // namespace upper

@@ -194,9 +194,10 @@ void DataPlane::LogStart() const {
             {"memory_limit_bytes", LimitText(limits_.memory_limit_bytes)}});
   // Connections past such a limit are refused (fd_exhausted, fork_failed,
   // thread_failed) and counted, but an operator should know before then.
-  for (const LimitShortfall& s : CheckLimits(
-           limits_, config_.max_connections,
-           std::min(config_.thread_spare_max, config_.max_connections))) {
+  for (const LimitShortfall& s :
+       CheckLimits(limits_, config_.max_connections,
+                   std::min(config_.thread_spare_max, config_.max_connections),
+                   std::min(config_.fork_spare_max, config_.max_connections))) {
     LogEvent(LogLevel::kWarning, "limit_below_max_connections",
              {{"limit", s.limit},
               {"available", s.available},

@@ -270,6 +270,21 @@ const std::vector<BadSetting>& BadSettings() {
       {"thread_spare_timeout", "2h"},
       {"thread_spare_timeout", "inf"},
       {"thread_spare_timeout", "soon"},
+      {"fork_spare_max", "-1"},
+      {"fork_spare_max", "10001"},
+      {"fork_spare_max", "many"},
+      {"fork_spare_min", "-1"},
+      {"fork_spare_min", "1"},  // above the default --fork_spare_max (0)
+      {"fork_spare_min", "1.5"},
+      {"fork_spare_timeout", "0s"},  // --fork_spare_max=0 says "off"
+      {"fork_spare_timeout", "500us"},
+      {"fork_spare_timeout", "2h"},
+      {"fork_spare_timeout", "inf"},
+      {"fork_spare_timeout", "soon"},
+      {"fork_child_max_connections", "0"},
+      {"fork_child_max_connections", "-1"},
+      {"fork_child_max_connections", "1000000001"},
+      {"fork_child_max_connections", "many"},
   };
   return settings;
 }

@@ -169,6 +169,64 @@ TEST_F(ConfigTest, ThreadCacheFlagsAndTheirBounds) {
   EXPECT_TRUE(Parse({"--thread_spare_max=0"}).ok());
 }
 
+// The fork pool's bounds (issue 16), as the thread cache's: min <= max <=
+// 10000, a timeout of 1ms..1h; a child serves 1..10^9 connections.
+TEST_F(ConfigTest, ForkPoolFlagsAndTheirBounds) {
+  absl::StatusOr<ParsedCommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_spare_min, 0u);
+  EXPECT_EQ(parsed->config.fork_spare_max, 0u);
+  EXPECT_EQ(parsed->config.fork_spare_timeout, absl::Seconds(10));
+  EXPECT_EQ(parsed->config.fork_child_max_connections, 1u);
+  env_["UPPER_FORK_SPARE_MIN"] = "4";
+  env_["UPPER_FORK_SPARE_TIMEOUT"] = "1.2ms";
+  env_["UPPER_FORK_CHILD_MAX_CONNECTIONS"] = "1000";
+  parsed = Parse({"--fork_spare_max=4"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_spare_min, 4u);
+  EXPECT_EQ(parsed->config.fork_spare_max, 4u);
+  EXPECT_EQ(parsed->config.fork_spare_timeout, absl::Milliseconds(2));
+  EXPECT_EQ(parsed->config.fork_child_max_connections, 1000u);
+  EXPECT_EQ(parsed->config.from_env.count("fork_child_max_connections"), 1u);
+  // The thread cache is left alone.
+  EXPECT_EQ(parsed->config.thread_spare_max, 0u);
+  EXPECT_EQ(ErrorOf({"--fork_spare_max=3"}),
+            "UPPER_FORK_SPARE_MIN: 4 is out of range (0..3, the "
+            "--fork_spare_max)");
+  env_["UPPER_FORK_CHILD_MAX_CONNECTIONS"] = "0";
+  EXPECT_EQ(ErrorOf({"--fork_spare_max=4"}),
+            "UPPER_FORK_CHILD_MAX_CONNECTIONS: 0 is out of range "
+            "(1..1000000000; 1 = a fresh child for every connection)");
+  env_.clear();
+  EXPECT_EQ(ErrorOf({"--fork_spare_max=10001"}),
+            "--fork_spare_max: 10001 is out of range (0..10000)");
+  EXPECT_EQ(ErrorOf({"--fork_spare_min=-1"}),
+            "--fork_spare_min: -1 is out of range (0..0, the "
+            "--fork_spare_max)");
+  EXPECT_EQ(ErrorOf({"--fork_spare_timeout=2h"}),
+            "--fork_spare_timeout: 2h is out of range (1ms..1h; "
+            "--fork_spare_max=0 turns the pool off)");
+  EXPECT_EQ(ErrorOf({"--fork_child_max_connections=1000000001"}),
+            "--fork_child_max_connections: 1000000001 is out of range "
+            "(1..1000000000; 1 = a fresh child for every connection)");
+  parsed = Parse({"--fork_child_max_connections=1000000000"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.fork_child_max_connections, 1000000000u);
+}
+
+// Like every UPPER_* variable, a link-shaped value in one of the fork pool's
+// is reported as such, and not read when its flag is given.
+TEST_F(ConfigTest, ForkPoolVariableWithAServiceLinkValueIsRefused) {
+  env_["UPPER_FORK_SPARE_MAX"] = "tcp://10.96.0.11:50051";
+  const std::string error = ErrorOf({});
+  EXPECT_EQ(error.rfind("UPPER_FORK_SPARE_MAX=tcp://10.96.0.11:50051 looks "
+                        "like a Kubernetes service link",
+                        0),
+            0u)
+      << error;
+  EXPECT_TRUE(Parse({"--fork_spare_max=2"}).ok());
+}
+
 // --send_timeout (issue 15) is validated exactly like --idle_timeout.
 TEST_F(ConfigTest, SendTimeoutIsValidatedLikeTheIdleTimeout) {
   absl::StatusOr<ParsedCommandLine> parsed = Parse({});
@@ -381,6 +439,13 @@ const std::vector<const char*> kEveryFlag = {"--bind=127.0.0.1",
                                              "--idle_timeout=7s",
                                              "--drain_timeout=9s",
                                              "--fork_server_timeout=3s",
+                                             "--thread_spare_min=1",
+                                             "--thread_spare_max=2",
+                                             "--thread_spare_timeout=3s",
+                                             "--fork_spare_min=4",
+                                             "--fork_spare_max=5",
+                                             "--fork_spare_timeout=6s",
+                                             "--fork_child_max_connections=7",
                                              "--log_format=json",
                                              "--admin_bind=0.0.0.0",
                                              "--admin_port=15051",
@@ -462,6 +527,11 @@ TEST_F(ConfigTest, KubeletServiceLinksAreHarmlessWithTheChartsFlags) {
   EXPECT_EQ(c.data_port, 19999);
   EXPECT_EQ(c.admin_port, 15051);
   EXPECT_EQ(c.metrics_port, 19464);
+  EXPECT_EQ(c.thread_spare_max, 2u);
+  EXPECT_EQ(c.fork_spare_min, 4u);
+  EXPECT_EQ(c.fork_spare_max, 5u);
+  EXPECT_EQ(c.fork_spare_timeout, absl::Seconds(6));
+  EXPECT_EQ(c.fork_child_max_connections, 7u);
   EXPECT_EQ(c.max_connections, 77u);
   // All together without the flags: the first colliding variable fails.
   absl::StatusOr<ParsedCommandLine> bare = Parse({});
@@ -480,7 +550,9 @@ TEST_F(ConfigTest, HelpAndVersion) {
        {"--bind", "--data_port", "--mode", "--max_connections",
         "--idle_timeout", "--send_timeout", "--drain_timeout",
         "--fork_server_timeout", "UPPER_FORK_SERVER_TIMEOUT", "--log_format",
-        "UPPER_MODE", "UPPER_SEND_TIMEOUT"}) {
+        "UPPER_MODE", "UPPER_SEND_TIMEOUT", "--fork_spare_min",
+        "--fork_spare_max", "--fork_spare_timeout",
+        "--fork_child_max_connections", "UPPER_FORK_CHILD_MAX_CONNECTIONS"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
   absl::StatusOr<ParsedCommandLine> version = Parse({"--version"});

@@ -151,5 +151,25 @@ TEST(ResourceLimits, CheckCountsOneFdAndOneTaskPerConnectionPlusReserves) {
   EXPECT_TRUE(CheckLimits({.open_files = 1024 + kOwnFdReserve}, 1024).empty());
 }
 
+TEST(ResourceLimits, CheckCountsSpareThreadsAndSpareChildrenAsTasks) {
+  const ResourceLimits pids{.open_files = 524288,
+                            .open_files_hard = 524288,
+                            .max_processes = 0,
+                            .pids_limit = 1000 + 10 + 20 + kOwnTaskReserve,
+                            .memory_limit_bytes = 0};
+  EXPECT_TRUE(CheckLimits(pids, 1000, 10, 20).empty());
+  const std::vector<LimitShortfall> s = CheckLimits(pids, 1000, 10, 21);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].limit, "pids");
+  EXPECT_EQ(s[0].needed, 1000 + 10 + 21 + kOwnTaskReserve);
+  ResourceLimits nproc = pids;
+  nproc.pids_limit = 0;
+  nproc.max_processes = 1000 + kOwnTaskReserve;
+  const std::vector<LimitShortfall> n = CheckLimits(nproc, 1000, 0, 1);
+  ASSERT_EQ(n.size(), 1u);
+  EXPECT_EQ(n[0].limit, "max_processes");
+  EXPECT_EQ(n[0].needed, 1000 + 1 + kOwnTaskReserve);
+}
+
 }  // namespace
 }  // namespace upper

@@ -24,6 +24,9 @@ import yaml
 UPPERD_FLAGS = {
     "bind", "data_port", "mode", "max_connections", "idle_timeout",
     "send_timeout", "drain_timeout", "fork_server_timeout", "log_format",
+    "thread_spare_min", "thread_spare_max", "thread_spare_timeout",
+    "fork_spare_min", "fork_spare_max", "fork_spare_timeout",
+    "fork_child_max_connections",
     "admin_port", "admin_bind",
     "admin_token_file", "admin_tls_cert", "admin_tls_key", "metrics_port",
     "metrics_bind",
@@ -149,6 +152,18 @@ def main():
         "fork_server_timeout": up["forkServerTimeout"],
         "log_format": up["logFormat"],
     }
+    # The worker pools (upperd.workers), every one always passed.
+    pool_flags = {
+        "thread": {"spareMin": "thread_spare_min",
+                   "spareMax": "thread_spare_max",
+                   "spareTimeout": "thread_spare_timeout"},
+        "fork": {"spareMin": "fork_spare_min", "spareMax": "fork_spare_max",
+                 "spareTimeout": "fork_spare_timeout",
+                 "childMaxConnections": "fork_child_max_connections"},
+    }
+    for pool, keys in pool_flags.items():
+        for key, flag in keys.items():
+            expect[flag] = str(up["workers"][pool][key])
     for flag, want in expect.items():
         check(f"--{flag}={want}", args.get(flag) == want, args.get(flag))
 

@@ -275,6 +275,29 @@ refused "schema: ports.admin=70000" "/ports/admin'?: " --set ports.admin=70000
 refused "schema: service.type=Internal" "/service/type'?: value must be one of" --set service.type=Internal
 refused "schema: idleTimeout=soon" "/upperd/idleTimeout'?: " --set upperd.idleTimeout=soon
 refused "schema: sendTimeout=soon" "/upperd/sendTimeout'?: " --set upperd.sendTimeout=soon
+for pool in thread fork; do
+  refused "schema: workers.$pool.spareMin=10001" "/upperd/workers/$pool/spareMin'?: " \
+    --set upperd.workers.$pool.spareMin=10001 --set upperd.workers.$pool.spareMax=10000
+  refused "schema: workers.$pool.spareMax=10001" "/upperd/workers/$pool/spareMax'?: " \
+    --set upperd.workers.$pool.spareMax=10001
+  refused "schema: workers.$pool.spareMax=-1" "/upperd/workers/$pool/spareMax'?: " \
+    --set upperd.workers.$pool.spareMax=-1
+  refused "schema: workers.$pool.spareMin=1.5" "/upperd/workers/$pool/spareMin'?: " \
+    --set upperd.workers.$pool.spareMin=1.5 --set upperd.workers.$pool.spareMax=2
+  refused "schema: workers.$pool.spareTimeout=soon" "/upperd/workers/$pool/spareTimeout'?: " \
+    --set upperd.workers.$pool.spareTimeout=soon
+  refused "schema: workers.$pool.spareTimeout=0 (spareMax 0 turns it off)" \
+    "/upperd/workers/$pool/spareTimeout'?: " --set-string upperd.workers.$pool.spareTimeout=0
+  refused "template: workers.$pool.spareMin above its spareMax" \
+    "upperd.workers.$pool.spareMin 5 is above upperd.workers.$pool.spareMax 4" \
+    --set upperd.workers.$pool.spareMin=5 --set upperd.workers.$pool.spareMax=4
+done
+refused "schema: workers.fork.childMaxConnections=0" "/upperd/workers/fork/childMaxConnections'?: " \
+  --set upperd.workers.fork.childMaxConnections=0
+refused "schema: workers.fork.childMaxConnections=1000000001" \
+  "/upperd/workers/fork/childMaxConnections'?: " --set upperd.workers.fork.childMaxConnections=1000000001
+refused "schema: unknown key under upperd.workers" "additional propert[a-z]* 'spare' not allowed" \
+  --set upperd.workers.fork.spare=1
 refused "schema: unknown top-level key" "additional propert[a-z]* 'foo' not allowed" --set foo=1
 refused "template: grace period not longer than preStop + drain" \
   "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=20

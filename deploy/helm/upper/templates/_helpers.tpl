@@ -203,6 +203,12 @@ Combinations the API server or the cluster would refuse later, refused at
 render time with the value's name. Prints nothing.
 */}}
 {{- define "upper.valuesCheck" -}}
+{{- range $pool := list "thread" "fork" }}
+{{- $w := get $.Values.upperd.workers $pool }}
+{{- if gt (int64 $w.spareMin) (int64 $w.spareMax) }}
+{{- fail (printf "upperd.workers.%s.spareMin %d is above upperd.workers.%s.spareMax %d: upperd would refuse to start (--%s_spare_min is 0..--%s_spare_max)" $pool (int64 $w.spareMin) $pool (int64 $w.spareMax) $pool $pool) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled }}
 {{- fail "serviceMonitor.enabled and podMonitor.enabled are both on: every pod would be scraped twice (two jobs), and the per-pod sum the connections autoscaler reads would double; choose one" }}
 {{- end }}

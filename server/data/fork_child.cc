@@ -145,8 +145,9 @@ bool WaitForJob(ForkRequest& job) {
       !received.conn.valid()) {
     return false;
   }
-  if (received.conn.get() != kChildConnFd &&
-      dup2(received.conn.get(), kChildConnFd) < 0) {
+  if (received.conn.get() == kChildConnFd) {
+    received.conn.Release();  // where it belongs: kept open
+  } else if (dup2(received.conn.get(), kChildConnFd) < 0) {
     return false;
   }
   job = received.request;

@@ -47,10 +47,10 @@ constexpr int kSparesPerTurn = 8;
 struct Child {
   uint32_t slot = kNoSlot;  // the connection it serves, or kNoSlot (idle)
   uint32_t generation = 0;
-  UniqueFd socket;        // the pool's line to it; none: single use, or sent away
-  uint32_t served = 0;    // connections given to it, the first included
+  UniqueFd socket;      // the pool's line to it; none: single use, or sent away
+  uint32_t served = 0;  // connections given to it, the first included
   uint64_t idle_since_ns = 0;
-  bool leaving = false;   // we closed its socket: it exits for `reason`
+  bool leaving = false;  // we closed its socket: it exits for `reason`
   ForkPoolExit reason = ForkPoolExit::kShutdown;
 };
 
@@ -212,7 +212,8 @@ class ForkServer {
       if (HandOff(pid, slot, writer, conn.get(), start)) return;
     }
     UPPER_FAULT_POINT("fork_server.before_fork");
-    const std::optional<pid_t> pid = Spawn(conn.get(), slot, writer.generation());
+    const std::optional<pid_t> pid =
+        Spawn(conn.get(), slot, writer.generation());
     if (!pid) {
       const int err = errno;
       table_->AbandonUnclaimed(slot, writer.generation(),
@@ -231,8 +232,8 @@ class ForkServer {
   bool HandOff(pid_t pid, uint32_t slot, SlotWriter& writer, int conn,
                uint64_t start) {
     Child& child = children_.at(pid);
-    const absl::StatusOr<bool> sent = SendForkRequest(
-        child.socket.get(), {slot, writer.generation()}, conn);
+    const absl::StatusOr<bool> sent =
+        SendForkRequest(child.socket.get(), {slot, writer.generation()}, conn);
     if (!sent.ok() || !*sent) {
       SendAway(pid, ForkPoolExit::kShutdown);
       return false;
@@ -258,8 +259,7 @@ class ForkServer {
       table_->CountForkLatency(latency_ns);
       return;
     }
-    table_->CountForkAccepted(slot, writer.generation(),
-                              latency_ns);
+    table_->CountForkAccepted(slot, writer.generation(), latency_ns);
     child.slot = slot;
     child.generation = writer.generation();
   }
@@ -393,8 +393,8 @@ class ForkServer {
 
   // Forks spares up to --fork_spare_min, a few per turn.
   void TopUpSpares() {
-    for (int i = 0; pooling() && idle_.size() < pool_.spare_min &&
-                    i < kSparesPerTurn;
+    for (int i = 0;
+         pooling() && idle_.size() < pool_.spare_min && i < kSparesPerTurn;
          ++i) {
       if (!SpawnSpare()) return;  // tried again next turn
     }

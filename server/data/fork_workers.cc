@@ -366,7 +366,8 @@ int SendSignal(int pidfd, int signo, uint64_t tag) {
   info.si_code = SI_QUEUE;
   info.si_pid = getpid();
   info.si_uid = getuid();
-  info.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(tag));
+  info.si_value.sival_ptr =
+      reinterpret_cast<void*>(static_cast<uintptr_t>(tag));
   return static_cast<int>(
       syscall(SYS_pidfd_send_signal, pidfd, info.si_signo, &info, 0));
 }

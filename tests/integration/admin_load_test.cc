@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <limits>
 #include <map>
@@ -129,10 +130,63 @@ std::vector<std::future<absl::StatusOr<LoadFigures>>> StartMixedLoad(
   return drivers;
 }
 
-TEST(AdminUnderLoad, ModeSwitchedEveryFiftyMillisecondsLosesNoByte) {
+// The live switch with each mode's workers made per connection, and with
+// both pools on (issue 16): a switch moves new connections to the other
+// mode's workers while the old mode's idle pool waits, then shrinks.
+struct PoolSetting {
+  const char* name;
+  std::vector<std::string> args;
+  int fork_spare_min = 0;
+  int thread_spare_min = 0;
+};
+
+class ModeSwitchUnderLoad : public ::testing::TestWithParam<PoolSetting> {};
+
+// The fork server's live children (upperd's grandchildren).
+int CountForkChildren(pid_t upperd) {
+  pid_t server = -1;
+  const std::vector<pid_t> all = Descendants(upperd);
+  for (pid_t pid : all) {
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
+    if (stat && stat->ppid == upperd) server = pid;
+  }
+  int n = 0;
+  for (pid_t pid : all) {
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
+    if (stat && stat->ppid == server && stat->state != 'Z') ++n;
+  }
+  return n;
+}
+
+// upperd's thread-mode workers, by name (gRPC's threads come and go).
+int CountWorkerThreads(pid_t upperd) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", upperd, "/task"),
+           std::filesystem::directory_options::skip_permission_denied)) {
+    const std::optional<std::string> comm =
+        ReadProcFile(entry.path().string() + "/comm");
+    if (comm && absl::StartsWith(*comm, "upperd-worker")) ++n;
+  }
+  return n;
+}
+
+TEST_P(ModeSwitchUnderLoad, EveryFiftyMillisecondsLosesNoByte) {
   ASSERT_TRUE(RaiseFdLimit(4096).ok());  // upperd inherits it
-  Upperd u = StartUpperd({"--mode=thread"});
+  const PoolSetting& pools = GetParam();
+  std::vector<std::string> args = pools.args;
+  args.push_back("--mode=thread");
+  Upperd u = StartUpperd(args);
   ASSERT_NE(u.stub, nullptr);
+  const pid_t pid = u.process->pid();
+  ASSERT_TRUE(
+      Eventually([&] { return CountForkChildren(pid) == pools.fork_spare_min; },
+                 absl::Seconds(5)));
+  // The admin channel is connected first: its socket is part of the
+  // baseline.
+  ASSERT_TRUE(GetStatus(*u.stub).ok());
+  const int baseline_fds = CountFds(pid);
+  ASSERT_EQ(CountWorkerThreads(pid), 0);
   constexpr absl::Duration kLoad = absl::Seconds(10);
   auto drivers = StartMixedLoad(u.process->data_port(), kLoad, 150, 50);
 
@@ -187,8 +241,36 @@ TEST(AdminUnderLoad, ModeSwitchedEveryFiftyMillisecondsLosesNoByte) {
           PerMode(status, admin::v1::MODE_THREAD).accepted_total()),
       static_cast<unsigned long long>(load->bytes));
 
+  // Back to the baseline once the pools' timeouts (1 s) have passed: the
+  // same descriptors, no thread or child beyond the pools' minimums.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return CountFds(pid) == baseline_fds &&
+               CountWorkerThreads(pid) <= pools.thread_spare_min &&
+               CountForkChildren(pid) == pools.fork_spare_min;
+      },
+      absl::Seconds(15)))
+      << CountFds(pid) << " fds (" << baseline_fds << " at start), "
+      << CountWorkerThreads(pid) << " worker threads, "
+      << CountForkChildren(pid) << " fork children";
   StopCleanly(*u.process);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Pools, ModeSwitchUnderLoad,
+    ::testing::Values(PoolSetting{"PerConnectionWorkers", {}},
+                      PoolSetting{
+                          "PoolsOn",
+                          {"--fork_spare_min=2", "--fork_spare_max=64",
+                           "--fork_spare_timeout=1s",
+                           "--fork_child_max_connections=1000",
+                           "--thread_spare_min=2", "--thread_spare_max=64",
+                           "--thread_spare_timeout=1s"},
+                          2,
+                          2}),
+    [](const ::testing::TestParamInfo<PoolSetting>& info) {
+      return std::string(info.param.name);
+    });
 
 // Cumulative bucket counts of upper_fork_latency_seconds by upper bound in
 // seconds (+Inf as infinity), from a scrape's text.

@@ -33,6 +33,7 @@ upper::MetricsSources SourcesOf(upper::DataPlane& data_plane,
       .table = &data_plane.table(),
       .draining = [&data_plane] { return data_plane.draining(); },
       .thread_workers = [&data_plane] { return data_plane.thread_workers(); },
+      .fork_workers = [&data_plane] { return data_plane.fork_workers(); },
       .admin_requests = [&stats =
                              admin.rpc_stats()] { return stats.Snapshot(); }};
 }

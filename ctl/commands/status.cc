@@ -1,5 +1,6 @@
 // `upperctl status`: one instance as a key/value block; a fleet as a table
-// with a row per instance and a TOTAL row.
+// with a row per instance and a TOTAL row (IDLE and SPAWNS: both modes'
+// workers; JSON has each mode's, summed in `total.workers`).
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ out::FleetTotal Total(
   fork->set_mode(admin::MODE_FORK);
   admin::ModeStats* thread = total.add_per_mode();
   thread->set_mode(admin::MODE_THREAD);
+  admin::WorkerPool* fork_workers = total.add_workers();
+  fork_workers->set_mode(admin::MODE_FORK);
+  admin::WorkerPool* thread_workers = total.add_workers();
+  thread_workers->set_mode(admin::MODE_THREAD);
   for (const auto& result : results) {
     if (!result.status.ok()) continue;
     const admin::ServerStatus& s = result.value;
@@ -51,6 +56,10 @@ out::FleetTotal Total(
     for (const admin::ModeStats& stats : s.per_mode()) {
       if (stats.mode() == admin::MODE_FORK) AddStats(stats, fork);
       if (stats.mode() == admin::MODE_THREAD) AddStats(stats, thread);
+    }
+    for (const admin::WorkerPool& pool : s.workers()) {
+      if (pool.mode() == admin::MODE_FORK) AddWorkers(pool, fork_workers);
+      if (pool.mode() == admin::MODE_THREAD) AddWorkers(pool, thread_workers);
     }
   }
   return total;
@@ -82,6 +91,8 @@ std::vector<Column> FleetColumns() {
           {"CLOSED", Align::kRight},
           {"RECEIVED", Align::kRight},
           {"SENT", Align::kRight},
+          {"IDLE", Align::kRight},
+          {"SPAWNS", Align::kRight},
           {"UPTIME", Align::kRight},
           {"PID", Align::kRight},
           {"VERSION"}};
@@ -96,6 +107,20 @@ std::string ModeCell(const admin::ServerStatus& s) {
   return cell;
 }
 
+// Idle workers and worker spawns, both modes together.
+uint64_t IdleWorkers(
+    const google::protobuf::RepeatedPtrField<admin::WorkerPool>& workers) {
+  uint64_t n = 0;
+  for (const admin::WorkerPool& pool : workers) n += pool.idle();
+  return n;
+}
+uint64_t WorkerSpawns(
+    const google::protobuf::RepeatedPtrField<admin::WorkerPool>& workers) {
+  uint64_t n = 0;
+  for (const admin::WorkerPool& pool : workers) n += pool.spawns_total();
+  return n;
+}
+
 std::vector<std::string> Cells(const admin::ServerStatus& s) {
   return {ModeCell(s),
           absl::StrCat(s.active_connections()),
@@ -106,6 +131,8 @@ std::vector<std::string> Cells(const admin::ServerStatus& s) {
           absl::StrCat(s.closed_total()),
           HumanBytes(s.received_bytes_total()),
           HumanBytes(s.sent_bytes_total()),
+          absl::StrCat(IdleWorkers(s.workers())),
+          absl::StrCat(WorkerSpawns(s.workers())),
           HumanDuration(ToDuration(s.uptime())),
           absl::StrCat(s.pid()),
           s.version()};
@@ -124,6 +151,8 @@ std::vector<std::string> TotalCells(const out::FleetTotal& total,
           absl::StrCat(total.closed_total()),
           HumanBytes(total.received_bytes_total()),
           HumanBytes(total.sent_bytes_total()),
+          absl::StrCat(IdleWorkers(total.workers())),
+          absl::StrCat(WorkerSpawns(total.workers())),
           "-",
           "-",
           "-"};

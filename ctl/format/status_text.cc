@@ -59,6 +59,33 @@ uint64_t ActiveIn(const admin::ServerStatus& status, admin::Mode mode) {
   return 0;
 }
 
+const admin::WorkerPool* WorkersIn(const admin::ServerStatus& status,
+                                   admin::Mode mode) {
+  for (const admin::WorkerPool& pool : status.workers()) {
+    if (pool.mode() == mode) return &pool;
+  }
+  return nullptr;
+}
+
+std::string WorkersText(const admin::WorkerPool& pool) {
+  uint64_t exits = 0;
+  for (const auto& [reason, n] : pool.exits_by_reason()) exits += n;
+  return absl::StrCat("busy ", pool.busy(), ", idle ", pool.idle(), ", spawns ",
+                      pool.spawns_total(), ", hand-offs ",
+                      pool.handoffs_total(), ", exits ",
+                      WithReasons(exits, pool.exits_by_reason()));
+}
+
+void AddWorkers(const admin::WorkerPool& from, admin::WorkerPool* to) {
+  to->set_busy(to->busy() + from.busy());
+  to->set_idle(to->idle() + from.idle());
+  to->set_spawns_total(to->spawns_total() + from.spawns_total());
+  to->set_handoffs_total(to->handoffs_total() + from.handoffs_total());
+  for (const auto& [reason, n] : from.exits_by_reason()) {
+    (*to->mutable_exits_by_reason())[reason] += n;
+  }
+}
+
 std::string ReasonsText(
     const google::protobuf::Map<std::string, uint64_t>& by_reason) {
   std::vector<std::pair<std::string, uint64_t>> sorted(by_reason.begin(),
@@ -131,6 +158,10 @@ std::string StatusBlock(const std::string& address,
   table.AddRow({"received", HumanBytes(status.received_bytes_total())});
   table.AddRow({"sent", HumanBytes(status.sent_bytes_total())});
   table.AddRow({"mode switches", absl::StrCat(status.mode_switches_total())});
+  for (const admin::WorkerPool& pool : status.workers()) {
+    table.AddRow(
+        {absl::StrCat(ModeText(pool.mode()), " workers"), WorkersText(pool)});
+  }
   table.AddRow({"worker crashes", absl::StrCat(status.worker_crashes_total())});
   table.AddRow({"max connections", absl::StrCat(status.max_connections())});
   table.AddRow({"idle timeout",

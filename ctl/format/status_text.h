@@ -26,6 +26,20 @@ absl::Time ToTime(const google::protobuf::Timestamp& timestamp);
 uint64_t ActiveIn(const upper::admin::v1::ServerStatus& status,
                   upper::admin::v1::Mode mode);
 
+// The workers of one mode from `workers`; nullptr when absent (an upperd
+// older than the field).
+const upper::admin::v1::WorkerPool* WorkersIn(
+    const upper::admin::v1::ServerStatus& status, upper::admin::v1::Mode mode);
+
+// "busy 2, idle 4, spawns 6, hand-offs 64, exits 3 (cache_full 1,
+// idle_timeout 2)": one mode's workers, the row `status` prints.
+std::string WorkersText(const upper::admin::v1::WorkerPool& pool);
+
+// Adds `from`'s figures (busy, idle, spawns, hand-offs, exits by reason) to
+// `to`'s; the mode is left as it is. For fleet totals.
+void AddWorkers(const upper::admin::v1::WorkerPool& from,
+                upper::admin::v1::WorkerPool* to);
+
 // "limit 2, draining 1" from a by-reason map, sorted by name; "" if empty.
 std::string ReasonsText(
     const google::protobuf::Map<std::string, uint64_t>& by_reason);

@@ -5,6 +5,7 @@
 
 #include "common/host_port.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/data/worker_exits.h"
 
 namespace upper {
 namespace {
@@ -119,7 +120,38 @@ admin::v1::ServerStatus ToServerStatus(const TableTotals& t,
   s.set_worker_crashes_total(t.worker_crashes_total);
 
   SetFacts(facts, s);
+  *s.add_workers() =
+      ToWorkerPool(facts.fork_workers, t.active[static_cast<int>(Mode::kFork)]);
+  *s.add_workers() = ToWorkerPool(facts.thread_workers);
   return s;
+}
+
+namespace {
+
+// The fields every mode's workers share; `exits` from ExitsByReason.
+template <typename Stats, typename Exits>
+admin::v1::WorkerPool WorkerPoolOf(Mode mode, const Stats& stats, uint64_t busy,
+                                   const Exits& exits) {
+  admin::v1::WorkerPool pool;
+  pool.set_mode(ToProtoMode(mode));
+  pool.set_busy(busy);
+  pool.set_idle(stats.idle);
+  pool.set_spawns_total(stats.spawns_total);
+  pool.set_handoffs_total(stats.handoffs_total);
+  for (const WorkerExitCount& exit : exits) {
+    (*pool.mutable_exits_by_reason())[exit.reason] = exit.count;
+  }
+  return pool;
+}
+
+}  // namespace
+
+admin::v1::WorkerPool ToWorkerPool(const ThreadCacheStats& stats) {
+  return WorkerPoolOf(Mode::kThread, stats, stats.busy, ExitsByReason(stats));
+}
+
+admin::v1::WorkerPool ToWorkerPool(const ForkPoolStats& stats, uint64_t busy) {
+  return WorkerPoolOf(Mode::kFork, stats, busy, ExitsByReason(stats));
 }
 
 admin::v1::ResourceLimits ToProtoLimits(const ResourceLimits& limits) {

@@ -15,6 +15,7 @@
 #include "server/base/mode.h"
 #include "server/base/resource_limits.h"
 #include "server/data/connection_table.h"
+#include "server/data/worker_stats.h"
 #include "upper/admin/v1/admin.pb.h"
 
 namespace upper {
@@ -32,6 +33,9 @@ struct ServerFacts {
   bool draining = false;
   ResourceLimits limits;
   AdminExposure admin;  // admin_security, and warnings when exposed
+  // ServerControl::thread_workers() and fork_workers(), for `workers`.
+  ThreadCacheStats thread_workers;
+  ForkPoolStats fork_workers;
 };
 
 admin::v1::Mode ToProtoMode(Mode mode);
@@ -41,9 +45,15 @@ std::optional<Mode> FromProtoMode(int value);
 
 // Every figure of `totals`, plus `facts`. Per-mode entries come in the order
 // fork, thread; the by-reason maps hold every reason, zeros included, so
-// clients see a stable set of keys.
+// clients see a stable set of keys. `workers` comes from facts' worker stats,
+// fork's busy from the table's active fork connections, as /metrics has it.
 admin::v1::ServerStatus ToServerStatus(const TableTotals& totals,
                                        const ServerFacts& facts);
+
+// One mode's WorkerPool. Fork's busy count is passed apart: ToServerStatus
+// takes it from the table, as /metrics does.
+admin::v1::WorkerPool ToWorkerPool(const ThreadCacheStats& stats);
+admin::v1::WorkerPool ToWorkerPool(const ForkPoolStats& stats, uint64_t busy);
 
 // The limits as the proto carries them (0 = unlimited or unknown, as in
 // ResourceLimits).

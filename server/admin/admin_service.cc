@@ -115,6 +115,8 @@ admin::v1::ServerStatus AdminServiceImpl::CurrentStatus() const {
   facts.draining = server_.draining();
   facts.limits = server_.resource_limits();
   facts.admin = exposure_;
+  facts.thread_workers = server_.thread_workers();
+  facts.fork_workers = server_.fork_workers();
   return ToServerStatus(server_.table().ReadTotals(), facts);
 }
 

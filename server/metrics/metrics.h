@@ -55,6 +55,9 @@ struct MetricsSources {
   // upper_workers{mode="thread"}, upper_worker_spawns_total and
   // upper_worker_exits_total; zeros when unset.
   std::function<ThreadCacheStats()> thread_workers;
+  // The same for mode="fork" (busy excepted: it is the table's active fork
+  // connections); zeros when unset.
+  std::function<ForkPoolStats()> fork_workers;
   // upper_admin_requests_total{method,code}, usually RpcStats::Snapshot of
   // the admin server; the family is left out when unset (no admin plane).
   // Methods are labelled by their full name without the leading slash

@@ -14,6 +14,7 @@
 #include "prometheus/metric_type.h"
 #include "server/admin/rpc_stats.h"
 #include "server/base/mode.h"
+#include "server/data/worker_exits.h"
 
 namespace upper {
 namespace {
@@ -104,17 +105,20 @@ MetricFamily ActiveFamily(const TableTotals& t) {
   return family;
 }
 
-// Busy and idle workers per mode. Fork mode has no idle children yet (one
-// fresh child per connection): its busy count is its active connections.
-MetricFamily WorkersFamily(const TableTotals& t, const ThreadCacheStats& w) {
+// Busy and idle workers per mode. Fork mode's busy children are its active
+// connections in the table; its idle ones wait in the fork server's pool.
+MetricFamily WorkersFamily(const TableTotals& t, const ThreadCacheStats& w,
+                           const ForkPoolStats& f) {
   MetricFamily family = Family(
       "upper_workers",
       "Workers by mode and state: busy serve a connection, idle wait for "
-      "the next one (thread mode's spare threads).",
+      "the next one (thread mode's spare threads, fork mode's pooled "
+      "children).",
       MetricType::Gauge);
   AddGauge(family, {Label("mode", "fork"), Label("state", "busy")},
            static_cast<double>(t.active[Index(Mode::kFork)]));
-  AddGauge(family, {Label("mode", "fork"), Label("state", "idle")}, 0);
+  AddGauge(family, {Label("mode", "fork"), Label("state", "idle")},
+           static_cast<double>(f.idle));
   AddGauge(family, {Label("mode", "thread"), Label("state", "busy")},
            static_cast<double>(w.busy));
   AddGauge(family, {Label("mode", "thread"), Label("state", "idle")},
@@ -122,28 +126,36 @@ MetricFamily WorkersFamily(const TableTotals& t, const ThreadCacheStats& w) {
   return family;
 }
 
-MetricFamily WorkerSpawnsFamily(const ThreadCacheStats& w) {
-  MetricFamily family = Family(
-      "upper_worker_spawns_total",
-      "Worker threads created; a connection handed to a spare creates none.",
-      MetricType::Counter);
+MetricFamily WorkerSpawnsFamily(const ThreadCacheStats& w,
+                                const ForkPoolStats& f) {
+  MetricFamily family =
+      Family("upper_worker_spawns_total",
+             "Workers created, by mode (threads started, children forked); a "
+             "connection handed to an idle worker creates none.",
+             MetricType::Counter);
+  AddCounter(family, {Label("mode", "fork")}, f.spawns_total);
   AddCounter(family, {Label("mode", "thread")}, w.spawns_total);
   return family;
 }
 
-MetricFamily WorkerExitsFamily(const ThreadCacheStats& w) {
+MetricFamily WorkerExitsFamily(const ThreadCacheStats& w,
+                               const ForkPoolStats& f) {
   MetricFamily family = Family(
       "upper_worker_exits_total",
-      "Thread workers that exited, by reason: idle_timeout (a spare beyond "
-      "--thread_spare_min waited --thread_spare_timeout), shutdown (drain or "
-      "stop), cache_full (--thread_spare_max spares already waited).",
+      "Workers that exited, by mode and reason: idle_timeout (an idle worker "
+      "beyond --thread_spare_min or --fork_spare_min waited its timeout), "
+      "shutdown (drain or stop), cache_full (thread: --thread_spare_max "
+      "spares already waited), pool_full (fork: --fork_spare_max children "
+      "already waited), max_connections (fork: a child served "
+      "--fork_child_max_connections).",
       MetricType::Counter);
-  const std::pair<const char*, uint64_t> reasons[] = {
-      {"idle_timeout", w.exits_idle_timeout},
-      {"shutdown", w.exits_shutdown},
-      {"cache_full", w.exits_cache_full}};
-  for (const auto& [reason, n] : reasons) {
-    AddCounter(family, {Label("mode", "thread"), Label("reason", reason)}, n);
+  for (const WorkerExitCount& e : ExitsByReason(f)) {
+    AddCounter(family, {Label("mode", "fork"), Label("reason", e.reason)},
+               e.count);
+  }
+  for (const WorkerExitCount& e : ExitsByReason(w)) {
+    AddCounter(family, {Label("mode", "thread"), Label("reason", e.reason)},
+               e.count);
   }
   return family;
 }
@@ -288,15 +300,22 @@ MetricFamily AdminRequestsFamily(const std::vector<RpcCount>& counts) {
 TableCollector::TableCollector(MetricsSources sources)
     : sources_(std::move(sources)) {}
 
+void TableCollector::AddWorkerFamilies(
+    const TableTotals& t, std::vector<MetricFamily>& families) const {
+  const ThreadCacheStats threads =
+      sources_.thread_workers ? sources_.thread_workers() : ThreadCacheStats{};
+  const ForkPoolStats forks =
+      sources_.fork_workers ? sources_.fork_workers() : ForkPoolStats{};
+  families.push_back(WorkersFamily(t, threads, forks));
+  families.push_back(WorkerSpawnsFamily(threads, forks));
+  families.push_back(WorkerExitsFamily(threads, forks));
+}
+
 std::vector<MetricFamily> TableCollector::Collect() const {
   const TableTotals t = sources_.table->ReadTotals();
   std::vector<MetricFamily> families;
   families.push_back(ActiveFamily(t));
-  const ThreadCacheStats workers =
-      sources_.thread_workers ? sources_.thread_workers() : ThreadCacheStats{};
-  families.push_back(WorkersFamily(t, workers));
-  families.push_back(WorkerSpawnsFamily(workers));
-  families.push_back(WorkerExitsFamily(workers));
+  AddWorkerFamilies(t, families);
   families.push_back(LimitFamily(sources_.table->capacity()));
   families.push_back(PerModeCounterFamily(
       "upper_connections_accepted_total",

@@ -35,6 +35,10 @@ class TableCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  // upper_workers, upper_worker_spawns_total, upper_worker_exits_total.
+  void AddWorkerFamilies(const TableTotals& t,
+                         std::vector<prometheus::MetricFamily>& families) const;
+
   MetricsSources sources_;
 };
 

@@ -311,6 +311,22 @@ admin::ServerStatus FakeAdminServer::CannedStatus(int pid) {
   limits.set_max_processes(0);
   limits.set_pids_limit(300);
   limits.set_memory_limit_bytes(512 << 20);
+  admin::WorkerPool* fork_workers = status.add_workers();
+  fork_workers->set_mode(admin::MODE_FORK);
+  fork_workers->set_busy(1);
+  fork_workers->set_idle(2);
+  fork_workers->set_spawns_total(10);
+  fork_workers->set_handoffs_total(5);
+  (*fork_workers->mutable_exits_by_reason())["pool_full"] = 3;
+  (*fork_workers->mutable_exits_by_reason())["max_connections"] = 4;
+  admin::WorkerPool* thread_workers = status.add_workers();
+  thread_workers->set_mode(admin::MODE_THREAD);
+  thread_workers->set_busy(2);
+  thread_workers->set_idle(4);
+  thread_workers->set_spawns_total(6);
+  thread_workers->set_handoffs_total(64);
+  (*thread_workers->mutable_exits_by_reason())["idle_timeout"] = 2;
+  (*thread_workers->mutable_exits_by_reason())["cache_full"] = 0;
   return status;
 }
 

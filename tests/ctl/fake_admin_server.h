@@ -53,7 +53,8 @@ class FakeAdminServer {
   std::string address() const;  // "127.0.0.1:<port>"
 
   // A typical status: thread mode, 3 active (fork 1, thread 2), 120
-  // accepted, 1.5 KiB received, 3 MiB sent, up 3m12s, pid `pid`.
+  // accepted, 1.5 KiB received, 3 MiB sent, up 3m12s, pid `pid`; workers
+  // fork busy 1 idle 2 spawns 10, thread busy 2 idle 4 spawns 6.
   static upper::admin::v1::ServerStatus CannedStatus(int pid = 4242);
   // Two connections: id 7 (fork) and id 9 (thread).
   static std::vector<upper::admin::v1::Connection> CannedConnections();

@@ -185,11 +185,68 @@ TEST(StatusText, BlockDescribesAGuardedAdminEndpointWithoutWarning) {
   EXPECT_THAT(block, HasSubstr("::: token, TLS on\n"));
 }
 
+TEST(StatusText, WorkersTextListsEveryFigureAndOnlyNonZeroExits) {
+  upper::admin::v1::WorkerPool pool;
+  pool.set_busy(2);
+  pool.set_idle(4);
+  pool.set_spawns_total(6);
+  pool.set_handoffs_total(64);
+  (*pool.mutable_exits_by_reason())["shutdown"] = 0;
+  (*pool.mutable_exits_by_reason())["idle_timeout"] = 2;
+  (*pool.mutable_exits_by_reason())["cache_full"] = 1;
+  EXPECT_EQ(ctl::WorkersText(pool),
+            "busy 2, idle 4, spawns 6, hand-offs 64, exits 3 (cache_full 1, "
+            "idle_timeout 2)");
+  EXPECT_EQ(ctl::WorkersText(upper::admin::v1::WorkerPool()),
+            "busy 0, idle 0, spawns 0, hand-offs 0, exits 0");
+}
+
+TEST(StatusText, AddWorkersSumsEveryFigureAndEveryReason) {
+  upper::admin::v1::WorkerPool a;
+  a.set_busy(1);
+  a.set_idle(2);
+  a.set_spawns_total(3);
+  a.set_handoffs_total(4);
+  (*a.mutable_exits_by_reason())["pool_full"] = 5;
+  upper::admin::v1::WorkerPool total;
+  total.set_mode(upper::admin::v1::MODE_FORK);
+  ctl::AddWorkers(a, &total);
+  (*a.mutable_exits_by_reason())["shutdown"] = 1;
+  ctl::AddWorkers(a, &total);
+  EXPECT_EQ(total.mode(), upper::admin::v1::MODE_FORK);
+  EXPECT_EQ(total.busy(), 2u);
+  EXPECT_EQ(total.idle(), 4u);
+  EXPECT_EQ(total.spawns_total(), 6u);
+  EXPECT_EQ(total.handoffs_total(), 8u);
+  EXPECT_EQ(total.exits_by_reason().at("pool_full"), 10u);
+  EXPECT_EQ(total.exits_by_reason().at("shutdown"), 1u);
+}
+
+TEST(StatusText, BlockHasAWorkersRowPerMode) {
+  upper::admin::v1::ServerStatus status;
+  upper::admin::v1::WorkerPool* fork = status.add_workers();
+  fork->set_mode(upper::admin::v1::MODE_FORK);
+  fork->set_idle(3);
+  upper::admin::v1::WorkerPool* thread = status.add_workers();
+  thread->set_mode(upper::admin::v1::MODE_THREAD);
+  thread->set_spawns_total(7);
+  const std::string block = ctl::StatusBlock("localhost:50051", status);
+  EXPECT_THAT(block, HasSubstr("fork workers     busy 0, idle 3, spawns 0, "
+                               "hand-offs 0, exits 0\n"));
+  EXPECT_THAT(block, HasSubstr("thread workers   busy 0, idle 0, spawns 7, "
+                               "hand-offs 0, exits 0\n"));
+  EXPECT_EQ(ctl::WorkersIn(status, upper::admin::v1::MODE_THREAD), thread);
+  EXPECT_EQ(ctl::WorkersIn(upper::admin::v1::ServerStatus(),
+                           upper::admin::v1::MODE_FORK),
+            nullptr);
+}
+
 TEST(StatusText, BlockOfAnOlderServerHasNoAdminAccessRow) {
   const std::string block =
       ctl::StatusBlock("localhost:50051", upper::admin::v1::ServerStatus());
   EXPECT_THAT(block, Not(HasSubstr("admin access")));
   EXPECT_THAT(block, Not(HasSubstr("WARNING")));
+  EXPECT_THAT(block, Not(HasSubstr("workers")));
 }
 
 }  // namespace

@@ -144,6 +144,12 @@ TEST_F(UpperctlTest, StatusTableShowsFiguresWithUnits) {
   EXPECT_EQ(values["max processes"], "unlimited");
   EXPECT_EQ(values["pids limit"], "300");
   EXPECT_EQ(values["memory limit"], "512.0 MiB");
+  EXPECT_EQ(values["fork workers"],
+            "busy 1, idle 2, spawns 10, hand-offs 5, exits 7 "
+            "(max_connections 4, pool_full 3)");
+  EXPECT_EQ(values["thread workers"],
+            "busy 2, idle 4, spawns 6, hand-offs 64, exits 2 "
+            "(idle_timeout 2)");
   // Values start in one column.
   std::set<size_t> value_columns;
   for (const std::string& line : Lines(run.out)) {
@@ -161,6 +167,8 @@ TEST_F(UpperctlTest, StatusJsonIsTheServersMessage) {
   EXPECT_THAT(run.out, HasSubstr("\"active_connections\": \"3\""));
   EXPECT_THAT(run.out, HasSubstr("\"open_files_limit\": \"4096\""));
   EXPECT_THAT(run.out, HasSubstr("\"max_processes\": \"0\""));  // unlimited
+  EXPECT_THAT(run.out, HasSubstr("\"spawns_total\": \"10\""));
+  EXPECT_THAT(run.out, HasSubstr("\"exits_by_reason\""));
 }
 
 TEST_F(UpperctlTest, ConnectionsTableHasARowPerConnection) {
@@ -513,18 +521,19 @@ TEST_F(UpperctlFleetTest, StatusHasARowPerInstanceAndATotal) {
   EXPECT_THAT(Cells(lines[0]),
               ElementsAre("INSTANCE", "MODE", "ACTIVE", "FORK", "THREAD",
                           "ACCEPTED", "REJECTED", "CLOSED", "RECEIVED", "SENT",
-                          "UPTIME", "PID", "VERSION"));
+                          "IDLE", "SPAWNS", "UPTIME", "PID", "VERSION"));
   EXPECT_THAT(
       Cells(lines[1]),
       ElementsAre(a_.address(), "thread", "3", "1", "2", "120", "2", "117",
-                  "1.5 KiB", "3.0 MiB", "3m12s", "4242", "0.1.0"));
+                  "1.5 KiB", "3.0 MiB", "6", "16", "3m12s", "4242", "0.1.0"));
   EXPECT_THAT(
       Cells(lines[2]),
       ElementsAre(b_.address(), "fork", "4", "1", "2", "1000", "2", "117",
-                  "1.5 KiB", "1.0 GiB", "3m12s", "5353", "0.1.0"));
-  EXPECT_THAT(Cells(lines[3]),
-              ElementsAre("TOTAL (2/2 up)", "mixed", "7", "2", "4", "1120", "4",
-                          "234", "3.0 KiB", "1.0 GiB", "-", "-", "-"));
+                  "1.5 KiB", "1.0 GiB", "6", "16", "3m12s", "5353", "0.1.0"));
+  EXPECT_THAT(
+      Cells(lines[3]),
+      ElementsAre("TOTAL (2/2 up)", "mixed", "7", "2", "4", "1120", "4", "234",
+                  "3.0 KiB", "1.0 GiB", "12", "32", "-", "-", "-"));
 }
 
 TEST_F(UpperctlFleetTest, StatusMarksAnInstanceWhoseAdminPortIsExposed) {
@@ -557,6 +566,18 @@ TEST_F(UpperctlFleetTest, StatusJsonHasEachInstanceAndTheTotal) {
   ASSERT_EQ(fleet.total().per_mode_size(), 2);
   EXPECT_EQ(fleet.total().per_mode(0).mode(), admin::MODE_FORK);
   EXPECT_EQ(fleet.total().per_mode(0).active_connections(), 2u);
+  ASSERT_EQ(fleet.total().workers_size(), 2);
+  const admin::WorkerPool& fork = fleet.total().workers(0);
+  EXPECT_EQ(fork.mode(), admin::MODE_FORK);
+  EXPECT_EQ(fork.busy(), 2u);
+  EXPECT_EQ(fork.idle(), 4u);
+  EXPECT_EQ(fork.spawns_total(), 20u);
+  EXPECT_EQ(fork.handoffs_total(), 10u);
+  EXPECT_EQ(fork.exits_by_reason().at("pool_full"), 6u);
+  const admin::WorkerPool& thread = fleet.total().workers(1);
+  EXPECT_EQ(thread.mode(), admin::MODE_THREAD);
+  EXPECT_EQ(thread.idle(), 8u);
+  EXPECT_EQ(thread.exits_by_reason().at("idle_timeout"), 4u);
 }
 
 TEST_F(UpperctlFleetTest, ConnectionsCarryTheirInstance) {

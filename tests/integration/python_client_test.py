@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import grpc
 from google.protobuf import json_format
@@ -53,6 +54,7 @@ class Upperd:
         threading.Thread(target=self._read, daemon=True).start()
         self.admin_port = self._port("admin")
         self.data_port = self._port("data")
+        self.metrics_port = self._port("metrics")
 
     def _read(self):
         with self.process.stderr:
@@ -217,6 +219,64 @@ class PythonClientTest(unittest.TestCase):
         finally:
             for client in clients:
                 client.close()
+
+    def test_workers_match_metrics(self):
+        """GetStatus' workers are the numbers /metrics reports."""
+        pb = self.admin_pb2
+        upperd = Upperd("--mode=thread", "--thread_spare_max=4",
+                        "--thread_spare_timeout=10s")
+        channel = grpc.insecure_channel(f"127.0.0.1:{upperd.admin_port}")
+        get_status = channel.unary_unary(
+            "/upper.admin.v1.AdminService/GetStatus",
+            request_serializer=pb.GetStatusRequest.SerializeToString,
+            response_deserializer=pb.ServerStatus.FromString)
+        try:
+            clients = [socket.create_connection(
+                ("127.0.0.1", upperd.data_port), timeout=TIMEOUT)
+                for _ in range(3)]
+            for client in clients:
+                client.sendall(b"q")
+                self.assertEqual(client.recv(1), b"Q")
+            for client in clients:
+                client.close()
+
+            def thread_workers():
+                status = get_status(pb.GetStatusRequest(), timeout=TIMEOUT)
+                self.assertEqual([w.mode for w in status.workers],
+                                 [pb.MODE_FORK, pb.MODE_THREAD])
+                return status.workers[1]
+            self.assertTrue(eventually(
+                lambda: thread_workers().busy == 0 and
+                thread_workers().idle > 0))
+            thread = thread_workers()
+            self.assertGreaterEqual(thread.spawns_total, 1)
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{upperd.metrics_port}/metrics",
+                    timeout=TIMEOUT) as response:
+                text = response.read().decode()
+            samples = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                           if line and not line.startswith("#"))
+
+            def metric(series):
+                return int(float(samples[series]))
+            self.assertEqual(
+                metric('upper_workers{mode="thread",state="idle"}'),
+                thread.idle)
+            self.assertEqual(
+                metric('upper_workers{mode="thread",state="busy"}'),
+                thread.busy)
+            self.assertEqual(
+                metric('upper_worker_spawns_total{mode="thread"}'),
+                thread.spawns_total)
+            self.assertEqual(set(thread.exits_by_reason),
+                             {"idle_timeout", "shutdown", "cache_full"})
+            for reason, count in thread.exits_by_reason.items():
+                self.assertEqual(metric(
+                    'upper_worker_exits_total{mode="thread",'
+                    f'reason="{reason}"}}'), count, reason)
+        finally:
+            channel.close()
+            self.assertEqual(upperd.stop(), 0)
 
     def test_health_is_serving(self):
         health = self.health_pb2

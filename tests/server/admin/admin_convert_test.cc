@@ -58,6 +58,61 @@ ServerFacts SampleFacts() {
   return f;
 }
 
+// workers: fork then thread; thread's figures from its stats, fork's from
+// its pool's with busy from the table's active fork connections (as
+// /metrics); every reason of each mode is a key, zeros included.
+TEST(AdminConvert, WorkersComeFromTheStatsAndForkBusyFromTheTable) {
+  ServerFacts f = SampleFacts();
+  f.thread_workers = {.busy = 3,
+                      .idle = 4,
+                      .spawns_total = 9,
+                      .handoffs_total = 11,
+                      .exits_idle_timeout = 2,
+                      .exits_cache_full = 1};
+  f.fork_workers = {.busy = 99,
+                    .idle = 5,
+                    .spawns_total = 12,
+                    .handoffs_total = 6,
+                    .exits_shutdown = 1,
+                    .exits_pool_full = 2,
+                    .exits_max_connections = 3};
+  const admin::v1::ServerStatus s = ToServerStatus(SampleTotals(), f);
+  ASSERT_EQ(s.workers_size(), 2);
+  const admin::v1::WorkerPool& fork = s.workers(0);
+  EXPECT_EQ(fork.mode(), admin::v1::MODE_FORK);
+  EXPECT_EQ(fork.busy(), 2u);  // SampleTotals' active fork connections
+  EXPECT_EQ(fork.idle(), 5u);
+  EXPECT_EQ(fork.spawns_total(), 12u);
+  EXPECT_EQ(fork.handoffs_total(), 6u);
+  EXPECT_EQ(fork.exits_by_reason_size(), 4);
+  EXPECT_EQ(fork.exits_by_reason().at("idle_timeout"), 0u);
+  EXPECT_EQ(fork.exits_by_reason().at("shutdown"), 1u);
+  EXPECT_EQ(fork.exits_by_reason().at("pool_full"), 2u);
+  EXPECT_EQ(fork.exits_by_reason().at("max_connections"), 3u);
+  const admin::v1::WorkerPool& thread = s.workers(1);
+  EXPECT_EQ(thread.mode(), admin::v1::MODE_THREAD);
+  EXPECT_EQ(thread.busy(), 3u);
+  EXPECT_EQ(thread.idle(), 4u);
+  EXPECT_EQ(thread.spawns_total(), 9u);
+  EXPECT_EQ(thread.handoffs_total(), 11u);
+  EXPECT_EQ(thread.exits_by_reason_size(), 3);
+  EXPECT_EQ(thread.exits_by_reason().at("idle_timeout"), 2u);
+  EXPECT_EQ(thread.exits_by_reason().at("shutdown"), 0u);
+  EXPECT_EQ(thread.exits_by_reason().at("cache_full"), 1u);
+}
+
+TEST(AdminConvert, WorkersAreZeroWhenTheServerSaysNothing) {
+  const admin::v1::ServerStatus s =
+      ToServerStatus(TableTotals(), ServerFacts());
+  ASSERT_EQ(s.workers_size(), 2);
+  for (const admin::v1::WorkerPool& pool : s.workers()) {
+    EXPECT_EQ(pool.busy() + pool.idle() + pool.spawns_total(), 0u);
+    for (const auto& [reason, n] : pool.exits_by_reason()) {
+      EXPECT_EQ(n, 0u) << reason;
+    }
+  }
+}
+
 TEST(AdminConvert, StatusSumsModesAndKeepsPerModeFigures) {
   const admin::v1::ServerStatus s =
       ToServerStatus(SampleTotals(), SampleFacts());

@@ -126,6 +126,27 @@ TEST(AdminServiceWatch, SendsStatusesAndEndsWithOkAfterADrainingStatus) {
   EXPECT_TRUE(watch->last.draining());
 }
 
+TEST(AdminServiceWatch, EachStatusCarriesTheCurrentWorkers) {
+  ServedAdmin admin;
+  ASSERT_TRUE(admin.started());
+  admin.fake().set_workers({.idle = 2, .spawns_total = 3},
+                           {.idle = 1, .spawns_total = 4});
+  std::unique_ptr<Watch> watch = OpenWatch(admin, absl::Milliseconds(100));
+  ASSERT_TRUE(watch->Read());
+  ASSERT_EQ(watch->last.workers_size(), 2);
+  EXPECT_EQ(watch->last.workers(0).idle(), 1u);
+  EXPECT_EQ(watch->last.workers(1).idle(), 2u);
+  admin.fake().set_workers({.idle = 5, .spawns_total = 6}, {});
+  // A status already on its way may predate the change; a later one shows it.
+  for (int i = 0; i < 20 && watch->last.workers(1).idle() != 5; ++i) {
+    ASSERT_TRUE(watch->Read());
+    ASSERT_EQ(watch->last.workers_size(), 2);
+  }
+  EXPECT_EQ(watch->last.workers(1).idle(), 5u);
+  EXPECT_EQ(watch->last.workers(1).spawns_total(), 6u);
+  EXPECT_EQ(watch->Cancel().error_code(), grpc::StatusCode::CANCELLED);
+}
+
 TEST(AdminServiceWatch, AnIntervalUnder100msIsInvalidArgument) {
   ServedAdmin admin;
   ASSERT_TRUE(admin.started());

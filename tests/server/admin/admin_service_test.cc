@@ -197,6 +197,26 @@ TEST(AdminService, GetStatusReportsTheDataPlanesResourceLimits) {
   EXPECT_EQ(s.limits().memory_limit_bytes(), 268435456u);
 }
 
+TEST(AdminService, GetStatusReportsTheDataPlanesWorkers) {
+  FakeServerControl fake;
+  fake.Connect(Mode::kFork, 4000);
+  fake.set_workers({.busy = 2, .idle = 3, .spawns_total = 5},
+                   {.idle = 4, .spawns_total = 6, .exits_pool_full = 1});
+  AdminServiceImpl service(fake, TestConfig(), "");
+  const auto [status, s] = GetStatus(service);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(s.workers_size(), 2);
+  EXPECT_EQ(s.workers(0).mode(), admin::v1::MODE_FORK);
+  EXPECT_EQ(s.workers(0).busy(), 1u);  // the table's live fork connection
+  EXPECT_EQ(s.workers(0).idle(), 4u);
+  EXPECT_EQ(s.workers(0).spawns_total(), 6u);
+  EXPECT_EQ(s.workers(0).exits_by_reason().at("pool_full"), 1u);
+  EXPECT_EQ(s.workers(1).mode(), admin::v1::MODE_THREAD);
+  EXPECT_EQ(s.workers(1).busy(), 2u);
+  EXPECT_EQ(s.workers(1).idle(), 3u);
+  EXPECT_EQ(s.workers(1).spawns_total(), 5u);
+}
+
 TEST(AdminService, GetStatusReportsTheServersFactsAndTheConfig) {
   FakeServerControl fake(8, Mode::kFork);
   fake.set_data_address("[::1]:4242");

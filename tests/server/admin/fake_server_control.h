@@ -5,7 +5,7 @@
 // plane reads (totals, snapshots) is the table's own code; Connect() takes a
 // slot the way the listener does, so the connection looks live. SetMode and
 // CloseConnection are recorded; draining, the data address and the resource
-// limits are settable;
+// limits and the worker stats are settable;
 // CloseConnection's answer is derived from the table unless a test fixes it.
 //
 // Thread-safe: the admin service calls it from gRPC's threads while the test
@@ -91,6 +91,13 @@ class FakeServerControl final : public ServerControl {
     limits_ = limits;
   }
 
+  void set_workers(const ThreadCacheStats& threads,
+                   const ForkPoolStats& forks) {
+    std::lock_guard lock(mu_);
+    thread_workers_ = threads;
+    fork_workers_ = forks;
+  }
+
   std::vector<Mode> set_mode_calls() const {
     std::lock_guard lock(mu_);
     return set_mode_calls_;
@@ -111,6 +118,14 @@ class FakeServerControl final : public ServerControl {
   ResourceLimits resource_limits() const override {
     std::lock_guard lock(mu_);
     return limits_;
+  }
+  ThreadCacheStats thread_workers() const override {
+    std::lock_guard lock(mu_);
+    return thread_workers_;
+  }
+  ForkPoolStats fork_workers() const override {
+    std::lock_guard lock(mu_);
+    return fork_workers_;
   }
   Mode SetMode(Mode mode) override {
     std::lock_guard lock(mu_);
@@ -153,6 +168,8 @@ class FakeServerControl final : public ServerControl {
   std::vector<CloseCall> close_calls_;           // under mu_
   std::function<void()> drain_listener_;         // under mu_
   ResourceLimits limits_;                        // under mu_
+  ThreadCacheStats thread_workers_;              // under mu_
+  ForkPoolStats fork_workers_;                   // under mu_
 };
 
 }  // namespace upper

@@ -145,39 +145,75 @@ TEST(TableCollector, ModeDrainingAndAdminCountsComeFromTheirSources) {
 }
 
 // upper_workers: thread mode's from the thread workers' stats, fork mode's
-// busy from the table (its active connections) and idle 0; the spawn and
-// exit counters likewise.
-TEST(TableCollector, WorkersComeFromThreadStatsAndTheTable) {
+// busy from the table (its active connections) and idle from the fork pool's
+// stats; the spawn and exit counters from each mode's stats.
+TEST(TableCollector, WorkersComeFromEachModesStatsAndForkBusyFromTheTable) {
   auto table = MakeTable(2);
   Allocate(*table, Mode::kFork);
-  TableCollector collector({.table = table.get(), .thread_workers = [] {
-                              return ThreadCacheStats{.busy = 3,
-                                                      .idle = 5,
-                                                      .spawns_total = 7,
-                                                      .exits_idle_timeout = 2,
-                                                      .exits_shutdown = 1};
-                            }});
+  TableCollector collector(
+      {.table = table.get(),
+       .thread_workers =
+           [] {
+             return ThreadCacheStats{.busy = 3,
+                                     .idle = 5,
+                                     .spawns_total = 7,
+                                     .exits_idle_timeout = 2,
+                                     .exits_shutdown = 1};
+           },
+       .fork_workers =
+           [] {
+             return ForkPoolStats{.busy = 99,
+                                  .idle = 4,
+                                  .spawns_total = 8,
+                                  .exits_idle_timeout = 1,
+                                  .exits_shutdown = 2,
+                                  .exits_pool_full = 3,
+                                  .exits_max_connections = 6};
+           }});
   const std::vector<MetricFamily> f = collector.Collect();
   const auto gauge = [&](const char* mode, const char* state) {
     const ClientMetric* m =
         Sample(f, "upper_workers", {{"mode", mode}, {"state", state}});
     return m == nullptr ? -1 : m->gauge.value;
   };
+  const auto counter = [&](const char* name,
+                           const std::vector<ClientMetric::Label>& labels) {
+    const ClientMetric* m = Sample(f, name, labels);
+    return m == nullptr ? -1 : m->counter.value;
+  };
   EXPECT_EQ(gauge("thread", "busy"), 3);
   EXPECT_EQ(gauge("thread", "idle"), 5);
   EXPECT_EQ(gauge("fork", "busy"), 1);
-  EXPECT_EQ(gauge("fork", "idle"), 0);
-  EXPECT_EQ(Sample(f, "upper_worker_spawns_total", {{"mode", "thread"}})
-                ->counter.value,
-            7);
+  EXPECT_EQ(gauge("fork", "idle"), 4);
+  EXPECT_EQ(counter("upper_worker_spawns_total", {{"mode", "thread"}}), 7);
+  EXPECT_EQ(counter("upper_worker_spawns_total", {{"mode", "fork"}}), 8);
+  const auto exits = [&](const char* mode, const char* reason) {
+    return counter("upper_worker_exits_total",
+                   {{"mode", mode}, {"reason", reason}});
+  };
+  EXPECT_EQ(exits("thread", "idle_timeout"), 2);
+  EXPECT_EQ(exits("thread", "shutdown"), 1);
+  EXPECT_EQ(exits("thread", "cache_full"), 0);
+  EXPECT_EQ(exits("fork", "idle_timeout"), 1);
+  EXPECT_EQ(exits("fork", "shutdown"), 2);
+  EXPECT_EQ(exits("fork", "pool_full"), 3);
+  EXPECT_EQ(exits("fork", "max_connections"), 6);
+}
+
+TEST(TableCollector, WorkerFamiliesAreZeroWithoutSources) {
+  auto table = MakeTable(1);
+  TableCollector collector({.table = table.get()});
+  const std::vector<MetricFamily> f = collector.Collect();
+  EXPECT_EQ(Sample(f, "upper_workers", {{"mode", "fork"}, {"state", "idle"}})
+                ->gauge.value,
+            0);
+  EXPECT_EQ(
+      Sample(f, "upper_worker_spawns_total", {{"mode", "fork"}})->counter.value,
+      0);
   EXPECT_EQ(Sample(f, "upper_worker_exits_total",
-                   {{"mode", "thread"}, {"reason", "idle_timeout"}})
+                   {{"mode", "fork"}, {"reason", "max_connections"}})
                 ->counter.value,
-            2);
-  EXPECT_EQ(Sample(f, "upper_worker_exits_total",
-                   {{"mode", "thread"}, {"reason", "shutdown"}})
-                ->counter.value,
-            1);
+            0);
 }
 
 TEST(TableCollector, AdminFamilyIsLeftOutWithoutASource) {

@@ -293,6 +293,7 @@ class ForkServer {
       fcntl(mine.get(), F_SETFL, O_NONBLOCK);
       if (Watch(mine.get(), static_cast<uint64_t>(pid))) {
         child.socket = std::move(mine);
+        ++pooled_;
       }
     }
     return pid;
@@ -347,6 +348,7 @@ class ForkServer {
     if (!child.socket.valid()) return;
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.socket.get(), nullptr);
     child.socket.Reset();
+    --pooled_;
   }
 
   // Closes child `pid`'s socket, so it exits once idle, counted `reason`.
@@ -382,20 +384,25 @@ class ForkServer {
   // minimum times out; else for ever (a child's report, a request, an exit
   // or upperd's close wakes us).
   int NextExpiryMs() const {
-    if (idle_.size() <= pool_.spare_min) {
-      return idle_.size() < pool_.spare_min && pooling() ? 10 : -1;
-    }
+    if (idle_.size() <= pool_.spare_min) return BelowMinimum() ? 10 : -1;
     const uint64_t due = children_.at(idle_.front()).idle_since_ns +
                          uint64_t{pool_.spare_timeout_ms} * 1000000;
     const uint64_t now = NowNs(CLOCK_MONOTONIC);
     return due <= now ? 0 : static_cast<int>((due - now) / 1000000 + 1);
   }
 
-  // Forks spares up to --fork_spare_min, a few per turn.
+  // Forks spares up to --fork_spare_min, a few per turn. A busy pool child
+  // counts: it comes back when its connection ends. (Counting only idle
+  // ones, every hand-off would fork a replacement that the returning child
+  // then finds the pool full for: a fork per connection again whenever
+  // --fork_spare_max is close to the minimum.)
+  bool BelowMinimum() const {
+    return pooling() && idle_.size() < pool_.spare_min &&
+           pooled_ < pool_.spare_min;
+  }
+
   void TopUpSpares() {
-    for (int i = 0;
-         pooling() && idle_.size() < pool_.spare_min && i < kSparesPerTurn;
-         ++i) {
+    for (int i = 0; BelowMinimum() && i < kSparesPerTurn; ++i) {
       if (!SpawnSpare()) return;  // tried again next turn
     }
   }
@@ -441,6 +448,7 @@ class ForkServer {
   bool pool_stopped_ = false;
   ForkPoolCounts counts_;
   std::unordered_map<pid_t, Child> children_;
+  size_t pooled_ = 0;  // children with a socket: idle, or busy and coming back
   // Idle pool children, oldest first: the newest takes the next connection
   // (its pages are the warmest), the oldest time out first.
   std::deque<pid_t> idle_;

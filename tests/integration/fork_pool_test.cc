@@ -110,12 +110,19 @@ bool Served(int fd) {
   return got.ok() && *got == "Q";
 }
 
-// The pid of the child serving the only live connection, by ListConnections.
+// The pid of the child serving the only live connection, by ListConnections
+// (once an earlier connection's release is done), or -1.
 pid_t OnlyWorkerPid(admin::v1::AdminService::Stub& stub) {
-  absl::StatusOr<std::vector<admin::v1::Connection>> list =
-      ListConnections(stub);
-  if (!list.ok() || list->size() != 1) return -1;
-  return (*list)[0].worker_pid();
+  pid_t pid = -1;
+  Eventually(
+      [&] {
+        absl::StatusOr<std::vector<admin::v1::Connection>> list =
+            ListConnections(stub);
+        pid = list.ok() && list->size() == 1 ? (*list)[0].worker_pid() : -1;
+        return pid > 0;
+      },
+      absl::Seconds(5));
+  return pid;
 }
 
 TEST(ForkPool, BurstGrowsAtMostToMaxIdleAndShrinksToMinAfterTimeout) {
@@ -174,7 +181,6 @@ TEST(ForkPool, NoByteOfOneConnectionIsReadableByTheNextInTheSameChild) {
   const double spawns = Metric(s.metrics_port, kSpawns);
   EXPECT_GE(spawns, 1);
   EXPECT_LT(spawns, kConnections / 2);
-  EXPECT_GE(Metric(s.metrics_port, "upper_fork_pool_handoffs_total"), -1);
   StopCleanly(*s.upperd);
   EXPECT_EQ(FinalTotal(*s.upperd, "accepted"), uint64_t{kConnections});
   EXPECT_EQ(FinalTotal(*s.upperd, "active"), 0u);
@@ -232,8 +238,9 @@ TEST(ForkPool, ACrashMidConnectionEndsOnlyThatConnectionAndIsReplaced) {
   EXPECT_TRUE(Eventually(
       [&] { return Metric(s.metrics_port, "upper_worker_crashes_total") == 1; },
       absl::Seconds(5)));
-  // The pool is topped up again and serves.
-  EXPECT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) >= 2; },
+  // The pool is topped up again to its minimum, B's busy child counted
+  // (it comes back), and serves.
+  EXPECT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) >= 1; },
                          absl::Seconds(5)));
   EXPECT_EQ(Exchange(s.upperd->data_port(), "after", 5, 7, absl::Seconds(5))
                 .value_or(""),
@@ -292,9 +299,10 @@ TEST(ForkPool, SigtermSendsIdleChildrenAwayAtOnceAndDrainsBusyOnes) {
   std::vector<UniqueFd> fds = OpenServed(s.upperd->data_port(), 4);
   ASSERT_EQ(fds.size(), 4u);
   fds.resize(2);  // two end and wait in the pool; two stay busy
-  ASSERT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) >= 3; },
+  ASSERT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) >= 2; },
                          absl::Seconds(10)));
   const pid_t upperd = s.upperd->pid();
+  ASSERT_GE(CountChildren(upperd), 4);
   s.upperd->Signal(SIGTERM);
   ASSERT_TRUE(s.upperd->WaitForLog("draining", absl::Seconds(10)).ok());
   // Idle children leave at once; the two busy ones are served through the
@@ -321,10 +329,13 @@ void ExpectPoolFaultCountedOnce(const std::string& fault) {
        "--fork_child_max_connections=1000", "--max_connections=2"},
       {{"UPPER_FAULT_POINT", fault}, {"UPPER_FAULT_POINT_ONCE_DIR", *dir}});
   ASSERT_NE(s.upperd, nullptr);
-  // The first hand-offs go to the spare: the fault fires in the first one
-  // or its "done". What the client saw is what is counted.
+  // Each connection goes to an idle child (waited for): the fault fires in
+  // the first hand-off or the first "done". What the client saw is what is
+  // counted.
   uint64_t served = 0;
   for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) >= 1; },
+                           absl::Seconds(5)));
     absl::StatusOr<std::string> reply =
         Exchange(s.upperd->data_port(), "abc", 3, i, absl::Seconds(10));
     if (reply.ok() && !reply->empty()) {
@@ -338,7 +349,8 @@ void ExpectPoolFaultCountedOnce(const std::string& fault) {
       s.upperd->WaitForLog("fork_server_restarted", absl::Seconds(5)).ok())
       << s.upperd->Log();
   EXPECT_TRUE(Eventually([&] { return Metric(s.metrics_port, kBusy) == 0; },
-                         absl::Seconds(10)));
+                         absl::Seconds(10)))
+      << s.upperd->Log();
   EXPECT_EQ(Exchange(s.upperd->data_port(), "after", 5, 9, absl::Seconds(10))
                 .value_or(""),
             "AFTER");

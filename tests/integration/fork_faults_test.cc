@@ -373,12 +373,27 @@ TEST_F(ForkFault, DeathBeforeAnAbandonCommitCountsTheAnsweredCloseOnce) {
 
 // --- Close races, both modes ---
 
+// A mode, with its ready workers when the parameter says so (issue 16):
+// "fork_pool" and "thread_cache" keep up to 64 idle.
+std::vector<std::string> ModeArgs(const std::string& param) {
+  if (param == "fork_pool") {
+    return {"--mode=fork", "--fork_spare_min=2", "--fork_spare_max=64",
+            "--fork_spare_timeout=1s", "--fork_child_max_connections=1000"};
+  }
+  if (param == "thread_cache") {
+    return {"--mode=thread", "--thread_spare_min=2", "--thread_spare_max=64",
+            "--thread_spare_timeout=1s"};
+  }
+  return {absl::StrCat("--mode=", param)};
+}
+
 class CloseRace : public ModeTest {
  protected:
   void SetUp() override {
+    std::vector<std::string> args = ModeArgs(GetParam());
+    args.push_back("--max_connections=64");
     absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
-        UpperdProcess::Start({.args = {absl::StrCat("--mode=", GetParam()),
-                                       "--max_connections=64"}});
+        UpperdProcess::Start({.args = args});
     ASSERT_TRUE(started.ok()) << started.status();
     upperd_ = *std::move(started);
     absl::StatusOr<uint16_t> port = upperd_->Port("admin");
@@ -475,7 +490,8 @@ TEST_P(CloseRace, ClosesOfJustAcceptedConnectionsEndThemOrFindNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, CloseRace,
-                         ::testing::Values("thread", "fork"),
+                         ::testing::Values("thread", "fork", "thread_cache",
+                                           "fork_pool"),
                          [](const auto& info) { return info.param; });
 
 // --- Chaos: the fork server killed and stopped at random under load ---
@@ -530,9 +546,17 @@ pid_t CurrentForkServer(const UpperdProcess& upperd) {
   return text && absl::SimpleAtoi(*text, &pid) ? pid : -1;
 }
 
-TEST(ForkChaos, KilledAndStoppedForkServerUnderChurnLeavesEverythingExact) {
-  absl::StatusOr<std::unique_ptr<UpperdProcess>> started = UpperdProcess::Start(
-      {.args = {"--mode=fork", "--max_connections=512", "--drain_timeout=5s"}});
+// With a fresh child per connection, and with the pool: then the kills
+// also land while children wait idle, report "done", or take a hand-off.
+class ForkChaos : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ForkChaos, KilledAndStoppedForkServerUnderChurnLeavesEverythingExact) {
+  std::vector<std::string> args =
+      ModeArgs(GetParam() == "pool" ? "fork_pool" : "fork");
+  args.push_back("--max_connections=512");
+  args.push_back("--drain_timeout=5s");
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> started =
+      UpperdProcess::Start({.args = args});
   ASSERT_TRUE(started.ok()) << started.status();
   UpperdProcess& upperd = **started;
   ASSERT_TRUE(upperd.WaitForLog("fork_server_started", absl::Seconds(5)).ok());
@@ -607,6 +631,10 @@ TEST(ForkChaos, KilledAndStoppedForkServerUnderChurnLeavesEverythingExact) {
          static_cast<unsigned long long>(tally.exact.load()),
          static_cast<unsigned long long>(tally.refused.load()), kills, stops);
 }
+
+INSTANTIATE_TEST_SUITE_P(Children, ForkChaos,
+                         ::testing::Values("per_connection", "pool"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace upper::testing

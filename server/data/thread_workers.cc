@@ -147,9 +147,6 @@ bool ThreadWorkers::HandToSpare(State& state, int fd, uint32_t slot) {
 
 void* ThreadWorkers::ThreadMain(void* arg) {
   std::unique_ptr<Job> job(static_cast<Job*>(arg));
-  // Named for `top -H` and for counting workers apart from gRPC's threads
-  // (kWorkerThreadName); the name fits the kernel's 15 characters.
-  pthread_setname_np(pthread_self(), kWorkerThreadName);
   Run(*job->state, job->fd, job->slot);
   return nullptr;  // `job` drops this worker's share of the state
 }

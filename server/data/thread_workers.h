@@ -41,9 +41,6 @@
 
 namespace upper {
 
-// The name of every thread-mode worker thread (/proc/PID/task/TID/comm).
-inline constexpr char kWorkerThreadName[] = "upperd-worker";
-
 inline constexpr std::size_t kThreadStackSize = 256 * 1024;
 
 class ThreadWorkers {

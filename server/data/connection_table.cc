@@ -529,6 +529,11 @@ SlotWriter ConnectionTable::Writer(uint32_t index, uint32_t generation) {
   return SlotWriter(header_, &slot(index), generation);
 }
 
+void ConnectionTable::AcquireWorkerWrites(uint32_t index) const {
+  (void)std::atomic_ref<uint32_t>(slot(index).close_reason)
+      .load(std::memory_order_acquire);
+}
+
 uint32_t ConnectionTable::SealCloseRequest(Slot& s) {
   // Setting the seal closes the slot to requests: a RequestClose after it
   // fails its compare-and-swap (NOT_FOUND), one before it is counted by the

@@ -122,6 +122,14 @@ class SlotWriter {
         .compare_exchange_strong(none, static_cast<uint32_t>(reason),
                                  std::memory_order_relaxed);
   }
+  // A pool child, after its last write to the slot and before it reports
+  // "done" over its socket: a release, so that the fork server's acquire
+  // (ConnectionTable::AcquireWorkerWrites) sees the bytes and the reason
+  // it wrote (a socket message is no C++ synchronisation).
+  void PublishFinished() {
+    std::atomic_ref<uint32_t>(slot_->close_reason)
+        .fetch_or(0, std::memory_order_release);
+  }
   uint32_t send_timeout_ms() const {
     return LoadRelaxed(header_->send_timeout_ms);
   }
@@ -250,6 +258,9 @@ class ConnectionTable {
   // --- Workers ---
   SlotWriter Writer(uint32_t slot);
   SlotWriter Writer(uint32_t slot, uint32_t generation);
+  // The fork server, on a pool child's "done" for `slot`: pairs with its
+  // SlotWriter::PublishFinished.
+  void AcquireWorkerWrites(uint32_t slot) const;
   // Frees a served slot. The close reason is the one asked for by admin or
   // drain if any, else `reason`. Updates closed totals and the duration
   // histogram. Called once per served connection by its reaper.

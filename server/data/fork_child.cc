@@ -117,6 +117,7 @@ bool ServeJob(ConnectionTable& table, uint32_t slot, uint32_t generation) {
   }
   SetClosesBlocked(true);
   g_job.store(kNoJob, std::memory_order_relaxed);
+  writer.PublishFinished();  // before "done" (ReportDone)
   return true;
 }
 

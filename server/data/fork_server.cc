@@ -45,6 +45,7 @@ constexpr int kSparesPerTurn = 8;
 
 // One child of this fork server.
 struct Child {
+  pid_t pid = 0;
   uint32_t slot = kNoSlot;  // the connection it serves, or kNoSlot (idle)
   uint32_t generation = 0;
   UniqueFd socket;      // the pool's line to it; none: single use, or sent away
@@ -277,6 +278,8 @@ class ForkServer {
         theirs.Reset(pair[1]);
       }
     }
+    // A spare without a socket could take no job: not forked at all.
+    if (conn < 0 && !mine.valid()) return std::nullopt;
     const pid_t pid = fork();
     if (pid == 0) {
       ChildMain({.table = table_.get(),
@@ -289,6 +292,7 @@ class ForkServer {
     if (pid < 0) return std::nullopt;
     ++counts_.spawns;
     Child& child = children_[pid];
+    child.pid = pid;
     if (mine.valid()) {
       fcntl(mine.get(), F_SETFL, O_NONBLOCK);
       if (Watch(mine.get(), static_cast<uint64_t>(pid))) {
@@ -304,10 +308,6 @@ class ForkServer {
     const std::optional<pid_t> pid = Spawn(-1, kNoSlot, 0);
     if (!pid) return false;
     Child& child = children_.at(*pid);
-    if (!child.socket.valid()) {
-      SendAway(*pid, ForkPoolExit::kShutdown);
-      return false;
-    }
     child.idle_since_ns = NowNs(CLOCK_MONOTONIC);
     idle_.push_back(*pid);
     return true;
@@ -317,23 +317,36 @@ class ForkServer {
   void ReceiveFromChild(pid_t pid) {
     const auto it = children_.find(pid);
     if (it == children_.end() || !it->second.socket.valid()) return;
-    Child& child = it->second;
+    if (TakeDone(it->second)) BackToPool(pid, it->second);
+  }
+
+  // Reads one message from `child`'s socket: true if it is "done" with the
+  // connection it serves, which is then released. Its end closed (it is
+  // exiting: its exit frees its slot) or nonsense: its socket is dropped,
+  // and it leaves the idle children.
+  bool TakeDone(Child& child) {
     using Outcome = ReceivedForkRequest::Outcome;
     ReceivedForkRequest received = ReceiveForkRequest(child.socket.get());
-    if (received.outcome == Outcome::kRetry) return;
+    if (received.outcome == Outcome::kRetry) return false;
     const bool done = received.outcome == Outcome::kRequest &&
                       !received.conn.valid() && child.slot != kNoSlot &&
                       received.request.slot == child.slot &&
                       received.request.generation == child.generation;
     if (!done) {
-      // Closed (it is exiting: its exit frees its slot) or nonsense.
       DropSocket(child);
-      return;
+      return false;
     }
     UPPER_FAULT_POINT("fork_server.before_done_release");
     // Alive and finished: released as a clean exit would be, by reason.
+    // The child's last writes to the slot are ordered before its "done" by
+    // its release (SlotWriter::PublishFinished); this acquire pairs with it.
+    table_->AcquireWorkerWrites(child.slot);
     table_->ReleaseExitedChild(child.slot, 0);
     child.slot = kNoSlot;
+    return true;
+  }
+
+  void BackToPool(pid_t pid, Child& child) {
     if (!pooling()) {
       SendAway(pid, ForkPoolExit::kShutdown);
     } else if (idle_.size() >= pool_.spare_max) {
@@ -344,11 +357,14 @@ class ForkServer {
     }
   }
 
+  // `child` can take no job from now on: its socket is closed (it exits
+  // once idle) and it is no longer idle.
   void DropSocket(Child& child) {
     if (!child.socket.valid()) return;
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.socket.get(), nullptr);
     child.socket.Reset();
     --pooled_;
+    std::erase(idle_, child.pid);
   }
 
   // Closes child `pid`'s socket, so it exits once idle, counted `reason`.
@@ -402,8 +418,14 @@ class ForkServer {
   }
 
   void TopUpSpares() {
+    const uint64_t now = NowNs(CLOCK_MONOTONIC);
+    if (now < top_up_after_ns_) return;
     for (int i = 0; BelowMinimum() && i < kSparesPerTurn; ++i) {
-      if (!SpawnSpare()) return;  // tried again next turn
+      if (!SpawnSpare()) {
+        // At the fd or process limit: again in a second, not every turn.
+        top_up_after_ns_ = now + 1000000000;
+        return;
+      }
     }
   }
 
@@ -425,6 +447,9 @@ class ForkServer {
   }
 
   void ChildExited(pid_t pid, Child& child, int status) {
+    // A "done" it sent before it died (killed from outside while idle) is
+    // read first: that connection ended cleanly, not in a crash.
+    if (child.socket.valid() && child.slot != kNoSlot) TakeDone(child);
     if (child.slot != kNoSlot) {
       if (std::optional<WorkerCrash> crash =
               table_->ReleaseExitedChild(child.slot, status)) {
@@ -449,6 +474,7 @@ class ForkServer {
   ForkPoolCounts counts_;
   std::unordered_map<pid_t, Child> children_;
   size_t pooled_ = 0;  // children with a socket: idle, or busy and coming back
+  uint64_t top_up_after_ns_ = 0;  // spares are not forked before (a backoff)
   // Idle pool children, oldest first: the newest takes the next connection
   // (its pages are the warmest), the oldest time out first.
   std::deque<pid_t> idle_;

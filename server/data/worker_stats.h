@@ -31,7 +31,8 @@ struct ForkPoolStats {
   uint64_t idle = 0;
   uint64_t spawns_total = 0;    // children forked, pooled or single-use
   uint64_t handoffs_total = 0;  // connections handed to an idle child
-  // Child exits that ended no connection, by reason: idle longer than
+  // Children that left the pool, by reason (a crash is counted as one, in
+  // upper_worker_crashes_total, not here): idle longer than
   // --fork_spare_timeout beyond --fork_spare_min; told to stop (drain);
   // finished a connection while --fork_spare_max children already waited;
   // served --fork_child_max_connections connections (1: every child).

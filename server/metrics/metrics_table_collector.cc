@@ -253,7 +253,8 @@ MetricFamily SingleCounterFamily(std::string name, std::string help,
 MetricFamily ForkLatencyFamily(const TableTotals& t) {
   MetricFamily family =
       Family("upper_fork_latency_seconds",
-             "Time the fork server took to fork a child for a connection.",
+             "Time the fork server took to start a connection's child: a fork, "
+             "or a hand-off to an idle pool child (--fork_spare_max).",
              MetricType::Histogram);
   AddHistogram(family, {}, table_layout::kForkLatencyBoundsUs,
                t.fork_latency_buckets, table_layout::kForkLatencyBuckets, 1e-6,

@@ -146,7 +146,9 @@ TEST(ForkPool, BurstGrowsAtMostToMaxIdleAndShrinksToMinAfterTimeout) {
   ASSERT_TRUE(
       Eventually([&] { return CountChildren(upperd) <= 8; }, absl::Seconds(5)));
   EXPECT_LE(Metric(s.metrics_port, kIdle), 8);
-  EXPECT_GE(Metric(s.metrics_port, Exits("pool_full")), 24);
+  EXPECT_TRUE(Eventually(
+      [&] { return Metric(s.metrics_port, Exits("pool_full")) >= 24; },
+      absl::Seconds(5)));
   // Beyond the minimum they leave after 1 s idle; two stay.
   EXPECT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) == 2; },
                          absl::Seconds(5)));
@@ -192,16 +194,22 @@ TEST(ForkPool, AChildServesAtMostMaxConnectionsThenIsReplaced) {
                             "--fork_spare_timeout=1h",
                             "--fork_child_max_connections=5"});
   ASSERT_NE(s.upperd, nullptr);
-  std::set<pid_t> workers;
+  std::map<pid_t, int> served_by;
   for (int i = 0; i < 50; ++i) {
     absl::StatusOr<UniqueFd> fd = Connect(s.upperd->data_port());
     ASSERT_TRUE(fd.ok());
     ASSERT_TRUE(Served(fd->get())) << i;
-    workers.insert(OnlyWorkerPid(*s.stub));
+    ++served_by[OnlyWorkerPid(*s.stub)];
   }
-  // 50 connections, 5 each at most: at least 10 children served them.
-  EXPECT_GE(workers.size(), 10u);
-  EXPECT_EQ(workers.count(-1), 0u);
+  EXPECT_EQ(served_by.count(-1), 0u);
+  // 50 connections, 5 each at most (so at least 10 children), and reused.
+  EXPECT_GE(served_by.size(), 10u);
+  int reused = 0;
+  for (const auto& [pid, n] : served_by) {
+    EXPECT_LE(n, 5) << "child " << pid;
+    if (n > 1) ++reused;
+  }
+  EXPECT_GT(reused, 0);
   EXPECT_TRUE(Eventually(
       [&] { return Metric(s.metrics_port, Exits("max_connections")) >= 9; },
       absl::Seconds(5)));
@@ -310,6 +318,10 @@ TEST(ForkPool, SigtermSendsIdleChildrenAwayAtOnceAndDrainsBusyOnes) {
   EXPECT_TRUE(
       Eventually([&] { return CountChildren(upperd) <= 2; }, absl::Seconds(2)))
       << CountChildren(upperd) << " children";
+  for (UniqueFd& fd : fds) EXPECT_TRUE(Served(fd.get()));
+  EXPECT_TRUE(
+      Eventually([&] { return Metric(s.metrics_port, Exits("shutdown")) >= 2; },
+                 absl::Seconds(2)));
   fds.clear();
   absl::StatusOr<int> code = s.upperd->WaitExit(absl::Seconds(20));
   ASSERT_TRUE(code.ok()) << code.status() << "\n" << s.upperd->Log();
@@ -317,6 +329,50 @@ TEST(ForkPool, SigtermSendsIdleChildrenAwayAtOnceAndDrainsBusyOnes) {
   EXPECT_EQ(FinalTotal(*s.upperd, "active"), 0u);
   EXPECT_EQ(FinalTotal(*s.upperd, "accepted"), 4u);
   EXPECT_EQ(FinalTotal(*s.upperd, "worker_crashes"), 0u);
+}
+
+// The fork server killed while a pool child serves: the child, an orphan
+// of upperd now, goes on serving its connection to the end, then exits
+// (its "done" has no one to go to), and upperd releases the slot once.
+TEST(ForkPool, ABusyChildOutlivesItsForkServerAndIsReleasedOnce) {
+  Server s = StartForkMode({"--fork_spare_min=2", "--fork_spare_max=4",
+                            "--fork_spare_timeout=1h",
+                            "--fork_child_max_connections=1000"});
+  ASSERT_NE(s.upperd, nullptr);
+  ASSERT_TRUE(Eventually([&] { return Metric(s.metrics_port, kIdle) == 2; },
+                         absl::Seconds(5)));
+  absl::StatusOr<UniqueFd> a = Connect(s.upperd->data_port());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(Served(a->get()));
+  const pid_t child = OnlyWorkerPid(*s.stub);
+  ASSERT_GT(child, 0);
+  const pid_t server = ForkServerOf(s.upperd->pid());
+  ASSERT_GT(server, 0);
+  ASSERT_EQ(kill(server, SIGKILL), 0);
+  ASSERT_TRUE(s.upperd->WaitForLog("fork_server_died", absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      s.upperd->WaitForLog("fork_server_restarted", absl::Seconds(5)).ok());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Served(a->get()));
+  EXPECT_EQ(OnlyWorkerPid(*s.stub), child);
+  a->Reset();
+  EXPECT_TRUE(Eventually([&] { return Metric(s.metrics_port, kBusy) == 0; },
+                         absl::Seconds(5)));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        const std::optional<ProcStat> stat = ReadProcStat(child);
+        return !stat || stat->ppid != s.upperd->pid();
+      },
+      absl::Seconds(5)))
+      << "the orphan exits and is reaped";
+  EXPECT_EQ(Exchange(s.upperd->data_port(), "next", 4, 3, absl::Seconds(5))
+                .value_or(""),
+            "NEXT");
+  StopCleanly(*s.upperd);
+  EXPECT_EQ(FinalTotal(*s.upperd, "accepted"), 2u);
+  EXPECT_EQ(FinalTotal(*s.upperd, "closed"), 2u);
+  EXPECT_EQ(FinalTotal(*s.upperd, "active"), 0u);
+  EXPECT_EQ(FinalTotal(*s.upperd, "worker_crashes"), 0u);
+  EXPECT_TRUE(ZombieDescendants(s.upperd->pid()).empty());
 }
 
 // The fork server killed in the pool's windows, fault points firing once:

@@ -494,6 +494,16 @@ int FdLimit() {
   return static_cast<int>(limit.rlim_cur);
 }
 
+// The fork server's epoll set, or an invalid fd (logged).
+UniqueFd MakeEpoll() {
+  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) {
+    LogEvent(LogLevel::kError, "fork_server_failed",
+             {{"error", ErrnoStatus("epoll_create1", errno).ToString()}});
+  }
+  return epoll;
+}
+
 // The fork server's own options: only the log format.
 void ApplyForkServerArgs(int argc, const char* const* argv) {
   for (int i = 2; i < argc; ++i) {
@@ -565,12 +575,8 @@ int RunForkServer(int argc, const char* const* argv) {
   // upperd recovers if we die: a previous fork server's ledger, recovered,
   // is where we continue from.
   (*table)->BecomeLedgerWriter();
-  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll) {
-    LogEvent(LogLevel::kError, "fork_server_failed",
-             {{"error", ErrnoStatus("epoll_create1", errno).ToString()}});
-    return 1;
-  }
+  UniqueFd epoll = MakeEpoll();
+  if (!epoll) return 1;
   return ForkServer(*std::move(table), std::move(control), std::move(signals),
                     std::move(epoll))
       .Run();

@@ -172,7 +172,12 @@ std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
                                         uint32_t spare_threads,
                                         uint32_t spare_children) {
   std::vector<LimitShortfall> shortfalls;
-  const uint64_t fds = uint64_t{max_connections} + kOwnFdReserve;
+  // The fork server has the same soft limit as upperd and holds a socket
+  // to each pool child, busy (at most max_connections) or idle: at that
+  // limit a connection passed to it arrives without its fd (MSG_CTRUNC)
+  // and is refused fd_exhausted.
+  const uint64_t fds =
+      uint64_t{max_connections} + spare_children + kOwnFdReserve;
   if (limits.open_files < fds) {
     shortfalls.push_back({"open_files", limits.open_files, fds});
   }

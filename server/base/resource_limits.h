@@ -84,7 +84,8 @@ struct LimitShortfall {
 };
 // Every limit in `limits` too small for `max_connections` (plus
 // `spare_threads` idle thread-mode workers and `spare_children` idle
-// fork-mode children, for the task limits).
+// fork-mode children, for the task limits; and the spare children's
+// sockets, for the fork server's open files).
 std::vector<LimitShortfall> CheckLimits(const ResourceLimits& limits,
                                         uint32_t max_connections,
                                         uint32_t spare_threads = 0,

@@ -171,5 +171,20 @@ TEST(ResourceLimits, CheckCountsSpareThreadsAndSpareChildrenAsTasks) {
   EXPECT_EQ(n[0].needed, 1000 + 1 + kOwnTaskReserve);
 }
 
+TEST(ResourceLimits, CheckCountsASocketPerSpareChildAsAnOpenFile) {
+  // The fork server keeps a socket to every pool child, busy or idle; spare
+  // threads hold no descriptor.
+  const ResourceLimits nofile{.open_files = 1000 + 20 + kOwnFdReserve,
+                              .open_files_hard = 1000 + 20 + kOwnFdReserve,
+                              .max_processes = 0,
+                              .pids_limit = 0,
+                              .memory_limit_bytes = 0};
+  EXPECT_TRUE(CheckLimits(nofile, 1000, 500, 20).empty());
+  const std::vector<LimitShortfall> s = CheckLimits(nofile, 1000, 0, 21);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].limit, "open_files");
+  EXPECT_EQ(s[0].needed, 1000 + 21 + kOwnFdReserve);
+}
+
 }  // namespace
 }  // namespace upper

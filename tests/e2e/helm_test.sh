@@ -133,6 +133,12 @@ e2e_check "NOTES.txt shows the upperctl command through the headless Service, wi
   eval 'helm install "$RELEASE" "$chart_dir" --namespace "$NAMESPACE" --dry-run=client 2>/dev/null |
     grep -F -- "upperctl --token_file /etc/upper/admin-token/token --addr dns:///$RELEASE-upper-headless.$NAMESPACE.svc.cluster.local:50051 status" >/dev/null'
 
+pools=(--set upperd.workers.thread.spareMax=64 --set upperd.workers.fork.spareMin=8
+  --set upperd.workers.fork.spareMax=64 --set upperd.workers.fork.childMaxConnections=1000)
+e2e_check "NOTES.txt counts the spares in the pids and nofile limits (3000 + 64 + 64 + 64, 3000 + 64 + 64)" \
+  eval 'helm install "$RELEASE" "$chart_dir" --namespace "$NAMESPACE" --dry-run=client "${pools[@]}" 2>/dev/null |
+    grep -F -- "up to 64 spare threads and 64 spare children; it needs a pids limit of at least 3192 (kubelet podPidsLimit) and a hard nofile limit of at least 3128." >/dev/null'
+
 # ---- strict OpenAPI validation ----------------------------------------------------
 validate() { "${E2E_K8S_VALIDATE[@]}" "$@" >"$WORK/validate.txt" 2>&1 || { cat "$WORK/validate.txt"; return 1; }; }
 e2e_check "OpenAPI (strict, unknown fields at any depth): defaults" validate "$WORK/default.yaml"
@@ -222,6 +228,9 @@ e2e_check "memory fit: 10000 connections in 2.25Gi accepted" render "$WORK/fit.y
   --set upperd.maxConnections=10000 --set resources.limits.memory=2.25Gi --set resources.requests.memory=2.25Gi
 e2e_check "memory fit: sizing.check=configured budgets thread mode (10000 in 1.25Gi, which fork mode would need 2067Mi for)" render "$WORK/fit.yaml" \
   --set sizing.check=configured --set upperd.maxConnections=10000 --set resources.limits.memory=1.25Gi --set resources.requests.memory=1.25Gi
+e2e_check "memory fit: the README's recommended pools fit the default limit" render "$WORK/fit.yaml" "${pools[@]}"
+e2e_check "memory fit: fork spares with childMaxConnections 1 are not budgeted (there is no pool)" render "$WORK/fit.yaml" \
+  --set upperd.workers.fork.spareMax=64 --set resources.limits.memory=760Mi --set resources.requests.memory=760Mi
 e2e_check "memory fit: no memory limit, no check" render "$WORK/fit.yaml" \
   --set upperd.maxConnections=100000 --set resources.limits.memory=null
 e2e_check "memory fit: sizing.check=off skips it" render "$WORK/fit.yaml" \
@@ -304,6 +313,15 @@ refused "template: grace period not longer than preStop + drain" \
 refused "template: 512Mi cannot hold 3000 connections in fork mode (names limit, count and formula)" \
   "resources.limits.memory 512Mi is below what upperd.maxConnections 3000 needs in fork mode: sizing.baseMemory 64Mi \+ 3000 x sizing.perConnectionMemory.fork 192Ki \+ sizing.busyConnections 32 x sizing.perBusyConnectionMemory 4Mi = 755Mi" \
   --set resources.limits.memory=512Mi
+refused "template: 760Mi holds 3000 fork connections but not 64 pool children beside them (names the spares)" \
+  "sizing.perBusyConnectionMemory 4Mi \+ 0 thread spares x sizing.perSpareMemory.thread 40Ki \+ 64 fork spares x sizing.perSpareMemory.fork 128Ki = 763Mi; raise the limit to at least 763Mi or lower upperd.maxConnections or upperd.workers" \
+  --set upperd.workers.fork.spareMax=64 --set upperd.workers.fork.childMaxConnections=2 \
+  --set resources.limits.memory=760Mi --set resources.requests.memory=760Mi
+refused "template: thread spares are budgeted in fork mode too (a switch leaves them), at most maxConnections as upperd caps them" \
+  "\+ 3000 thread spares x sizing.perSpareMemory.thread 40Ki \+ 0 fork spares" \
+  --set upperd.workers.thread.spareMax=10000 --set resources.limits.memory=760Mi --set resources.requests.memory=760Mi
+refused "schema: sizing.perSpareMemory.fork not a quantity" "/sizing/perSpareMemory/fork'?: " \
+  --set sizing.perSpareMemory.fork=lots
 refused "template: the old default (10000 connections in 512Mi)" \
   "upperd.maxConnections 10000 needs in fork mode" \
   --set upperd.maxConnections=10000 --set resources.limits.memory=512Mi

@@ -151,8 +151,21 @@ integer.
 {{- end }}
 
 {{/*
+Ready workers a pod may hold beside its connections, "<thread> <fork>":
+each pool's spareMax, at most maxConnections (as upperd caps it); fork's
+none with childMaxConnections 1 (a child per connection, no pool).
+*/}}
+{{- define "upper.spares" -}}
+{{- $w := .Values.upperd.workers }}
+{{- $max := int64 .Values.upperd.maxConnections }}
+{{- $fork := ternary 0 (min (int64 $w.fork.spareMax) $max) (eq (int64 $w.fork.childMaxConnections) 1) }}
+{{- printf "%d %d" (min (int64 $w.thread.spareMax) $max) $fork }}
+{{- end }}
+
+{{/*
 Memory a pod needs for upperd.maxConnections (docs/deploy.md, "Sizing"):
   base + maxConnections x perConnection(mode) + busyConnections x perBusyConnection
+  + the spares of both pools (upper.spares) x perSpare(pool)
 mode is fork unless sizing.check is "configured" (then upperd.mode): the
 admin API switches new connections to fork at runtime, so a pod sized for
 thread mode can be OOM-killed after one `upperctl mode fork`.
@@ -167,10 +180,18 @@ with sizing.check "off" or without a memory limit. Prints nothing.
 {{- $per := include "upper.bytes" (index $sz.perConnectionMemory $mode) | int64 }}
 {{- $base := include "upper.bytes" $sz.baseMemory | int64 }}
 {{- $busy := include "upper.bytes" $sz.perBusyConnectionMemory | int64 }}
-{{- $need := add $base (mul .Values.upperd.maxConnections $per) (mul $sz.busyConnections $busy) }}
+{{- $spares := splitList " " (include "upper.spares" .) }}
+{{- $threadSpares := index $spares 0 | int64 }}
+{{- $forkSpares := index $spares 1 | int64 }}
+{{- $spareNeed := add (mul $threadSpares (include "upper.bytes" $sz.perSpareMemory.thread | int64)) (mul $forkSpares (include "upper.bytes" $sz.perSpareMemory.fork | int64)) }}
+{{- $need := add $base (mul .Values.upperd.maxConnections $per) (mul $sz.busyConnections $busy) $spareNeed }}
 {{- $have := include "upper.bytes" $limit | int64 }}
 {{- if lt $have $need }}
-{{- fail (printf "resources.limits.memory %s is below what upperd.maxConnections %d needs in %s mode: sizing.baseMemory %s + %d x sizing.perConnectionMemory.%s %s + sizing.busyConnections %d x sizing.perBusyConnectionMemory %s = %dMi; raise the limit to at least %dMi or lower upperd.maxConnections (sizing.check: configured budgets upperd.mode instead of fork, off skips this check)" (toString $limit) (int64 .Values.upperd.maxConnections) $mode $sz.baseMemory (int64 .Values.upperd.maxConnections) $mode (index $sz.perConnectionMemory $mode) (int64 $sz.busyConnections) $sz.perBusyConnectionMemory (div (add $need 1048575) 1048576) (div (add $need 1048575) 1048576)) }}
+{{- $spareText := "" }}
+{{- if gt $spareNeed 0 }}
+{{- $spareText = printf " + %d thread spares x sizing.perSpareMemory.thread %s + %d fork spares x sizing.perSpareMemory.fork %s" $threadSpares $sz.perSpareMemory.thread $forkSpares $sz.perSpareMemory.fork }}
+{{- end }}
+{{- fail (printf "resources.limits.memory %s is below what upperd.maxConnections %d needs in %s mode: sizing.baseMemory %s + %d x sizing.perConnectionMemory.%s %s + sizing.busyConnections %d x sizing.perBusyConnectionMemory %s%s = %dMi; raise the limit to at least %dMi or lower upperd.maxConnections%s (sizing.check: configured budgets upperd.mode instead of fork, off skips this check)" (toString $limit) (int64 .Values.upperd.maxConnections) $mode $sz.baseMemory (int64 .Values.upperd.maxConnections) $mode (index $sz.perConnectionMemory $mode) (int64 $sz.busyConnections) $sz.perBusyConnectionMemory $spareText (div (add $need 1048575) 1048576) (div (add $need 1048575) 1048576) (ternary " or upperd.workers.*.spareMax" "" (gt $spareNeed 0))) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -131,11 +131,39 @@ bool ParseEndpoint(const std::string& text, Endpoint* out) {
   return false;
 }
 
-int StartConnect(const Endpoint& endpoint, bool* pending, int* err) {
+namespace {
+
+// Binds fd to 127.0.0.(2 + n % 250), the port left to connect()
+// (IP_BIND_ADDRESS_NO_PORT), when the endpoint is 127.0.0.1. Each source
+// address has its own ephemeral ports towards the server, so the TIME_WAIT
+// entries churn leaves (130,000 after a full run here; the client closes
+// first) are spread over 250 times the ports: from one address connect()
+// itself tops out near 14,400 conn/s on this box, for every server alike.
+bool BindSpreadSource(int fd, const Endpoint& endpoint, uint32_t n) {
+  if (endpoint.addr.ss_family != AF_INET) return true;
+  const auto* to = reinterpret_cast<const sockaddr_in*>(&endpoint.addr);
+  if (to->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) return true;
+  const int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + n % 250);
+  return bind(fd, reinterpret_cast<const sockaddr*>(&from), sizeof(from)) == 0;
+}
+
+}  // namespace
+
+int StartConnect(const Endpoint& endpoint, bool* pending, int* err,
+                 std::optional<uint32_t> spread_source) {
   const int fd = socket(endpoint.addr.ss_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *err = errno;
+    return -1;
+  }
+  if (spread_source && !BindSpreadSource(fd, endpoint, *spread_source)) {
+    *err = errno;
+    close(fd);
     return -1;
   }
   const int one = 1;

@@ -97,7 +97,10 @@ class Worker {
     if (stopping_) return;
     bool pending = false;
     int err = 0;
-    s.fd = StartConnect(*endpoint_, &pending, &err);
+    // Each connection from the next loopback source address (see
+    // StartConnect): the TIME_WAIT entries this loop leaves, not the server,
+    // would otherwise bound the rate.
+    s.fd = StartConnect(*endpoint_, &pending, &err, sources_++);
     if (s.fd < 0) {
       errors_.Fail(std::string("churn: connect: ") + std::strerror(err));
       return;
@@ -167,6 +170,7 @@ class Worker {
   const Endpoint* endpoint_ = nullptr;
   int epoll_ = -1;
   std::vector<Slot> slots_;
+  uint32_t sources_ = 0;  // connections begun, for the source address
   bool stopping_ = false;
 };
 

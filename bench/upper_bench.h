@@ -127,7 +127,8 @@ std::string NotANumber(const FlagArg& flag);
 
 // A non-blocking TCP socket with TCP_NODELAY whose connect() has started.
 // Returns -1 (and sets *err) on failure; *pending tells EINPROGRESS.
-int StartConnect(const Endpoint& endpoint, bool* pending, int* err);
+int StartConnect(const Endpoint& endpoint, bool* pending, int* err,
+                 std::optional<uint32_t> spread_source = std::nullopt);
 // For a pending connect: 0 once connected, else the socket error.
 int ConnectResult(int fd);
 // Connects with a bound of `timeout_s`; a non-blocking fd or -1 (and *err).

@@ -98,7 +98,8 @@ void PlaceFds(const ChildStart& start) {
 
 // Claims connection `generation` in `slot` and serves it. False: it was
 // abandoned first (its fork server died before anyone claimed it).
-bool ServeJob(ConnectionTable& table, uint32_t slot, uint32_t generation) {
+bool ServeJob(ConnectionTable& table, uint32_t slot, uint32_t generation,
+              std::size_t& touched) {
   SlotWriter writer = table.Writer(slot, generation);
   UPPER_FAULT_POINT("fork_child.before_claim");
   // The child counts nothing: its fork server counts the acceptance in its
@@ -113,7 +114,8 @@ bool ServeJob(ConnectionTable& table, uint32_t slot, uint32_t generation) {
   // A close asked for before our pid was in the slot signalled no one (or
   // was ignored as naming no job of ours): honour it now.
   if (!writer.CloseRequested()) {
-    Serve(kChildConnFd, writer, g_child_buffer, sizeof(g_child_buffer));
+    Serve(kChildConnFd, writer, g_child_buffer, sizeof(g_child_buffer),
+          &touched);
   }
   SetClosesBlocked(true);
   g_job.store(kNoJob, std::memory_order_relaxed);
@@ -170,13 +172,14 @@ void SetChildFdLimit(int limit) { g_fd_limit = limit; }
   bool have_job = start.conn_fd >= 0;
   for (uint32_t served = 0;;) {
     if (have_job) {
-      if (!ServeJob(*start.table, job.slot, job.generation)) {
+      std::size_t touched = 0;
+      if (!ServeJob(*start.table, job.slot, job.generation, touched)) {
         _exit(kExitUnserved);
       }
       // The last one: the exit frees the slot, no "done" needed.
       if (!pooled || ++served >= start.max_connections) _exit(0);
       close(kChildConnFd);
-      ScrubServeBuffer(g_child_buffer, sizeof(g_child_buffer));
+      ScrubServeBuffer(g_child_buffer, sizeof(g_child_buffer), touched);
       UPPER_FAULT_POINT("fork_child.before_done");
       if (!ReportDone(job.slot, job.generation)) _exit(0);
     }

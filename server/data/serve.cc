@@ -150,11 +150,12 @@ CloseReason AwaitOutputAcked(int fd, const SlotWriter& slot) {
   }
 }
 
-CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
-                      std::size_t size) {
+CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer, std::size_t size,
+                      std::size_t& touched) {
   for (;;) {
     const ssize_t n = recv(fd, buffer, size, 0);
     if (n > 0) {
+      touched = std::max(touched, static_cast<std::size_t>(n));
       slot.Received(static_cast<uint64_t>(n));
       UpperCaseInPlace(buffer, static_cast<std::size_t>(n));
       const CloseReason failed =
@@ -183,16 +184,23 @@ CloseReason ServeLoop(int fd, SlotWriter& slot, char* buffer,
 
 }  // namespace
 
-CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size) {
+CloseReason Serve(int fd, SlotWriter slot, char* buffer, std::size_t size,
+                  std::size_t* touched) {
   SetTimeout(fd, SO_RCVTIMEO, slot.idle_timeout_ms());
   SetTimeout(fd, SO_SNDTIMEO, slot.send_timeout_ms());
   SetUserTimeout(fd, slot.send_timeout_ms());
-  const CloseReason reason = ServeLoop(fd, slot, buffer, size);
+  std::size_t written = 0;
+  const CloseReason reason = ServeLoop(fd, slot, buffer, size, written);
+  if (touched != nullptr) *touched = written;
   slot.SetCloseReason(reason);
   return reason;
 }
 
-void ScrubServeBuffer(char* buffer, std::size_t size) {
+void ScrubServeBuffer(char* buffer, std::size_t size, std::size_t touched) {
+  if (touched <= kScrubByMemset) {
+    std::memset(buffer, 0, std::min(touched, size));
+    return;
+  }
   const std::uintptr_t page = 4096;
   const auto begin = reinterpret_cast<std::uintptr_t>(buffer);
   const std::uintptr_t end = begin + size;

@@ -59,5 +59,33 @@ TEST(ScrubServeBuffer, ABufferSmallerThanAPageIsZeroed) {
   EXPECT_TRUE(AllZero(small, sizeof(small)));
 }
 
+TEST(ScrubServeBuffer, ASmallTouchedPrefixIsZeroedAndItsPageKept) {
+  // A pool child after a small request: only what recv() wrote is memset;
+  // its page stays resident for the next connection (no madvise, no fault).
+  std::memset(g_bss_buffer, 0, sizeof(g_bss_buffer));
+  std::memset(g_bss_buffer, 'A', 100);
+  ScrubServeBuffer(g_bss_buffer, sizeof(g_bss_buffer), 100);
+  unsigned char resident = 0;
+  ASSERT_EQ(mincore(g_bss_buffer, 4096, &resident), 0);
+  EXPECT_EQ(resident & 1, 1);
+  EXPECT_TRUE(AllZero(g_bss_buffer, sizeof(g_bss_buffer)));
+}
+
+TEST(ScrubServeBuffer, ALargeTouchedPrefixIsGivenBackWhole) {
+  std::memset(g_bss_buffer, 'A', kScrubByMemset + 1);
+  ScrubServeBuffer(g_bss_buffer, sizeof(g_bss_buffer), kScrubByMemset + 1);
+  unsigned char resident = 1;
+  ASSERT_EQ(mincore(g_bss_buffer, 4096, &resident), 0);
+  EXPECT_EQ(resident & 1, 0);
+  EXPECT_TRUE(AllZero(g_bss_buffer, sizeof(g_bss_buffer)));
+}
+
+TEST(ScrubServeBuffer, ATouchedCountBeyondTheBufferIsBoundedByItsSize) {
+  char small[100];
+  std::memset(small, 'C', sizeof(small));
+  ScrubServeBuffer(small, sizeof(small), 4000);
+  EXPECT_TRUE(AllZero(small, sizeof(small)));
+}
+
 }  // namespace
 }  // namespace upper

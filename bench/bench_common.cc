@@ -144,6 +144,8 @@ bool BindSpreadSource(int fd, const Endpoint& endpoint, uint32_t n) {
   const auto* to = reinterpret_cast<const sockaddr_in*>(&endpoint.addr);
   if (to->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) return true;
   const int one = 1;
+  // Unchecked: without it bind() picks a port itself, which still works,
+  // only with less sharing of ports between source addresses.
   setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
   sockaddr_in from{};
   from.sin_family = AF_INET;

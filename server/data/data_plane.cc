@@ -200,10 +200,14 @@ void DataPlane::LogStart() const {
             {"memory_limit_bytes", LimitText(limits_.memory_limit_bytes)}});
   // Connections past such a limit are refused (fd_exhausted, fork_failed,
   // thread_failed) and counted, but an operator should know before then.
-  for (const LimitShortfall& s :
-       CheckLimits(limits_, config_.max_connections,
-                   std::min(config_.thread_spare_max, config_.max_connections),
-                   std::min(config_.fork_spare_max, config_.max_connections))) {
+  // Spare threads are threads that served a connection: at most
+  // max_connections of them.
+  const uint32_t spare_threads =
+      std::min(config_.thread_spare_max, config_.max_connections);
+  const uint32_t spare_children =
+      table_->fork_pool_settings().MaxIdleChildren(config_.max_connections);
+  for (const LimitShortfall& s : CheckLimits(limits_, config_.max_connections,
+                                             spare_threads, spare_children)) {
     LogEvent(LogLevel::kWarning, "limit_below_max_connections",
              {{"limit", s.limit},
               {"available", s.available},

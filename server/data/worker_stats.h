@@ -6,6 +6,7 @@
 // server_control.h, which does not see ThreadWorkers itself.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace upper {
@@ -50,6 +51,14 @@ struct ForkPoolSettings {
   uint32_t child_max_connections = 1;
   // A child goes back to the pool only when both allow it.
   bool pooled() const { return spare_max > 0 && child_max_connections != 1; }
+  // The most children that can wait idle at once, for the start-up limit
+  // check and the chart's budget: none unless pooled; spare_min are forked
+  // ahead of any connection, and beyond them only children that served one
+  // (at most max_connections at once) come back, up to spare_max.
+  uint32_t MaxIdleChildren(uint32_t max_connections) const {
+    if (!pooled()) return 0;
+    return std::max(spare_min, std::min(spare_max, max_connections));
+  }
 };
 
 // What the fork server publishes of its pool (ForkPoolStats without busy).

@@ -229,6 +229,11 @@ e2e_check "memory fit: 10000 connections in 2.25Gi accepted" render "$WORK/fit.y
 e2e_check "memory fit: sizing.check=configured budgets thread mode (10000 in 1.25Gi, which fork mode would need 2067Mi for)" render "$WORK/fit.yaml" \
   --set sizing.check=configured --set upperd.maxConnections=10000 --set resources.limits.memory=1.25Gi --set resources.requests.memory=1.25Gi
 e2e_check "memory fit: the README's recommended pools fit the default limit" render "$WORK/fit.yaml" "${pools[@]}"
+e2e_check "NOTES.txt counts fork spareMin forked ahead even beyond maxConnections (100 + 500 + 64, 100 + 500 + 64)" \
+  eval 'helm install "$RELEASE" "$chart_dir" --namespace "$NAMESPACE" --dry-run=client \
+    --set upperd.maxConnections=100 --set upperd.workers.fork.spareMin=500 --set upperd.workers.fork.spareMax=500 \
+    --set upperd.workers.fork.childMaxConnections=2 2>/dev/null |
+    grep -F -- "up to 0 spare threads and 500 spare children; it needs a pids limit of at least 664 (kubelet podPidsLimit) and a hard nofile limit of at least 664." >/dev/null'
 e2e_check "memory fit: fork spares with childMaxConnections 1 are not budgeted (there is no pool)" render "$WORK/fit.yaml" \
   --set upperd.workers.fork.spareMax=64 --set resources.limits.memory=760Mi --set resources.requests.memory=760Mi
 e2e_check "memory fit: no memory limit, no check" render "$WORK/fit.yaml" \

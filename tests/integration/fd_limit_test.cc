@@ -93,5 +93,36 @@ TEST(FdLimitRaise, WarnsWhenMaxConnectionsCannotFit) {
       << *line;
 }
 
+// The fork server keeps a socket to each pool child: the check counts the
+// most idle children the pool can hold, and none without a pool.
+TEST(FdLimitRaise, CountsThePoolChildrenSocketsOnlyWithAPool) {
+  const std::vector<std::string> pool = {
+      "--max_connections=900", "--fork_spare_min=8", "--fork_spare_max=64"};
+  std::vector<std::string> pooled = pool;
+  pooled.push_back("--fork_child_max_connections=2");
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd = UpperdProcess::Start(
+      {.args = pooled, .rlimit_nofile = kSoft, .rlimit_nofile_hard = kSoft});
+  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  absl::StatusOr<std::string> line = (*upperd)->WaitForLog(
+      "limit_below_max_connections limit=open_files", absl::Seconds(5));
+  ASSERT_TRUE(line.ok()) << (*upperd)->Log();
+  EXPECT_NE(line->find("available=1024 needed=1028 max_connections=900"),
+            std::string::npos)
+      << *line;
+
+  // A child per connection (the default): 64 spare_max allow no spare.
+  absl::StatusOr<std::unique_ptr<UpperdProcess>> strict = UpperdProcess::Start(
+      {.args = pool, .rlimit_nofile = kSoft, .rlimit_nofile_hard = kSoft});
+  ASSERT_TRUE(strict.ok()) << strict.status();
+  // A connection served means the start-up check (before the loop) ran.
+  absl::StatusOr<std::string> echoed =
+      Exchange((*strict)->data_port(), "pool", 4, 1, absl::Seconds(5));
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_EQ(
+      (*strict)->Log().find("limit_below_max_connections limit=open_files"),
+      std::string::npos)
+      << (*strict)->Log();
+}
+
 }  // namespace
 }  // namespace upper::testing

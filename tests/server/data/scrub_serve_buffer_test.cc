@@ -3,10 +3,14 @@
 // thread_cache integration tests cannot see this (Serve() never sends what
 // recv() did not just write); here the buffer itself is read back.
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -85,6 +89,53 @@ TEST(ScrubServeBuffer, ATouchedCountBeyondTheBufferIsBoundedByItsSize) {
   std::memset(small, 'C', sizeof(small));
   ScrubServeBuffer(small, sizeof(small), 4000);
   EXPECT_TRUE(AllZero(small, sizeof(small)));
+}
+
+// Reads exactly n bytes from fd (the upper-cased reply).
+std::string ReadExactly(int fd, size_t n) {
+  std::string got(n, '\0');
+  size_t have = 0;
+  while (have < n) {
+    const ssize_t r = recv(fd, got.data() + have, n - have, 0);
+    if (r <= 0) break;
+    have += static_cast<size_t>(r);
+  }
+  got.resize(have);
+  return got;
+}
+
+TEST(ScrubServeBuffer, ServeReportsTheLargestRecvAndThatScrubLeavesAllZero) {
+  // What a pool child does: Serve() into a zero buffer, then scrub only
+  // `touched`; the whole buffer must read zero again.
+  auto table = ConnectionTable::Create(4);
+  ASSERT_TRUE(table.ok());
+  const std::optional<uint32_t> slot =
+      (*table)->Allocate(Mode::kFork, nullptr, 0);
+  ASSERT_TRUE(slot.has_value());
+  ASSERT_EQ((*table)->Writer(*slot).Claim(getpid(), 0),
+            SlotWriter::ClaimResult::kClaimed);
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  std::memset(g_bss_buffer, 0, sizeof(g_bss_buffer));
+  size_t touched = 0;
+  std::thread server([&] {
+    Serve(pair[1], (*table)->Writer(*slot), g_bss_buffer, sizeof(g_bss_buffer),
+          &touched);
+  });
+  const std::string small(100, 'a'), larger(3000, 'b');
+  ASSERT_EQ(send(pair[0], small.data(), small.size(), 0), 100);
+  EXPECT_EQ(ReadExactly(pair[0], 100), std::string(100, 'A'));
+  ASSERT_EQ(send(pair[0], larger.data(), larger.size(), 0), 3000);
+  EXPECT_EQ(ReadExactly(pair[0], 3000), std::string(3000, 'B'));
+  shutdown(pair[0], SHUT_WR);
+  EXPECT_EQ(ReadExactly(pair[0], 1), "");  // EOF after the reply
+  server.join();
+  close(pair[0]);
+  close(pair[1]);
+  EXPECT_EQ(touched, 3000u);
+  EXPECT_FALSE(AllZero(g_bss_buffer, sizeof(g_bss_buffer)));
+  ScrubServeBuffer(g_bss_buffer, sizeof(g_bss_buffer), touched);
+  EXPECT_TRUE(AllZero(g_bss_buffer, sizeof(g_bss_buffer)));
 }
 
 }  // namespace

@@ -151,14 +151,18 @@ integer.
 {{- end }}
 
 {{/*
-Ready workers a pod may hold beside its connections, "<thread> <fork>":
-each pool's spareMax, at most maxConnections (as upperd caps it); fork's
-none with childMaxConnections 1 (a child per connection, no pool).
+Ready workers a pod may hold beside its connections, "<thread> <fork>",
+as upperd's start-up check counts them: spare threads are threads that
+served a connection, so at most min(spareMax, maxConnections); idle
+children none without a pool (spareMax 0 or childMaxConnections 1), else
+max(spareMin, min(spareMax, maxConnections)), since spareMin are forked
+ahead of any connection (ForkPoolSettings::MaxIdleChildren).
 */}}
 {{- define "upper.spares" -}}
 {{- $w := .Values.upperd.workers }}
 {{- $max := int64 .Values.upperd.maxConnections }}
-{{- $fork := ternary 0 (min (int64 $w.fork.spareMax) $max) (eq (int64 $w.fork.childMaxConnections) 1) }}
+{{- $pooled := and (gt (int64 $w.fork.spareMax) 0) (ne (int64 $w.fork.childMaxConnections) 1) }}
+{{- $fork := ternary (max (int64 $w.fork.spareMin) (min (int64 $w.fork.spareMax) $max)) 0 $pooled }}
 {{- printf "%d %d" (min (int64 $w.thread.spareMax) $max) $fork }}
 {{- end }}
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -79,15 +80,26 @@ TEST(FdLimitRaise, RaisesALowSoftLimitAndServesPastIt) {
   EXPECT_EQ(status->limits().open_files_hard_limit(), kHard);
 }
 
-TEST(FdLimitRaise, WarnsWhenMaxConnectionsCannotFit) {
+// The open_files warning of an upperd started with `args` under soft and
+// hard limits of kSoft (its log in the error when there is none).
+absl::StatusOr<std::string> OpenFilesWarning(std::vector<std::string> args) {
   absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd =
-      UpperdProcess::Start({.args = {"--max_connections=10000"},
+      UpperdProcess::Start({.args = std::move(args),
                             .rlimit_nofile = kSoft,
                             .rlimit_nofile_hard = kSoft});
-  ASSERT_TRUE(upperd.ok()) << upperd.status();
+  if (!upperd.ok()) return upperd.status();
   absl::StatusOr<std::string> line = (*upperd)->WaitForLog(
       "limit_below_max_connections limit=open_files", absl::Seconds(5));
-  ASSERT_TRUE(line.ok()) << (*upperd)->Log();
+  if (line.ok()) return line;
+  return absl::Status(
+      line.status().code(),
+      absl::StrCat(line.status().message(), "; log: ", (*upperd)->Log()));
+}
+
+TEST(FdLimitRaise, WarnsWhenMaxConnectionsCannotFit) {
+  absl::StatusOr<std::string> line =
+      OpenFilesWarning({"--max_connections=10000"});
+  ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_NE(line->find("available=1024 needed=10064 max_connections=10000"),
             std::string::npos)
       << *line;
@@ -100,12 +112,8 @@ TEST(FdLimitRaise, CountsThePoolChildrenSocketsOnlyWithAPool) {
       "--max_connections=900", "--fork_spare_min=8", "--fork_spare_max=64"};
   std::vector<std::string> pooled = pool;
   pooled.push_back("--fork_child_max_connections=2");
-  absl::StatusOr<std::unique_ptr<UpperdProcess>> upperd = UpperdProcess::Start(
-      {.args = pooled, .rlimit_nofile = kSoft, .rlimit_nofile_hard = kSoft});
-  ASSERT_TRUE(upperd.ok()) << upperd.status();
-  absl::StatusOr<std::string> line = (*upperd)->WaitForLog(
-      "limit_below_max_connections limit=open_files", absl::Seconds(5));
-  ASSERT_TRUE(line.ok()) << (*upperd)->Log();
+  absl::StatusOr<std::string> line = OpenFilesWarning(pooled);
+  ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_NE(line->find("available=1024 needed=1028 max_connections=900"),
             std::string::npos)
       << *line;
